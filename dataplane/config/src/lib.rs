@@ -1,0 +1,1 @@
+//! spar-config (being written)

@@ -1,0 +1,1 @@
+//! spar-route (being written)

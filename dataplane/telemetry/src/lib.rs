@@ -1,0 +1,1 @@
+//! spar-telemetry (being written)
