@@ -1,0 +1,249 @@
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+/// A monotonically increasing count with a single writer thread.
+///
+/// `add` is a relaxed load followed by a relaxed store: correct because only
+/// the owning worker writes, and cheaper than `fetch_add` (no `lock` prefix).
+/// Readers on other threads may see a value a few increments old.
+#[derive(Debug, Default)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    #[inline]
+    pub fn inc(&self) {
+        self.add(1);
+    }
+
+    #[inline]
+    pub fn add(&self, n: u64) {
+        let v = self.0.load(Ordering::Relaxed);
+        self.0.store(v.wrapping_add(n), Ordering::Relaxed);
+    }
+
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// A value that goes up and down, single writer like [`Counter`].
+#[derive(Debug, Default)]
+pub struct Gauge(AtomicI64);
+
+impl Gauge {
+    #[inline]
+    pub fn inc(&self) {
+        let v = self.0.load(Ordering::Relaxed);
+        self.0.store(v + 1, Ordering::Relaxed);
+    }
+
+    #[inline]
+    pub fn dec(&self) {
+        let v = self.0.load(Ordering::Relaxed);
+        self.0.store(v - 1, Ordering::Relaxed);
+    }
+
+    pub fn get(&self) -> i64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Envoy/Istio response flags: why a request did not get an upstream answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Flag {
+    /// No route matched (404).
+    NoRoute,
+    /// Upstream connection failure (503).
+    UpstreamConnectionFailure,
+    /// Upstream retry limit exceeded: the one keep-alive-race retry failed too (503).
+    UpstreamRetryLimitExceeded,
+    /// Upstream request timeout (504).
+    UpstreamRequestTimeout,
+    /// Upstream connection terminated before a full response (503 before headers).
+    UpstreamConnectionTermination,
+    /// Upstream sent an invalid HTTP response (502).
+    UpstreamProtocolError,
+    /// Cluster has no endpoint to send to (503).
+    NoHealthyUpstream,
+    /// Downstream sent an invalid request (4xx, connection closed).
+    DownstreamProtocolError,
+    /// Downstream closed before the response completed.
+    DownstreamConnectionTermination,
+    /// A connection or circuit-breaker limit was hit (503).
+    UpstreamOverflow,
+}
+
+impl Flag {
+    pub const ALL: [Flag; 10] = [
+        Flag::NoRoute,
+        Flag::UpstreamConnectionFailure,
+        Flag::UpstreamRetryLimitExceeded,
+        Flag::UpstreamRequestTimeout,
+        Flag::UpstreamConnectionTermination,
+        Flag::UpstreamProtocolError,
+        Flag::NoHealthyUpstream,
+        Flag::DownstreamProtocolError,
+        Flag::DownstreamConnectionTermination,
+        Flag::UpstreamOverflow,
+    ];
+
+    /// The short form Envoy's access log and Istio's `response_flags` label use.
+    pub fn code(self) -> &'static str {
+        match self {
+            Flag::NoRoute => "NR",
+            Flag::UpstreamConnectionFailure => "UF",
+            Flag::UpstreamRetryLimitExceeded => "URX",
+            Flag::UpstreamRequestTimeout => "UT",
+            Flag::UpstreamConnectionTermination => "UC",
+            Flag::UpstreamProtocolError => "UPE",
+            Flag::NoHealthyUpstream => "UH",
+            Flag::DownstreamProtocolError => "DPE",
+            Flag::DownstreamConnectionTermination => "DC",
+            Flag::UpstreamOverflow => "UO",
+        }
+    }
+}
+
+/// Counters of one `http_connection_manager` (by stat prefix) on one worker.
+#[derive(Debug, Default)]
+pub struct HttpStats {
+    pub downstream_cx_total: Counter,
+    pub downstream_cx_active: Gauge,
+    pub downstream_rq_total: Counter,
+    pub downstream_rq_active: Gauge,
+    /// Responses sent downstream by status class: index 0 is 1xx ... 4 is 5xx.
+    pub downstream_rq_xx: [Counter; 5],
+    pub downstream_rq_timeout: Counter,
+    pub downstream_cx_idle_timeout: Counter,
+    pub downstream_rq_header_timeout: Counter,
+    pub response_flags: [Counter; Flag::ALL.len()],
+    /// Requests refused before routing, by reason (`spar-http` error reasons).
+    pub rejected: Mutex<BTreeMap<&'static str, u64>>,
+}
+
+impl HttpStats {
+    #[inline]
+    pub fn response(&self, status: u16) {
+        let class = usize::from(status / 100).clamp(1, 5) - 1;
+        self.downstream_rq_xx[class].inc();
+    }
+
+    #[inline]
+    pub fn flag(&self, flag: Flag) {
+        self.response_flags[flag as usize].inc();
+    }
+
+    /// Counts a refused request. Rare (bad input), so a lock is acceptable here.
+    pub fn reject(&self, reason: &'static str) {
+        let mut map = self.rejected.lock().unwrap_or_else(PoisonError::into_inner);
+        *map.entry(reason).or_default() += 1;
+    }
+}
+
+/// Counters of one listener on one worker.
+#[derive(Debug, Default)]
+pub struct ListenerStats {
+    pub downstream_cx_total: Counter,
+    pub downstream_cx_active: Gauge,
+    /// Connections refused because the listener's connection limit was reached.
+    pub downstream_cx_overflow: Counter,
+}
+
+/// Counters of one `tcp_proxy` (by stat prefix) on one worker.
+#[derive(Debug, Default)]
+pub struct TcpStats {
+    pub downstream_cx_total: Counter,
+    pub downstream_cx_rx_bytes_total: Counter,
+    pub downstream_cx_tx_bytes_total: Counter,
+    pub downstream_cx_no_route: Counter,
+    pub idle_timeout: Counter,
+    pub upstream_flush_total: Counter,
+}
+
+/// Counters of one upstream cluster on one worker.
+#[derive(Debug, Default)]
+pub struct ClusterStats {
+    pub upstream_cx_total: Counter,
+    pub upstream_cx_active: Gauge,
+    pub upstream_cx_connect_fail: Counter,
+    pub upstream_cx_connect_timeout: Counter,
+    pub upstream_cx_destroy: Counter,
+    pub upstream_cx_idle_timeout: Counter,
+    pub upstream_rq_total: Counter,
+    pub upstream_rq_xx: [Counter; 5],
+    pub upstream_rq_timeout: Counter,
+    /// Requests re-sent once on a fresh connection after a pooled one failed
+    /// before any response byte (the keep-alive race).
+    pub upstream_rq_retry: Counter,
+    pub upstream_rq_pending_overflow: Counter,
+}
+
+impl ClusterStats {
+    #[inline]
+    pub fn response(&self, status: u16) {
+        let class = usize::from(status / 100).clamp(1, 5) - 1;
+        self.upstream_rq_xx[class].inc();
+    }
+}
+
+/// One worker's counters. Families are found by name when a connection
+/// starts (a short lock, never per request) and then held by `Arc`.
+#[derive(Debug, Default)]
+pub struct WorkerStats {
+    http: Mutex<BTreeMap<String, Arc<HttpStats>>>,
+    tcp: Mutex<BTreeMap<String, Arc<TcpStats>>>,
+    listeners: Mutex<BTreeMap<String, Arc<ListenerStats>>>,
+    clusters: Mutex<BTreeMap<String, Arc<ClusterStats>>>,
+}
+
+fn entry<T: Default>(map: &Mutex<BTreeMap<String, Arc<T>>>, name: &str) -> Arc<T> {
+    let mut map = map.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(found) = map.get(name) {
+        return found.clone();
+    }
+    let made = Arc::new(T::default());
+    map.insert(name.to_owned(), made.clone());
+    made
+}
+
+fn snapshot<T>(map: &Mutex<BTreeMap<String, Arc<T>>>) -> Vec<(String, Arc<T>)> {
+    let map = map.lock().unwrap_or_else(PoisonError::into_inner);
+    map.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+}
+
+impl WorkerStats {
+    pub fn http(&self, stat_prefix: &str) -> Arc<HttpStats> {
+        entry(&self.http, stat_prefix)
+    }
+
+    pub fn tcp(&self, stat_prefix: &str) -> Arc<TcpStats> {
+        entry(&self.tcp, stat_prefix)
+    }
+
+    /// Listener stats are keyed by address, as Envoy labels them (`0.0.0.0_10000`).
+    pub fn listener(&self, address: &str) -> Arc<ListenerStats> {
+        entry(&self.listeners, address)
+    }
+
+    pub fn cluster(&self, name: &str) -> Arc<ClusterStats> {
+        entry(&self.clusters, name)
+    }
+
+    pub(crate) fn http_all(&self) -> Vec<(String, Arc<HttpStats>)> {
+        snapshot(&self.http)
+    }
+
+    pub(crate) fn tcp_all(&self) -> Vec<(String, Arc<TcpStats>)> {
+        snapshot(&self.tcp)
+    }
+
+    pub(crate) fn listeners_all(&self) -> Vec<(String, Arc<ListenerStats>)> {
+        snapshot(&self.listeners)
+    }
+
+    pub(crate) fn clusters_all(&self) -> Vec<(String, Arc<ClusterStats>)> {
+        snapshot(&self.clusters)
+    }
+}
