@@ -1,0 +1,33 @@
+//! A downstream connection: dispatch on the listener's kind.
+
+use std::net::SocketAddr;
+use std::rc::Rc;
+
+use monoio::net::TcpStream;
+use spar_config::ListenerKind;
+
+use crate::worker::{ConnGuard, KindStats, Local, Worker};
+
+pub(crate) async fn serve(
+    ctx: Rc<Worker>,
+    local: Rc<Local>,
+    index: usize,
+    stream: TcpStream,
+    peer: SocketAddr,
+    guard: ConnGuard,
+) {
+    let listener = &local.snapshot.listeners[index];
+    match (&listener.kind, &local.listeners[index].1) {
+        (ListenerKind::Http(settings), KindStats::Http(stats)) => {
+            let settings = settings.clone();
+            let stats = stats.clone();
+            crate::http1::serve(&ctx, &local, &settings, &stats, stream, peer).await;
+        }
+        (ListenerKind::Tcp(settings), KindStats::Tcp(stats)) => {
+            let stats = stats.clone();
+            crate::tcp::serve(&ctx, &local, settings, &stats, stream).await;
+        }
+        _ => {} // Local::new builds the stats from the same listener kind
+    }
+    drop(guard);
+}

@@ -1,0 +1,510 @@
+//! The HTTP/1.1 connection manager: one downstream connection, requests in
+//! order (pipelined requests wait in the read buffer), each routed to a
+//! cluster and proxied over a pooled upstream connection.
+
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use monoio::net::TcpStream;
+use spar_config::HttpSettings;
+use spar_http::{
+    ForwardOptions, Limits, Method, RequestBody, RequestHead, ResponseBody, ResponseHead, Version,
+    encode_local_reply, encode_request_head, encode_response_head, parse_request, parse_response,
+};
+use spar_telemetry::{Flag, HttpStats};
+use tracing::debug;
+
+use crate::body::{BodyError, Framing, Out, forward};
+use crate::io::{READ_BUF, read_some, write_buf};
+use crate::upstream::{self, ConnectError, Upstream};
+use crate::worker::{ClusterLocal, Local, Worker};
+
+const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+
+// Envoy's local reply bodies, so tooling that matches on them keeps working.
+const BODY_CONNECT_FAILURE: &[u8] =
+    b"upstream connect error or disconnect/reset before headers. reset reason: connection failure";
+const BODY_TERMINATION: &[u8] =
+    b"upstream connect error or disconnect/reset before headers. reset reason: connection termination";
+const BODY_PROTOCOL: &[u8] =
+    b"upstream connect error or disconnect/reset before headers. reset reason: protocol error";
+const BODY_OVERFLOW: &[u8] =
+    b"upstream connect error or disconnect/reset before headers. reset reason: overflow";
+const BODY_TIMEOUT: &[u8] = b"upstream request timeout";
+const BODY_NO_HEALTHY: &[u8] = b"no healthy upstream";
+const BODY_HEADER_TIMEOUT: &[u8] = b"request header timeout";
+const BODY_UPGRADE: &[u8] = b"upgrade not allowed";
+
+/// What to do with the downstream connection after a request.
+#[derive(Debug, PartialEq, Eq)]
+enum Next {
+    KeepAlive,
+    Close,
+}
+
+/// Per-connection buffers, reused across the connection's requests.
+struct Conn<'a> {
+    ctx: &'a Rc<Worker>,
+    local: &'a Local,
+    settings: &'a HttpSettings,
+    stats: &'a HttpStats,
+    limits: Limits,
+    down: TcpStream,
+    peer: SocketAddr,
+    /// Downstream bytes read but not yet consumed (pipelined requests).
+    rbuf: BytesMut,
+    /// Bytes queued for the downstream or upstream socket.
+    wbuf: BytesMut,
+    /// Upstream bytes read but not yet forwarded.
+    ubuf: BytesMut,
+    served: u32,
+}
+
+pub(crate) async fn serve(
+    ctx: &Rc<Worker>,
+    local: &Local,
+    settings: &HttpSettings,
+    stats: &HttpStats,
+    down: TcpStream,
+    peer: SocketAddr,
+) {
+    stats.downstream_cx_total.inc();
+    stats.downstream_cx_active.inc();
+    let limits = Limits {
+        max_head_bytes: settings.max_request_headers_kb as usize * 1024,
+        max_headers: settings.max_headers_count as usize,
+        ..Limits::default()
+    };
+    let mut c = Conn {
+        ctx,
+        local,
+        settings,
+        stats,
+        limits,
+        down,
+        peer,
+        rbuf: BytesMut::with_capacity(READ_BUF),
+        wbuf: BytesMut::with_capacity(READ_BUF),
+        ubuf: BytesMut::new(),
+        served: 0,
+    };
+    let opened = Instant::now();
+    loop {
+        let Some(head) = c.read_request().await else { break };
+        c.served += 1;
+        stats.downstream_rq_total.inc();
+        stats.downstream_rq_active.inc();
+        let next = c.request(head).await;
+        stats.downstream_rq_active.dec();
+        if next == Next::Close {
+            break;
+        }
+        let max_requests = settings.max_requests_per_connection.is_some_and(|m| c.served >= m);
+        let too_old = settings.max_connection_duration.is_some_and(|d| opened.elapsed() >= d);
+        if max_requests || too_old || ctx.drain.is_draining() {
+            break;
+        }
+    }
+    stats.downstream_cx_active.dec();
+}
+
+impl Conn<'_> {
+    /// Reads the next request head. None: the connection is done (closed by
+    /// the peer, timed out, drained, or answered with an error already).
+    async fn read_request(&mut self) -> Option<RequestHead> {
+        let mut head_started = (!self.rbuf.is_empty()).then(Instant::now);
+        loop {
+            match parse_request(&mut self.rbuf, &self.limits) {
+                Ok(Some(head)) => return Some(head),
+                Ok(None) => {}
+                Err(e) => {
+                    debug!(peer = %self.peer, reason = e.reason(), "bad request");
+                    self.stats.reject(e.reason());
+                    self.stats.flag(Flag::DownstreamProtocolError);
+                    self.local_reply(e.status(), b"", true).await;
+                    return None;
+                }
+            }
+            let read = match head_started {
+                None => {
+                    // Between requests: idle timeout, or close on drain.
+                    if self.ctx.drain.is_draining() {
+                        return None;
+                    }
+                    let drain = self.ctx.drain.clone();
+                    let idle = self.settings.idle_timeout;
+                    monoio::select! {
+                        r = with_timeout(idle, read_some(&mut self.down, &mut self.rbuf, READ_BUF)) => match r {
+                            Some(r) => r,
+                            None => {
+                                self.stats.downstream_cx_idle_timeout.inc();
+                                return None;
+                            }
+                        },
+                        _ = drain.wait() => return None,
+                    }
+                }
+                Some(started) => {
+                    let left = self.settings.request_headers_timeout.map(|t| t.saturating_sub(started.elapsed()));
+                    match with_timeout(left, read_some(&mut self.down, &mut self.rbuf, READ_BUF)).await {
+                        Some(r) => r,
+                        None => {
+                            self.stats.downstream_rq_header_timeout.inc();
+                            self.rbuf = BytesMut::with_capacity(READ_BUF);
+                            self.local_reply(408, BODY_HEADER_TIMEOUT, true).await;
+                            return None;
+                        }
+                    }
+                }
+            };
+            match read {
+                Ok(0) | Err(_) => return None,
+                Ok(_) => {
+                    if head_started.is_none() {
+                        head_started = Some(Instant::now());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends a proxy-generated reply and counts it.
+    async fn local_reply(&mut self, status: u16, body: &[u8], close: bool) {
+        self.wbuf.clear();
+        encode_local_reply(&mut self.wbuf, status, body, close);
+        self.stats.response(status);
+        let _ = write_buf(&mut self.down, &mut self.wbuf).await;
+    }
+
+    async fn request(&mut self, head: RequestHead) -> Next {
+        let has_body = !matches!(head.body, RequestBody::None);
+        // A reply sent without reading the request body leaves the stream
+        // out of step: close unless there was no body.
+        let close_after_reply = has_body || !head.keep_alive;
+
+        if head.upgrade.is_some() || matches!(head.method, Method::Connect) {
+            self.local_reply(403, BODY_UPGRADE, true).await;
+            return Next::Close;
+        }
+        let authority: &[u8] = head.authority.as_deref().unwrap_or(b"");
+        let Some(route) = self.settings.routes.find(authority, head.path()) else {
+            self.stats.flag(Flag::NoRoute);
+            self.local_reply(404, b"", close_after_reply).await;
+            return if close_after_reply { Next::Close } else { Next::KeepAlive };
+        };
+        let cid = route.action.cluster;
+        let timeout = route.action.timeout;
+        let cluster = self.local.snapshot.cluster(cid);
+        let cl = &self.local.clusters[cid.0 as usize];
+
+        // Outgoing head, kept as Bytes so a retry can resend it.
+        let mut request_id = [0u8; 36];
+        let want_id = self.settings.generate_request_id && head.header("x-request-id").is_none();
+        if want_id {
+            let mut random = [0u8; 16];
+            self.ctx.rng.borrow_mut().fill(&mut random);
+            request_id = spar_http::uuid_v4(random);
+        }
+        let xff = (self.settings.use_remote_address && !self.settings.skip_xff_append).then(|| self.peer.ip());
+        let opts = ForwardOptions {
+            append_xff: xff,
+            set_xfp: Some(b"http"),
+            request_id: want_id.then_some(&request_id[..]),
+            path_override: None,
+            extra_headers: &[],
+            upgrade: false,
+        };
+        self.wbuf.clear();
+        encode_request_head(&mut self.wbuf, &head, &opts);
+        let head_bytes = self.wbuf.split().freeze();
+
+        if head.expect_continue && has_body && self.rbuf.is_empty() {
+            self.wbuf.extend_from_slice(CONTINUE);
+            if write_buf(&mut self.down, &mut self.wbuf).await.is_err() {
+                return Next::Close;
+            }
+        }
+
+        // One retry on a fresh connection when a pooled one fails before any
+        // response byte and nothing of the downstream body was consumed.
+        let retryable = !has_body && head.method.is_idempotent();
+        let mut retried = false;
+        loop {
+            let mut up = match self.checkout(cluster, cl, retried).await {
+                Ok(up) => up,
+                Err((status, flag, body)) => {
+                    self.stats.flag(flag);
+                    self.local_reply(status, body, close_after_reply).await;
+                    return if close_after_reply { Next::Close } else { Next::KeepAlive };
+                }
+            };
+            cl.stats.upstream_rq_total.inc();
+            match self.exchange(&head, &head_bytes, &mut up, cl, timeout).await {
+                Exchange::Done { next, reusable } => {
+                    if reusable {
+                        self.ctx.pool.borrow_mut().put(up, cluster, Instant::now());
+                    } else {
+                        cl.stats.upstream_cx_active.dec();
+                        cl.stats.upstream_cx_destroy.inc();
+                    }
+                    return next;
+                }
+                Exchange::Failed { status, flag, body, consumed_body } => {
+                    cl.stats.upstream_cx_active.dec();
+                    cl.stats.upstream_cx_destroy.inc();
+                    if flag == Flag::UpstreamConnectionTermination && up.reused && retryable && !retried {
+                        retried = true;
+                        cl.stats.upstream_rq_retry.inc();
+                        continue;
+                    }
+                    let flag = if retried && flag == Flag::UpstreamConnectionTermination {
+                        Flag::UpstreamRetryLimitExceeded
+                    } else {
+                        flag
+                    };
+                    self.stats.flag(flag);
+                    let close = close_after_reply || consumed_body;
+                    self.local_reply(status, body, close).await;
+                    return if close { Next::Close } else { Next::KeepAlive };
+                }
+                Exchange::Aborted(flag) => {
+                    // Headers already went downstream: all we can do is cut
+                    // the connection so the client sees a truncated response.
+                    cl.stats.upstream_cx_active.dec();
+                    cl.stats.upstream_cx_destroy.inc();
+                    self.stats.flag(flag);
+                    return Next::Close;
+                }
+            }
+        }
+    }
+
+    /// A pooled connection to the next endpoint, or a new one.
+    async fn checkout(
+        &mut self,
+        cluster: &spar_cluster::Cluster,
+        cl: &ClusterLocal,
+        fresh: bool,
+    ) -> Result<Upstream, (u16, Flag, &'static [u8])> {
+        let Some(addr) = cl.rr.borrow_mut().pick(cluster).map(|e| e.address) else {
+            return Err((503, Flag::NoHealthyUpstream, BODY_NO_HEALTHY));
+        };
+        if !fresh && let Some(up) = self.ctx.pool.borrow_mut().take(addr, Instant::now()) {
+            return Ok(up);
+        }
+        cl.stats.upstream_cx_total.inc();
+        match upstream::connect(addr, cluster).await {
+            Ok(up) => {
+                cl.stats.upstream_cx_active.inc();
+                Ok(up)
+            }
+            Err(ConnectError::Timeout) => {
+                cl.stats.upstream_cx_connect_timeout.inc();
+                cl.stats.upstream_cx_connect_fail.inc();
+                Err((503, Flag::UpstreamConnectionFailure, BODY_CONNECT_FAILURE))
+            }
+            Err(ConnectError::Io(e)) => {
+                debug!(upstream = %addr, error = %e, "connect failed");
+                cl.stats.upstream_cx_connect_fail.inc();
+                Err((503, Flag::UpstreamConnectionFailure, BODY_CONNECT_FAILURE))
+            }
+        }
+    }
+
+    /// Sends one request on `up` and relays the response.
+    async fn exchange(
+        &mut self,
+        head: &RequestHead,
+        head_bytes: &Bytes,
+        up: &mut Upstream,
+        cl: &ClusterLocal,
+        timeout: Option<Duration>,
+    ) -> Exchange {
+        // Request: head, then the body re-framed (Content-Length kept,
+        // chunked re-chunked), all from the downstream read buffer.
+        let input = match head.body {
+            RequestBody::None => Framing::None,
+            RequestBody::Length(n) => Framing::Length(n),
+            RequestBody::Chunked => Framing::Chunked,
+        };
+        self.wbuf.clear();
+        self.wbuf.extend_from_slice(head_bytes);
+        let max_trailer = self.limits.max_trailer_bytes;
+        let sent = {
+            let mut out = Out { io: &mut up.stream, buf: &mut self.wbuf, chunked: input == Framing::Chunked };
+            let idle = self.settings.stream_idle_timeout.map(|t| Instant::now() + t);
+            forward(&mut self.down, &mut self.rbuf, input, &mut out, idle, max_trailer).await
+        };
+        let consumed_body = input != Framing::None;
+        match sent {
+            Ok(_) => {}
+            Err(BodyError::DstIo(_)) => {
+                return Exchange::Failed {
+                    status: 503,
+                    flag: Flag::UpstreamConnectionTermination,
+                    body: BODY_TERMINATION,
+                    consumed_body,
+                };
+            }
+            Err(BodyError::SrcFraming) => {
+                self.stats.reject("bad_chunked_body");
+                return Exchange::Failed {
+                    status: 400,
+                    flag: Flag::DownstreamProtocolError,
+                    body: b"",
+                    consumed_body: true,
+                };
+            }
+            Err(BodyError::SrcTimeout) => {
+                self.stats.downstream_rq_timeout.inc();
+                return Exchange::Failed {
+                    status: 408,
+                    flag: Flag::DownstreamProtocolError,
+                    body: b"",
+                    consumed_body: true,
+                };
+            }
+            Err(BodyError::SrcEof | BodyError::SrcIo(_)) => {
+                return Exchange::Aborted(Flag::DownstreamConnectionTermination);
+            }
+        }
+
+        // Response head. The route timeout runs from the end of the request.
+        let deadline = timeout.map(|t| Instant::now() + t);
+        self.ubuf.clear();
+        let resp = loop {
+            match parse_response(&mut self.ubuf, &self.limits, &head.method) {
+                Ok(Some(r)) if r.status == 101 => {
+                    return Exchange::Failed {
+                        status: 502,
+                        flag: Flag::UpstreamProtocolError,
+                        body: BODY_PROTOCOL,
+                        consumed_body,
+                    };
+                }
+                Ok(Some(r)) if r.status < 200 => continue, // 100 and other interim heads
+                Ok(Some(r)) => break r,
+                Ok(None) => {}
+                Err(e) => {
+                    debug!(reason = e.reason(), "bad upstream response");
+                    return Exchange::Failed {
+                        status: 502,
+                        flag: Flag::UpstreamProtocolError,
+                        body: BODY_PROTOCOL,
+                        consumed_body,
+                    };
+                }
+            }
+            let read = match deadline {
+                None => Some(read_some(&mut up.stream, &mut self.ubuf, READ_BUF).await),
+                Some(d) => monoio::time::timeout_at(d.into(), read_some(&mut up.stream, &mut self.ubuf, READ_BUF))
+                    .await
+                    .ok(),
+            };
+            match read {
+                None => {
+                    cl.stats.upstream_rq_timeout.inc();
+                    self.ubuf = BytesMut::new();
+                    return Exchange::Failed {
+                        status: 504,
+                        flag: Flag::UpstreamRequestTimeout,
+                        body: BODY_TIMEOUT,
+                        consumed_body,
+                    };
+                }
+                Some(Ok(0) | Err(_)) => {
+                    return Exchange::Failed {
+                        status: 503,
+                        flag: Flag::UpstreamConnectionTermination,
+                        body: BODY_TERMINATION,
+                        consumed_body,
+                    };
+                }
+                Some(Ok(_)) => {}
+            }
+        };
+        cl.stats.response(resp.status);
+        self.relay_response(head, resp, up, deadline).await
+    }
+
+    async fn relay_response(
+        &mut self,
+        head: &RequestHead,
+        resp: ResponseHead,
+        up: &mut Upstream,
+        deadline: Option<Instant>,
+    ) -> Exchange {
+        let http11 = head.version == Version::Http11;
+        let (input, out_framing) = match resp.body {
+            ResponseBody::None => (Framing::None, bodyless_framing(&resp)),
+            ResponseBody::Length(n) => (Framing::Length(n), ResponseBody::Length(n)),
+            ResponseBody::Chunked if http11 => (Framing::Chunked, ResponseBody::Chunked),
+            ResponseBody::Chunked => (Framing::Chunked, ResponseBody::UntilClose),
+            ResponseBody::UntilClose if http11 => (Framing::UntilClose, ResponseBody::Chunked),
+            ResponseBody::UntilClose => (Framing::UntilClose, ResponseBody::UntilClose),
+        };
+        let until_close = matches!(out_framing, ResponseBody::UntilClose) && input != Framing::None;
+        let close = !head.keep_alive || until_close || self.ctx.drain.is_draining();
+        let keep_alive_10: &[(&[u8], &[u8])] = &[(b"connection", b"keep-alive")];
+        let extra = if !http11 && !close { keep_alive_10 } else { &[] };
+        self.wbuf.clear();
+        encode_response_head(&mut self.wbuf, &resp, &out_framing, close, head.version, extra);
+        self.stats.response(resp.status);
+        let chunked_out = matches!(out_framing, ResponseBody::Chunked) && input != Framing::None;
+        let max_trailer = self.limits.max_trailer_bytes;
+        let relayed = {
+            let mut out = Out { io: &mut self.down, buf: &mut self.wbuf, chunked: chunked_out };
+            forward(&mut up.stream, &mut self.ubuf, input, &mut out, deadline, max_trailer).await
+        };
+        match relayed {
+            Ok(_) => {
+                let reusable = resp.keep_alive && input != Framing::UntilClose && self.ubuf.is_empty();
+                self.ubuf.clear();
+                let next = if close { Next::Close } else { Next::KeepAlive };
+                Exchange::Done { next, reusable }
+            }
+            Err(BodyError::SrcTimeout) => Exchange::Aborted(Flag::UpstreamRequestTimeout),
+            Err(BodyError::SrcFraming) => Exchange::Aborted(Flag::UpstreamProtocolError),
+            Err(BodyError::SrcEof | BodyError::SrcIo(_)) => Exchange::Aborted(Flag::UpstreamConnectionTermination),
+            Err(BodyError::DstIo(_)) => Exchange::Aborted(Flag::DownstreamConnectionTermination),
+        }
+    }
+}
+
+/// How a request-response exchange on one upstream connection ended.
+enum Exchange {
+    /// The response was relayed in full.
+    Done { next: Next, reusable: bool },
+    /// Nothing was sent downstream yet: answer with a local reply.
+    Failed { status: u16, flag: Flag, body: &'static [u8], consumed_body: bool },
+    /// The response had started downstream: the connection must be cut.
+    Aborted(Flag),
+}
+
+/// Framing header to keep on a response that carries no body (HEAD, 204,
+/// 304): the upstream's Content-Length describes the representation and is
+/// passed on; no body bytes follow either way.
+fn bodyless_framing(resp: &ResponseHead) -> ResponseBody {
+    if resp.status == 204 || resp.status < 200 {
+        return ResponseBody::None;
+    }
+    let cl = resp
+        .headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case(b"content-length"))
+        .and_then(|h| std::str::from_utf8(&h.value).ok()?.parse::<u64>().ok());
+    match cl {
+        Some(n) => ResponseBody::Length(n),
+        None => ResponseBody::None,
+    }
+}
+
+/// Runs `fut` under an optional timeout; None means it timed out.
+async fn with_timeout<F: std::future::Future>(t: Option<Duration>, fut: F) -> Option<F::Output> {
+    match t {
+        None => Some(fut.await),
+        Some(t) => monoio::time::timeout(t, fut).await.ok(),
+    }
+}

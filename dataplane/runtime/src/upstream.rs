@@ -1,0 +1,97 @@
+//! Upstream connections: connect with a timeout, and a per-worker pool of
+//! idle keep-alive connections keyed by endpoint address.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use monoio::net::TcpStream;
+use spar_cluster::Cluster;
+
+/// An upstream connection checked out for one request.
+#[derive(Debug)]
+pub(crate) struct Upstream {
+    pub(crate) stream: TcpStream,
+    pub(crate) addr: SocketAddr,
+    /// Taken from the pool rather than freshly connected: a failure before
+    /// any response byte may be the keep-alive race, and worth one retry.
+    pub(crate) reused: bool,
+    /// Requests sent on this connection so far, this one included.
+    pub(crate) served: u32,
+}
+
+#[derive(Debug)]
+struct Idle {
+    stream: TcpStream,
+    served: u32,
+    expires: Option<Instant>,
+}
+
+/// Idle connections of one worker. LIFO per address: the most recently used
+/// connection is the least likely to have been closed by the upstream.
+#[derive(Debug, Default)]
+pub(crate) struct Pool {
+    idle: HashMap<SocketAddr, Vec<Idle>>,
+}
+
+impl Pool {
+    pub(crate) fn take(&mut self, addr: SocketAddr, now: Instant) -> Option<Upstream> {
+        let list = self.idle.get_mut(&addr)?;
+        while let Some(idle) = list.pop() {
+            if idle.expires.is_some_and(|e| e <= now) {
+                continue; // dropped: closes the socket
+            }
+            return Some(Upstream { stream: idle.stream, addr, reused: true, served: idle.served + 1 });
+        }
+        None
+    }
+
+    /// Returns a connection whose last exchange completed cleanly.
+    pub(crate) fn put(&mut self, up: Upstream, cluster: &Cluster, now: Instant) {
+        if cluster.max_requests_per_connection.is_some_and(|max| up.served >= max) {
+            return;
+        }
+        let expires = cluster.idle_timeout.map(|t| now + t);
+        self.idle.entry(up.addr).or_default().push(Idle { stream: up.stream, served: up.served, expires });
+    }
+
+    /// Closes connections idle past their timeout; returns how many.
+    pub(crate) fn sweep(&mut self, now: Instant) -> usize {
+        let mut closed = 0;
+        self.idle.retain(|_, list| {
+            let before = list.len();
+            list.retain(|i| i.expires.is_none_or(|e| e > now));
+            closed += before - list.len();
+            !list.is_empty()
+        });
+        closed
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.idle.clear();
+    }
+}
+
+#[derive(Debug)]
+pub(crate) enum ConnectError {
+    Timeout,
+    Io(io::Error),
+}
+
+pub(crate) async fn connect(addr: SocketAddr, cluster: &Cluster) -> Result<Upstream, ConnectError> {
+    let fut = TcpStream::connect_addr(addr);
+    let stream = match monoio::time::timeout(cluster.connect_timeout, fut).await {
+        Err(_) => return Err(ConnectError::Timeout),
+        Ok(Err(e)) => return Err(ConnectError::Io(e)),
+        Ok(Ok(s)) => s,
+    };
+    let _ = stream.set_nodelay(true);
+    if let Some(ka) = &cluster.tcp_keepalive {
+        let _ = stream.set_tcp_keepalive(ka.time, ka.interval, ka.probes);
+    }
+    Ok(Upstream { stream, addr, reused: false, served: 1 })
+}
+
+/// How often each worker closes expired idle upstream connections.
+pub(crate) const SWEEP_EVERY: Duration = Duration::from_secs(1);

