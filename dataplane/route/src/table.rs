@@ -1,0 +1,139 @@
+//! The lookup structure behind [`RouteTable::find`].
+//!
+//! Envoy's order: exact domain, then the longest suffix wildcard, then the longest prefix
+//! wildcard, then `*`. Exact domains sit in a hash map. Wildcards sit in hash maps keyed by
+//! their fixed part, with the distinct fixed-part lengths kept sorted longest first, so a
+//! lookup costs one hash probe per distinct length (a handful in practice) instead of a scan
+//! over every wildcard domain.
+
+use std::collections::HashMap;
+
+use crate::{DomainMatch, Route, VirtualHost};
+
+/// Host names up to this many bytes are lower-cased on the stack. DNS names are at most 253
+/// bytes; with ":port" an authority fits in 260. Longer authorities are lower-cased into a
+/// heap buffer (they can only match an equally odd exact domain or a wildcard).
+const STACK_HOST_BYTES: usize = 272;
+
+/// Virtual hosts and their domain index, immutable once built.
+#[derive(Clone, Debug, Default)]
+pub struct RouteTable {
+    virtual_hosts: Vec<VirtualHost>,
+    exact: HashMap<Box<[u8]>, usize>,
+    suffixes: Wildcards,
+    prefixes: Wildcards,
+    any: Option<usize>,
+}
+
+/// Wildcard domains of one kind: fixed part -> virtual host index, plus the distinct lengths
+/// of the fixed parts, longest first.
+#[derive(Clone, Debug, Default)]
+struct Wildcards {
+    by_fixed_part: HashMap<Box<[u8]>, usize>,
+    lengths: Vec<usize>,
+}
+
+impl Wildcards {
+    fn insert(&mut self, fixed: &str, vhost: usize) {
+        self.by_fixed_part
+            .entry(fixed.as_bytes().into())
+            .or_insert(vhost);
+        if let Err(at) = self.lengths.binary_search_by(|l| fixed.len().cmp(l)) {
+            self.lengths.insert(at, fixed.len());
+        }
+    }
+
+    /// Longest match; `part` gives the slice of `host` to probe for a given fixed length.
+    fn find(&self, host: &[u8], part: impl Fn(&[u8], usize) -> &[u8]) -> Option<usize> {
+        self.lengths
+            .iter()
+            // A wildcard stands for at least one character.
+            .filter(|&&len| len < host.len())
+            .find_map(|&len| self.by_fixed_part.get(part(host, len)).copied())
+    }
+}
+
+impl RouteTable {
+    /// Indexes `virtual_hosts`. When two virtual hosts list the same domain the first one
+    /// keeps it (spar-config rejects such configs, as Envoy does).
+    pub fn new(virtual_hosts: Vec<VirtualHost>) -> Self {
+        let mut table = Self::default();
+        for (i, vh) in virtual_hosts.iter().enumerate() {
+            for domain in &vh.domains {
+                match domain {
+                    DomainMatch::Exact(d) => {
+                        table.exact.entry(d.as_bytes().into()).or_insert(i);
+                    }
+                    DomainMatch::Suffix(s) => table.suffixes.insert(s, i),
+                    DomainMatch::Prefix(p) => table.prefixes.insert(p, i),
+                    DomainMatch::Any => {
+                        table.any.get_or_insert(i);
+                    }
+                }
+            }
+        }
+        table.virtual_hosts = virtual_hosts;
+        table
+    }
+
+    /// The virtual hosts, in config order.
+    pub fn virtual_hosts(&self) -> &[VirtualHost] {
+        &self.virtual_hosts
+    }
+
+    /// The route for a request: the virtual host chosen by `authority` (Host or :authority,
+    /// may carry ":port", compared case-insensitively), then its first route whose matcher
+    /// accepts `path`. `None` means Envoy's "no route" (404).
+    pub fn find(&self, authority: &[u8], path: &[u8]) -> Option<&Route> {
+        self.find_virtual_host(authority)?
+            .routes
+            .iter()
+            .find(|r| r.matches(path))
+    }
+
+    /// The virtual host for `authority`: first matched as given (so a domain that names a
+    /// port can match), then with the port stripped, then `*`.
+    pub fn find_virtual_host(&self, authority: &[u8]) -> Option<&VirtualHost> {
+        let mut stack = [0u8; STACK_HOST_BYTES];
+        let heap;
+        let host: &[u8] = match stack.get_mut(..authority.len()) {
+            Some(buf) => {
+                buf.copy_from_slice(authority);
+                buf.make_ascii_lowercase();
+                buf
+            }
+            None => {
+                heap = authority.to_ascii_lowercase();
+                &heap
+            }
+        };
+        let index = self
+            .specific(host)
+            .or_else(|| strip_port(host).and_then(|h| self.specific(h)))
+            .or(self.any)?;
+        self.virtual_hosts.get(index)
+    }
+
+    /// Exact, then longest suffix, then longest prefix; `host` is lower-case.
+    fn specific(&self, host: &[u8]) -> Option<usize> {
+        self.exact
+            .get(host)
+            .copied()
+            .or_else(|| self.suffixes.find(host, |h, len| &h[h.len() - len..]))
+            .or_else(|| self.prefixes.find(host, |h, len| &h[..len]))
+    }
+}
+
+/// `host:port` -> `host`, `[v6]:port` -> `[v6]`; `None` when there is no port to strip
+/// (including a bare IPv6 address, whose colons are not a port separator).
+fn strip_port(authority: &[u8]) -> Option<&[u8]> {
+    let colon = authority.iter().rposition(|&b| b == b':')?;
+    let (host, port) = (&authority[..colon], &authority[colon + 1..]);
+    if port.is_empty() || !port.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    if host.contains(&b':') && !(host.starts_with(b"[") && host.ends_with(b"]")) {
+        return None;
+    }
+    Some(host)
+}
