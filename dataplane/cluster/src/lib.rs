@@ -27,6 +27,8 @@ pub struct ClusterId(pub u32);
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Envoy's default idle timeout of a pooled upstream HTTP connection: 1 h.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
+/// Envoy's default `max_headers_count` (here: for upstream responses): 100.
+pub const DEFAULT_MAX_HEADERS_COUNT: u32 = 100;
 /// Envoy's default `per_connection_buffer_limit_bytes`: 1 MiB.
 pub const DEFAULT_BUFFER_LIMIT_BYTES: u32 = 1024 * 1024;
 
@@ -47,6 +49,8 @@ pub struct Cluster {
     pub max_requests_per_connection: Option<u32>,
     /// Longest life of an upstream connection; `None` is unlimited.
     pub max_connection_duration: Option<Duration>,
+    /// Most headers accepted in an upstream response (Envoy default 100).
+    pub max_headers_count: u32,
     /// Read/write buffer limit per upstream connection (Envoy default 1 MiB).
     pub buffer_limit_bytes: u32,
     /// TCP keepalive on upstream sockets; `None` leaves the OS default (off).
@@ -64,6 +68,7 @@ impl Cluster {
             idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
             max_requests_per_connection: None,
             max_connection_duration: None,
+            max_headers_count: DEFAULT_MAX_HEADERS_COUNT,
             buffer_limit_bytes: DEFAULT_BUFFER_LIMIT_BYTES,
             tcp_keepalive: None,
         }

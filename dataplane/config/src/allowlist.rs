@@ -1,0 +1,202 @@
+//! What spar-proxy supports today, as a table: every field that may be set, by message and
+//! field name, with the values it may take. The subset check (`subset.rs`) rejects anything
+//! set outside this table with "field not supported by spar-proxy yet", so a config is
+//! either applied whole or refused, never silently trimmed.
+//!
+//! To support a new field: add its row here, carry it into the snapshot in `compile/`, and
+//! add a test. A row without a compile step is a silent ignore, which is exactly what this
+//! table exists to prevent.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+/// What values a listed field may hold.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Rule {
+    /// Any value (sub-messages are still checked field by field).
+    Any,
+    /// An enum whose value name is one of these.
+    Enum(&'static [&'static str]),
+    /// A `google.protobuf.BoolValue` that is true.
+    True,
+    /// A list of at most this many elements.
+    AtMost(usize),
+    /// A `google.protobuf.Any` (or a list of them) holding one of these message types.
+    Types(&'static [&'static str]),
+    /// A `map<string, Any>` whose key is one of these type names and whose value is a
+    /// message of the type its key names (Envoy's `typed_extension_protocol_options`).
+    KeyedTypes(&'static [&'static str]),
+    /// A runtime layer's `google.protobuf.Struct`: only the keys in `runtime.rs`.
+    RuntimeKeys,
+}
+
+pub(crate) const HCM: &str =
+    "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
+pub(crate) const TCP_PROXY: &str = "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy";
+pub(crate) const ROUTER: &str = "envoy.extensions.filters.http.router.v3.Router";
+pub(crate) const UPSTREAM_HTTP: &str = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions";
+
+const BOOTSTRAP: &str = "envoy.config.bootstrap.v3.Bootstrap";
+const STATIC: &str = "envoy.config.bootstrap.v3.Bootstrap.StaticResources";
+const ADMIN: &str = "envoy.config.bootstrap.v3.Admin";
+const LAYERED_RUNTIME: &str = "envoy.config.bootstrap.v3.LayeredRuntime";
+const RUNTIME_LAYER: &str = "envoy.config.bootstrap.v3.RuntimeLayer";
+const NODE: &str = "envoy.config.core.v3.Node";
+const LOCALITY: &str = "envoy.config.core.v3.Locality";
+const ADDRESS: &str = "envoy.config.core.v3.Address";
+const SOCKET_ADDRESS: &str = "envoy.config.core.v3.SocketAddress";
+const LISTENER: &str = "envoy.config.listener.v3.Listener";
+const FILTER_CHAIN: &str = "envoy.config.listener.v3.FilterChain";
+const FILTER: &str = "envoy.config.listener.v3.Filter";
+const HTTP_FILTER: &str = "envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter";
+const HTTP_OPTIONS: &str = "envoy.config.core.v3.HttpProtocolOptions";
+const ROUTE_CONFIG: &str = "envoy.config.route.v3.RouteConfiguration";
+const VIRTUAL_HOST: &str = "envoy.config.route.v3.VirtualHost";
+const ROUTE: &str = "envoy.config.route.v3.Route";
+const ROUTE_MATCH: &str = "envoy.config.route.v3.RouteMatch";
+const ROUTE_ACTION: &str = "envoy.config.route.v3.RouteAction";
+const CLUSTER: &str = "envoy.config.cluster.v3.Cluster";
+const LOAD_ASSIGNMENT: &str = "envoy.config.endpoint.v3.ClusterLoadAssignment";
+const LOCALITY_ENDPOINTS: &str = "envoy.config.endpoint.v3.LocalityLbEndpoints";
+const LB_ENDPOINT: &str = "envoy.config.endpoint.v3.LbEndpoint";
+const ENDPOINT: &str = "envoy.config.endpoint.v3.Endpoint";
+const CIRCUIT_BREAKERS: &str = "envoy.config.cluster.v3.CircuitBreakers";
+const THRESHOLDS: &str = "envoy.config.cluster.v3.CircuitBreakers.Thresholds";
+const EXPLICIT_HTTP: &str =
+    "envoy.extensions.upstreams.http.v3.HttpProtocolOptions.ExplicitHttpConfig";
+const CONNECTION_OPTIONS: &str = "envoy.config.cluster.v3.UpstreamConnectionOptions";
+const TCP_KEEPALIVE: &str = "envoy.config.core.v3.TcpKeepalive";
+
+use Rule::{Any, AtMost, Enum, KeyedTypes, RuntimeKeys, True, Types};
+
+/// (message full name, field name, rule). Messages with no row accept no field at all:
+/// `envoy.config.core.v3.Http1ProtocolOptions` (HCM `http_protocol_options`, upstream
+/// `explicit_http_config.http_protocol_options`) and the router's `Router` are accepted only
+/// empty, that is with Envoy's defaults.
+#[rustfmt::skip]
+pub(crate) const FIELDS: &[(&str, &str, Rule)] = &[
+    // Bootstrap. `admin.access_log*` and `profile_path` are refused: Spar writes no admin log.
+    (BOOTSTRAP, "node", Any),
+    (BOOTSTRAP, "admin", Any),
+    (BOOTSTRAP, "static_resources", Any),
+    (BOOTSTRAP, "layered_runtime", Any),
+    (NODE, "id", Any),
+    (NODE, "cluster", Any),
+    (NODE, "metadata", Any),
+    (NODE, "locality", Any),
+    (NODE, "user_agent_name", Any),
+    (LOCALITY, "region", Any),
+    (LOCALITY, "zone", Any),
+    (LOCALITY, "sub_zone", Any),
+    (ADMIN, "address", Any),
+    (STATIC, "listeners", Any),
+    (STATIC, "clusters", Any),
+    (LAYERED_RUNTIME, "layers", Any),
+    (RUNTIME_LAYER, "name", Any),
+    (RUNTIME_LAYER, "static_layer", RuntimeKeys),
+    // Addresses: TCP socket addresses only (no pipes, no named ports, no UDP).
+    (ADDRESS, "socket_address", Any),
+    (SOCKET_ADDRESS, "protocol", Enum(&["TCP"])),
+    (SOCKET_ADDRESS, "address", Any),
+    (SOCKET_ADDRESS, "port_value", Any),
+    // Listener: one filter chain, no filter_chain_match, no TLS, no listener filters yet.
+    (LISTENER, "name", Any),
+    (LISTENER, "address", Any),
+    (LISTENER, "filter_chains", AtMost(1)),
+    (LISTENER, "per_connection_buffer_limit_bytes", Any),
+    (LISTENER, "enable_reuse_port", True),
+    (FILTER_CHAIN, "name", Any),
+    (FILTER_CHAIN, "filters", Any),
+    (FILTER, "name", Any),
+    (FILTER, "typed_config", Types(&[HCM, TCP_PROXY])),
+    // HTTP connection manager (HTTP/1.1 downstream; AUTO is taken as HTTP/1.1 for now).
+    (HCM, "stat_prefix", Any),
+    (HCM, "codec_type", Enum(&["AUTO", "HTTP1"])),
+    (HCM, "route_config", Any),
+    (HCM, "http_filters", Any),
+    (HCM, "common_http_protocol_options", Any),
+    (HCM, "http_protocol_options", Any),
+    (HCM, "use_remote_address", Any),
+    (HCM, "xff_num_trusted_hops", Any),
+    (HCM, "skip_xff_append", Any),
+    (HCM, "generate_request_id", Any),
+    (HCM, "preserve_external_request_id", Any),
+    (HCM, "server_name", Any),
+    (HCM, "server_header_transformation", Any),
+    (HCM, "max_request_headers_kb", Any),
+    (HCM, "request_timeout", Any),
+    (HCM, "request_headers_timeout", Any),
+    (HCM, "stream_idle_timeout", Any),
+    (HCM, "drain_timeout", Any),
+    (HCM, "delayed_close_timeout", Any),
+    (HCM, "normalize_path", Any),
+    (HCM, "merge_slashes", Any),
+    (HCM, "path_with_escaped_slashes_action", Any),
+    (HTTP_FILTER, "name", Any),
+    (HTTP_FILTER, "typed_config", Types(&[ROUTER])),
+    // Shared by HCM and Cluster `common_http_protocol_options` and upstream HttpProtocolOptions.
+    (HTTP_OPTIONS, "idle_timeout", Any),
+    (HTTP_OPTIONS, "max_headers_count", Any),
+    (HTTP_OPTIONS, "max_connection_duration", Any),
+    (HTTP_OPTIONS, "max_requests_per_connection", Any),
+    // Routes: domain and path matching, forward to one cluster.
+    (ROUTE_CONFIG, "name", Any),
+    (ROUTE_CONFIG, "virtual_hosts", Any),
+    (VIRTUAL_HOST, "name", Any),
+    (VIRTUAL_HOST, "domains", Any),
+    (VIRTUAL_HOST, "routes", Any),
+    (ROUTE, "name", Any),
+    (ROUTE, "match", Any),
+    (ROUTE, "route", Any),
+    (ROUTE_MATCH, "prefix", Any),
+    (ROUTE_MATCH, "path", Any),
+    (ROUTE_MATCH, "case_sensitive", Any),
+    (ROUTE_ACTION, "cluster", Any),
+    (ROUTE_ACTION, "timeout", Any),
+    // TCP proxy to one cluster.
+    (TCP_PROXY, "stat_prefix", Any),
+    (TCP_PROXY, "cluster", Any),
+    (TCP_PROXY, "idle_timeout", Any),
+    (TCP_PROXY, "max_connect_attempts", Any),
+    // Clusters: STATIC, round robin. dns_lookup_family means nothing for STATIC: harmless.
+    (CLUSTER, "name", Any),
+    (CLUSTER, "type", Enum(&["STATIC"])),
+    (CLUSTER, "connect_timeout", Any),
+    (CLUSTER, "lb_policy", Enum(&["ROUND_ROBIN"])),
+    (CLUSTER, "load_assignment", Any),
+    (CLUSTER, "circuit_breakers", Any),
+    (CLUSTER, "per_connection_buffer_limit_bytes", Any),
+    (CLUSTER, "common_http_protocol_options", Any),
+    (CLUSTER, "typed_extension_protocol_options", KeyedTypes(&[UPSTREAM_HTTP])),
+    (CLUSTER, "upstream_connection_options", Any),
+    (CLUSTER, "dns_lookup_family", Any),
+    (LOAD_ASSIGNMENT, "cluster_name", Any),
+    (LOAD_ASSIGNMENT, "endpoints", Any),
+    (LOCALITY_ENDPOINTS, "lb_endpoints", Any),
+    (LB_ENDPOINT, "endpoint", Any),
+    (LB_ENDPOINT, "load_balancing_weight", Any),
+    (ENDPOINT, "address", Any),
+    (CIRCUIT_BREAKERS, "thresholds", Any),
+    (THRESHOLDS, "priority", Enum(&["DEFAULT"])),
+    (THRESHOLDS, "max_connections", Any),
+    (THRESHOLDS, "max_pending_requests", Any),
+    (THRESHOLDS, "max_requests", Any),
+    (THRESHOLDS, "max_retries", Any),
+    // Upstream HTTP/1.1 with default options.
+    (UPSTREAM_HTTP, "explicit_http_config", Any),
+    (UPSTREAM_HTTP, "common_http_protocol_options", Any),
+    (EXPLICIT_HTTP, "http_protocol_options", Any),
+    (CONNECTION_OPTIONS, "tcp_keepalive", Any),
+    (TCP_KEEPALIVE, "keepalive_probes", Any),
+    (TCP_KEEPALIVE, "keepalive_time", Any),
+    (TCP_KEEPALIVE, "keepalive_interval", Any),
+];
+
+/// The rule for `field` of `message`, `None` when the field is not supported.
+pub(crate) fn rule(message: &str, field: &str) -> Option<Rule> {
+    static INDEX: OnceLock<HashMap<(&'static str, &'static str), Rule>> = OnceLock::new();
+    INDEX
+        .get_or_init(|| FIELDS.iter().map(|&(m, f, r)| ((m, f), r)).collect())
+        .get(&(message, field))
+        .copied()
+}

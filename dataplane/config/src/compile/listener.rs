@@ -1,0 +1,239 @@
+//! Envoy `Listener` (one filter chain, one network filter) into [`Listener`], plus the
+//! per-listener connection limits from the static runtime layers.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use envoy_types::pb::envoy::config::bootstrap::v3::{LayeredRuntime, runtime_layer};
+use envoy_types::pb::envoy::config::listener::v3::{Listener as PbListener, filter};
+use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::{TcpProxy, tcp_proxy};
+use prost::Message;
+use spar_cluster::{ClusterId, DEFAULT_BUFFER_LIMIT_BYTES};
+
+use super::{Ctx, http};
+use crate::allowlist::{HCM, TCP_PROXY};
+use crate::error::FieldPath;
+use crate::runtime;
+use crate::snapshot::{DEFAULT_TCP_IDLE_TIMEOUT, Listener, ListenerKind, TcpSettings};
+
+/// Connection limits by listener name, with the path of the runtime key that set them.
+pub(super) type Limits = HashMap<String, (u32, FieldPath)>;
+
+/// Reads `envoy.resource_limits.listener.<name>.connection_limit` from the static layers;
+/// a later layer overrides an earlier one, as in Envoy.
+pub(super) fn connection_limits(ctx: &mut Ctx<'_>, rt: Option<&LayeredRuntime>) -> Limits {
+    let mut out = Limits::new();
+    let Some(rt) = rt else { return out };
+    let path = FieldPath::root().field("layered_runtime").field("layers");
+    for (i, layer) in rt.layers.iter().enumerate() {
+        let Some(runtime_layer::LayerSpecifier::StaticLayer(s)) = &layer.layer_specifier else {
+            continue;
+        };
+        let lp = path.index(i).field("static_layer");
+        for (key, value) in runtime::flatten(s) {
+            let kp = lp.field(&key);
+            let Some(name) = runtime::limit_listener(&key) else {
+                ctx.error(
+                    &kp,
+                    format!("runtime key {key} not supported by spar-proxy yet"),
+                );
+                continue;
+            };
+            match runtime::limit_value(value) {
+                Ok(limit) => {
+                    out.insert(name.to_owned(), (limit, kp));
+                }
+                Err(e) => ctx.error(&kp, e),
+            }
+        }
+    }
+    out
+}
+
+pub(super) fn compile_all(
+    ctx: &mut Ctx<'_>,
+    listeners: &[PbListener],
+    path: &FieldPath,
+    clusters: &HashMap<&str, ClusterId>,
+    mut limits: Limits,
+) -> Vec<Listener> {
+    let mut names: HashMap<&str, usize> = HashMap::new();
+    let mut addresses: HashMap<SocketAddr, usize> = HashMap::new();
+    let mut out = Vec::with_capacity(listeners.len());
+    for (i, l) in listeners.iter().enumerate() {
+        let p = path.index(i);
+        if l.name.is_empty() {
+            ctx.error(&p.field("name"), "name is required");
+        } else if let Some(first) = names.insert(&l.name, i) {
+            names.insert(&l.name, first);
+            ctx.error(
+                &p.field("name"),
+                format!(
+                    "duplicate listener name `{}` (first defined at {})",
+                    l.name,
+                    path.index(first)
+                ),
+            );
+        }
+        let address = match &l.address {
+            Some(a) => ctx.socket_addr(a, &p.field("address")),
+            None => {
+                ctx.error(&p.field("address"), "address is required");
+                None
+            }
+        };
+        if let Some(addr) = address
+            && let Some(first) = addresses.insert(addr, i)
+        {
+            addresses.insert(addr, first);
+            ctx.error(
+                &p.field("address"),
+                format!("address {addr} is already used by {}", path.index(first)),
+            );
+        }
+        let kind = kind(ctx, l, &p, clusters);
+        let connection_limit = limits.remove(&l.name).map(|(limit, _)| limit);
+        if let (Some(address), Some(kind)) = (address, kind) {
+            out.push(Listener {
+                name: l.name.clone(),
+                address,
+                connection_limit,
+                buffer_limit_bytes: l
+                    .per_connection_buffer_limit_bytes
+                    .map_or(DEFAULT_BUFFER_LIMIT_BYTES, |v| v.value),
+                kind,
+            });
+        }
+    }
+    let mut unknown: Vec<(String, FieldPath)> =
+        limits.into_iter().map(|(n, (_, p))| (n, p)).collect();
+    unknown.sort();
+    for (name, p) in unknown {
+        ctx.error(&p, format!("no listener is named `{name}`"));
+    }
+    out
+}
+
+/// The listener's single network filter.
+fn kind(
+    ctx: &mut Ctx<'_>,
+    l: &PbListener,
+    p: &FieldPath,
+    clusters: &HashMap<&str, ClusterId>,
+) -> Option<ListenerKind> {
+    let Some(chain) = l.filter_chains.first() else {
+        ctx.error(&p.field("filter_chains"), "listener has no filter chain");
+        return None;
+    };
+    let fp = p.field("filter_chains").index(0).field("filters");
+    let [f] = chain.filters.as_slice() else {
+        ctx.error(
+            &fp,
+            format!(
+                "a filter chain needs exactly one network filter (http_connection_manager or tcp_proxy); found {}",
+                chain.filters.len()
+            ),
+        );
+        return None;
+    };
+    let fp = fp.index(0);
+    let Some(filter::ConfigType::TypedConfig(any)) = &f.config_type else {
+        ctx.error(&fp.field("typed_config"), "typed_config is required");
+        return None;
+    };
+    let tp = fp.field("typed_config");
+    let type_name = any.type_url.rsplit('/').next().unwrap_or_default();
+    match type_name {
+        HCM => match http::HttpConnectionManager::decode(any.value.as_slice()) {
+            Ok(hcm) => {
+                http::compile(ctx, &hcm, &tp, clusters).map(|h| ListenerKind::Http(Arc::new(h)))
+            }
+            Err(e) => {
+                ctx.error(&tp, format!("does not decode as {HCM}: {e}"));
+                None
+            }
+        },
+        TCP_PROXY => match TcpProxy::decode(any.value.as_slice()) {
+            Ok(tcp) => tcp_settings(ctx, &tcp, &tp, clusters).map(ListenerKind::Tcp),
+            Err(e) => {
+                ctx.error(&tp, format!("does not decode as {TCP_PROXY}: {e}"));
+                None
+            }
+        },
+        other => {
+            ctx.error(&tp, format!("type {other} not supported by spar-proxy yet"));
+            None
+        }
+    }
+}
+
+fn tcp_settings(
+    ctx: &mut Ctx<'_>,
+    tcp: &TcpProxy,
+    p: &FieldPath,
+    clusters: &HashMap<&str, ClusterId>,
+) -> Option<TcpSettings> {
+    if tcp.stat_prefix.is_empty() {
+        ctx.error(&p.field("stat_prefix"), "stat_prefix is required");
+    }
+    let cluster = match &tcp.cluster_specifier {
+        Some(tcp_proxy::ClusterSpecifier::Cluster(name)) => {
+            cluster_ref(ctx, clusters, name, &p.field("cluster"))
+        }
+        Some(tcp_proxy::ClusterSpecifier::WeightedClusters(_)) => {
+            ctx.error(
+                &p.field("weighted_clusters"),
+                "weighted_clusters is not supported by spar-proxy yet",
+            );
+            None
+        }
+        None => {
+            ctx.error(&p.field("cluster"), "cluster is required");
+            None
+        }
+    };
+    let idle_timeout = ctx.timeout(
+        tcp.idle_timeout.as_ref(),
+        &p.field("idle_timeout"),
+        Some(DEFAULT_TCP_IDLE_TIMEOUT),
+    );
+    let max_connect_attempts = match tcp.max_connect_attempts {
+        None => 1,
+        Some(v) if v.value == 0 => {
+            ctx.error(
+                &p.field("max_connect_attempts"),
+                "max_connect_attempts must be at least 1",
+            );
+            1
+        }
+        Some(v) => v.value,
+    };
+    Some(TcpSettings {
+        stat_prefix: tcp.stat_prefix.clone(),
+        cluster: cluster?,
+        idle_timeout,
+        max_connect_attempts,
+    })
+}
+
+/// The id of cluster `name`, or an error at `path` naming the missing cluster.
+pub(super) fn cluster_ref(
+    ctx: &mut Ctx<'_>,
+    clusters: &HashMap<&str, ClusterId>,
+    name: &str,
+    path: &FieldPath,
+) -> Option<ClusterId> {
+    if name.is_empty() {
+        ctx.error(path, "cluster is required");
+        return None;
+    }
+    let id = clusters.get(name).copied();
+    if id.is_none() {
+        ctx.error(
+            path,
+            format!("cluster `{name}` is not defined in static_resources.clusters"),
+        );
+    }
+    id
+}

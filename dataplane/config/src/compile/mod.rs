@@ -1,0 +1,182 @@
+//! `compile`: a checked bootstrap into a [`Snapshot`]. Pure: no I/O, no clock. Every
+//! semantic problem is collected, so one run reports them all.
+
+mod cluster;
+mod http;
+mod listener;
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use envoy_types::pb::envoy::config::core::v3::{Address, address, socket_address};
+use envoy_types::pb::google::protobuf::Duration as PbDuration;
+use spar_cluster::ClusterId;
+
+use crate::error::{ConfigError, ConfigErrors, FieldPath};
+use crate::snapshot::Snapshot;
+use crate::{Bootstrap, Source};
+
+/// Largest duration protobuf can express (10,000 years); larger ones are refused so that
+/// no later arithmetic on them can overflow.
+const MAX_DURATION_SECS: i64 = 315_576_000_000;
+
+/// Compiles `b` into a snapshot stamped `version`. Pure: the same input gives the same
+/// snapshot. `b` is expected to have passed the subset check (every way to build a
+/// [`Bootstrap`] runs it).
+pub fn compile(b: &Bootstrap, version: u64) -> Result<Snapshot, ConfigErrors> {
+    let mut ctx = Ctx {
+        source: b.source.as_ref(),
+        errors: Vec::new(),
+    };
+    let root = FieldPath::root();
+    let statics = b.envoy.static_resources.clone().unwrap_or_default();
+    let sr = root.field("static_resources");
+
+    let clusters = cluster::compile_all(&mut ctx, &statics.clusters, &sr.field("clusters"));
+    let names: HashMap<&str, ClusterId> = clusters
+        .iter()
+        .enumerate()
+        .rev() // the first of duplicate names wins (duplicates are an error anyway)
+        .filter_map(|(i, c)| Some((c.name.as_str(), ClusterId(u32::try_from(i).ok()?))))
+        .collect();
+    let limits = listener::connection_limits(&mut ctx, b.envoy.layered_runtime.as_ref());
+    let listeners = listener::compile_all(
+        &mut ctx,
+        &statics.listeners,
+        &sr.field("listeners"),
+        &names,
+        limits,
+    );
+
+    let admin = b.envoy.admin.as_ref().and_then(|a| {
+        let p = root.field("admin").field("address");
+        a.address
+            .as_ref()
+            .and_then(|addr| ctx.socket_addr(addr, &p))
+    });
+    if !ctx.errors.is_empty() {
+        let mut errors = ctx.errors;
+        errors.sort_by_key(|e| e.line.unwrap_or(usize::MAX));
+        return Err(ConfigErrors(errors));
+    }
+    let config_dump = serde_json::json!({
+        "configs": [{
+            "@type": "type.googleapis.com/envoy.admin.v3.BootstrapConfigDump",
+            "bootstrap": b.json,
+        }]
+    });
+    Ok(Snapshot {
+        version,
+        admin,
+        listeners,
+        clusters: clusters.into_iter().map(std::sync::Arc::new).collect(),
+        config_dump,
+    })
+}
+
+/// Collects errors and knows where fields are.
+pub(crate) struct Ctx<'a> {
+    source: Option<&'a Source>,
+    errors: Vec<ConfigError>,
+}
+
+impl Ctx<'_> {
+    fn error(&mut self, path: &FieldPath, message: impl Into<String>) {
+        let message = message.into();
+        self.errors.push(match self.source {
+            Some(s) => s.error(path, message),
+            None => ConfigError {
+                file: None,
+                line: None,
+                path: path.clone(),
+                message,
+            },
+        });
+    }
+
+    /// A protobuf duration, or `None` (after an error) when negative or out of range.
+    fn duration(&mut self, d: &PbDuration, path: &FieldPath) -> Option<Duration> {
+        let nanos = u32::try_from(d.nanos).ok().filter(|n| *n < 1_000_000_000);
+        let secs = u64::try_from(d.seconds)
+            .ok()
+            .filter(|_| d.seconds <= MAX_DURATION_SECS);
+        match (secs, nanos) {
+            (Some(s), Some(n)) => Some(Duration::new(s, n)),
+            _ => {
+                self.error(path, "duration must be between 0s and 315576000000s");
+                None
+            }
+        }
+    }
+
+    /// Envoy's timeout convention: absent means `default`, `0s` means disabled (`None`).
+    fn timeout(
+        &mut self,
+        d: Option<&PbDuration>,
+        path: &FieldPath,
+        default: Option<Duration>,
+    ) -> Option<Duration> {
+        match d {
+            None => default,
+            Some(d) => self.duration(d, path).filter(|d| !d.is_zero()),
+        }
+    }
+
+    /// An `Address` that must be a TCP socket address with an IP literal and a port 1-65535.
+    fn socket_addr(&mut self, addr: &Address, path: &FieldPath) -> Option<SocketAddr> {
+        let Some(address::Address::SocketAddress(sa)) = &addr.address else {
+            self.error(path, "socket_address is required");
+            return None;
+        };
+        let path = path.field("socket_address");
+        let ip = match sa.address.parse::<IpAddr>() {
+            Ok(ip) => Some(ip),
+            Err(_) if sa.address.is_empty() => {
+                self.error(&path.field("address"), "address is required");
+                None
+            }
+            Err(_) => {
+                self.error(
+                    &path.field("address"),
+                    format!(
+                        "`{}` is not an IP address (STATIC addresses must be IP literals)",
+                        sa.address
+                    ),
+                );
+                None
+            }
+        };
+        let port = match sa.port_specifier {
+            Some(socket_address::PortSpecifier::PortValue(p)) => match u16::try_from(p) {
+                Ok(0) => {
+                    self.error(&path.field("port_value"), "port 0 is not allowed");
+                    None
+                }
+                Ok(p) => Some(p),
+                Err(_) => {
+                    self.error(
+                        &path.field("port_value"),
+                        format!("port {p} is out of range (1-65535)"),
+                    );
+                    None
+                }
+            },
+            Some(socket_address::PortSpecifier::NamedPort(_)) => {
+                self.error(
+                    &path.field("named_port"),
+                    "named ports are not supported by spar-proxy yet",
+                );
+                None
+            }
+            None => {
+                self.error(&path.field("port_value"), "port_value is required");
+                None
+            }
+        };
+        Some(SocketAddr::new(ip?, port?))
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,317 @@
+//! YAML (and JSON, which YAML 1.2 parses) text into a `serde_json::Value`, remembering the
+//! line of every field so later errors can say `file:line`.
+//!
+//! The event parser is driven with an explicit stack (no recursion), nesting is capped and
+//! aliases are counted, so hostile input cannot exhaust the stack or the memory.
+
+use std::collections::HashMap;
+
+use serde_json::{Map, Number, Value};
+use yaml_rust2::parser::{Event, Parser};
+use yaml_rust2::scanner::{Marker, TScalarStyle};
+
+use crate::error::{ConfigError, FieldPath};
+
+/// Deepest nesting accepted. Envoy configs nest about 20 levels (a route's header matcher
+/// inside a virtual host inside an HCM inside a listener); the cap keeps later recursive
+/// passes (serde, reflection) far from the 2 MiB stack of a test or worker thread.
+const MAX_DEPTH: usize = 64;
+
+/// Most values a document may expand to, aliases included: a bootstrap with 10,000 virtual
+/// hosts is about 200,000 values, and "billion laughs" aliases stop here.
+const MAX_VALUES: usize = 5_000_000;
+
+/// Where each field is in the file: normalized path -> 1-based line.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Lines(HashMap<String, usize>);
+
+impl Lines {
+    fn insert(&mut self, path: &FieldPath, line: usize) {
+        self.0.entry(normalize(path.as_str())).or_insert(line);
+    }
+
+    /// The line of `path`, or of its nearest enclosing field that has one.
+    pub(crate) fn find(&self, path: &FieldPath) -> Option<usize> {
+        let mut p = Some(path.clone());
+        while let Some(cur) = p {
+            if let Some(&line) = self.0.get(&normalize(cur.as_str())) {
+                return Some(line);
+            }
+            p = cur.parent();
+        }
+        None
+    }
+}
+
+/// Field names may be written in proto (`static_resources`) or JSON (`staticResources`)
+/// form; both map to the proto form so that paths from either side find the same line.
+fn normalize(path: &str) -> String {
+    let mut out = String::with_capacity(path.len() + 8);
+    for c in path.chars() {
+        if c.is_ascii_uppercase() {
+            out.push('_');
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// A node being built: a mapping waiting for keys and values, or a sequence.
+enum Frame {
+    Map {
+        map: Map<String, Value>,
+        path: FieldPath,
+        key: Option<String>,
+        anchor: usize,
+    },
+    Seq {
+        items: Vec<Value>,
+        path: FieldPath,
+        anchor: usize,
+    },
+}
+
+/// Parses one YAML document. `file` only labels errors.
+pub(crate) fn parse(text: &str, file: &str) -> Result<(Value, Lines), ConfigError> {
+    let err = |line: Option<usize>, message: String| ConfigError {
+        file: Some(file.to_owned()),
+        line,
+        path: FieldPath::root(),
+        message,
+    };
+    let mut parser = Parser::new_from_str(text);
+    let mut lines = Lines::default();
+    let mut stack: Vec<Frame> = Vec::new();
+    let mut anchors: HashMap<usize, (Value, usize)> = HashMap::new();
+    let mut root: Option<Value> = None;
+    let mut documents = 0;
+    let mut values = 0usize;
+    loop {
+        let (event, mark) = parser
+            .next_token()
+            .map_err(|e| err(Some(line_of(e.marker())), format!("YAML: {}", e.info())))?;
+        let line = line_of(&mark);
+        // A finished node (value, its anchor, how many values it holds), if this event ends one.
+        let done: Option<(Value, usize, usize)> = match event {
+            Event::StreamEnd => break,
+            Event::DocumentStart => {
+                documents += 1;
+                if documents > 1 {
+                    return Err(err(Some(line), "only one YAML document is allowed".into()));
+                }
+                None
+            }
+            Event::StreamStart | Event::DocumentEnd | Event::Nothing => None,
+            Event::Alias(id) => {
+                let (value, size) = anchors.get(&id).cloned().ok_or_else(|| {
+                    err(Some(line), "alias to an unknown or enclosing anchor".into())
+                })?;
+                Some((value, 0, size))
+            }
+            Event::Scalar(text, style, anchor, tag) => {
+                let is_key = matches!(stack.last(), Some(Frame::Map { key: None, .. }));
+                if is_key {
+                    if let Some(Frame::Map { map, path, key, .. }) = stack.last_mut() {
+                        if map.contains_key(&text) {
+                            return Err(err(Some(line), format!("duplicate key `{text}`")));
+                        }
+                        lines.insert(&path.field(&text), line);
+                        *key = Some(text);
+                    }
+                    None
+                } else {
+                    let as_str = tag.as_ref().is_some_and(|t| t.suffix == "str");
+                    let value = if style == TScalarStyle::Plain && !as_str {
+                        resolve_plain(&text)
+                    } else {
+                        Value::String(text)
+                    };
+                    Some((value, anchor, 1))
+                }
+            }
+            Event::SequenceStart(anchor, _) | Event::MappingStart(anchor, _) => {
+                let path = match stack.last_mut() {
+                    None => FieldPath::root(),
+                    Some(Frame::Map { key: None, .. }) => {
+                        return Err(err(Some(line), "mapping keys must be plain strings".into()));
+                    }
+                    Some(Frame::Map {
+                        path, key: Some(k), ..
+                    }) => path.field(k),
+                    Some(Frame::Seq { path, items, .. }) => {
+                        let p = path.index(items.len());
+                        lines.insert(&p, line);
+                        p
+                    }
+                };
+                if stack.len() >= MAX_DEPTH {
+                    return Err(err(
+                        Some(line),
+                        format!("nesting deeper than {MAX_DEPTH} levels"),
+                    ));
+                }
+                stack.push(if matches!(event, Event::MappingStart(..)) {
+                    Frame::Map {
+                        map: Map::new(),
+                        path,
+                        key: None,
+                        anchor,
+                    }
+                } else {
+                    Frame::Seq {
+                        items: Vec::new(),
+                        path,
+                        anchor,
+                    }
+                });
+                None
+            }
+            Event::MappingEnd | Event::SequenceEnd => match stack.pop() {
+                Some(Frame::Map { map, anchor, .. }) => {
+                    Some((Value::Object(type_first(map)), anchor, 1))
+                }
+                Some(Frame::Seq { items, anchor, .. }) => Some((Value::Array(items), anchor, 1)),
+                None => None,
+            },
+        };
+        let Some((value, anchor, size)) = done else {
+            continue;
+        };
+        values = values.saturating_add(size);
+        if values > MAX_VALUES {
+            return Err(err(
+                Some(line),
+                format!("document expands to more than {MAX_VALUES} values"),
+            ));
+        }
+        if anchor > 0 {
+            anchors.insert(anchor, (value.clone(), size));
+        }
+        match stack.last_mut() {
+            None => root = Some(value),
+            Some(Frame::Map { map, key, .. }) => {
+                if let Some(k) = key.take() {
+                    map.insert(k, value);
+                } else {
+                    return Err(err(Some(line), "mapping keys must be plain strings".into()));
+                }
+            }
+            Some(Frame::Seq { items, path, .. }) => {
+                lines.insert(&path.index(items.len()), line);
+                items.push(value);
+            }
+        }
+    }
+    // An empty document is an empty bootstrap, as for Envoy.
+    let root = match root {
+        None | Some(Value::Null) => Value::Object(Map::new()),
+        Some(v) => v,
+    };
+    Ok((root, lines))
+}
+
+/// yaml-rust2 counts lines from 1 and columns from 0.
+fn line_of(mark: &Marker) -> usize {
+    mark.line().max(1)
+}
+
+/// prost-reflect reads the `@type` of an `Any` first and then streams the other fields with
+/// their paths intact; entries before `@type` would be buffered and lose their path. Put it
+/// first whatever the map's ordering.
+fn type_first(map: Map<String, Value>) -> Map<String, Value> {
+    if !map.contains_key("@type") {
+        return map;
+    }
+    let mut map = map;
+    let mut out = Map::new();
+    if let Some(t) = map.remove("@type") {
+        out.insert("@type".to_owned(), t);
+    }
+    out.extend(map);
+    out
+}
+
+/// YAML 1.2 core schema for plain (unquoted) scalars: null, booleans, integers, floats;
+/// anything else is a string.
+fn resolve_plain(s: &str) -> Value {
+    match s {
+        "" | "~" | "null" | "Null" | "NULL" => return Value::Null,
+        "true" | "True" | "TRUE" => return Value::Bool(true),
+        "false" | "False" | "FALSE" => return Value::Bool(false),
+        // proto3 JSON spells the non-finite floats as these strings.
+        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => {
+            return Value::String("Infinity".into());
+        }
+        "-.inf" | "-.Inf" | "-.INF" => return Value::String("-Infinity".into()),
+        ".nan" | ".NaN" | ".NAN" => return Value::String("NaN".into()),
+        _ => {}
+    }
+    let digits = s.strip_prefix(['-', '+']).unwrap_or(s);
+    if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+        if let Ok(i) = s.parse::<i64>() {
+            return Value::Number(i.into());
+        }
+        if let Ok(u) = digits.parse::<u64>()
+            && !s.starts_with('-')
+        {
+            return Value::Number(u.into());
+        }
+    }
+    if let Some(hex) = s.strip_prefix("0x")
+        && let Ok(u) = u64::from_str_radix(hex, 16)
+    {
+        return Value::Number(u.into());
+    }
+    if let Some(oct) = s.strip_prefix("0o")
+        && let Ok(u) = u64::from_str_radix(oct, 8)
+    {
+        return Value::Number(u.into());
+    }
+    if is_float(s)
+        && let Some(n) = s.parse::<f64>().ok().and_then(Number::from_f64)
+    {
+        return Value::Number(n);
+    }
+    Value::String(s.to_owned())
+}
+
+/// `[-+]? ( \. [0-9]+ | [0-9]+ ( \. [0-9]* )? ) ( [eE] [-+]? [0-9]+ )?`
+fn is_float(s: &str) -> bool {
+    let b = s.as_bytes();
+    let mut i = usize::from(matches!(b.first(), Some(b'-' | b'+')));
+    let int_start = i;
+    while b.get(i).is_some_and(u8::is_ascii_digit) {
+        i += 1;
+    }
+    let mut digits = i - int_start;
+    if b.get(i) == Some(&b'.') {
+        i += 1;
+        let frac_start = i;
+        while b.get(i).is_some_and(u8::is_ascii_digit) {
+            i += 1;
+        }
+        digits += i - frac_start;
+    }
+    if digits == 0 {
+        return false;
+    }
+    if matches!(b.get(i), Some(b'e' | b'E')) {
+        i += 1;
+        if matches!(b.get(i), Some(b'-' | b'+')) {
+            i += 1;
+        }
+        let exp_start = i;
+        while b.get(i).is_some_and(u8::is_ascii_digit) {
+            i += 1;
+        }
+        if i == exp_start {
+            return false;
+        }
+    }
+    i == b.len()
+}
+
+#[cfg(test)]
+mod tests;
