@@ -1,1 +1,98 @@
-//! End-to-end tests live in tests/tests/*.rs; this library holds shared helpers.
+//! Shared helpers for Spar's end-to-end tests: start real spar-proxy and
+//! spar-bench processes on ephemeral loopback ports, talk raw HTTP/1.1 to
+//! them, wait for conditions with a bounded poll.
+//!
+//! Every process started here is killed when its handle drops, and every
+//! socket is on 127.0.0.1: tests stop by themselves and touch nothing else.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
+
+pub mod http;
+pub mod proc;
+pub mod upstream;
+
+use std::time::{Duration, Instant};
+
+/// Polls `cond` every 20 ms until it holds or `within` passes; panics with
+/// `what` then. Use instead of sleeping.
+pub fn assert_eventually(within: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let until = Instant::now() + within;
+    loop {
+        if cond() {
+            return;
+        }
+        assert!(Instant::now() < until, "not true after {within:?}: {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A port that was free a moment ago on 127.0.0.1.
+pub fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    l.local_addr().expect("local addr").port()
+}
+
+/// Fails the test with a clear message when a tool the test drives is not
+/// installed (`cargo xtask test` installs them): never a silent pass.
+pub fn require_tool(tool: &str) {
+    let found = std::process::Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(found, "{tool} is not installed: run `cargo xtask test`, which installs it");
+}
+
+/// A bootstrap with one HTTP listener on `port` routing everything to the
+/// cluster `backend` at `upstream`. `hcm_extra` is spliced into the
+/// HttpConnectionManager (YAML at 10 spaces), `cluster_extra` into the
+/// cluster (4 spaces). `{admin}` stays for [`proc::SparProxy::start`].
+pub fn http_bootstrap(port: u16, upstream: std::net::SocketAddr, hcm_extra: &str, cluster_extra: &str) -> String {
+    format!(
+        r#"admin:
+  address:
+    socket_address: {{ address: 127.0.0.1, port_value: {{admin}} }}
+static_resources:
+  listeners:
+  - name: http
+    address:
+      socket_address: {{ address: 127.0.0.1, port_value: {port} }}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: ingress_http
+{hcm_extra}
+          route_config:
+            name: local
+            virtual_hosts:
+            - name: exact
+              domains: ["exact.test"]
+              routes:
+              - match: {{ path: "/only" }}
+                route: {{ cluster: backend }}
+            - name: any
+              domains: ["*"]
+              routes:
+              - match: {{ prefix: "/" }}
+                route: {{ cluster: backend, timeout: 2s }}
+          http_filters:
+          - name: envoy.filters.http.router
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+  clusters:
+  - name: backend
+    type: STATIC
+    connect_timeout: 1s
+{cluster_extra}
+    load_assignment:
+      cluster_name: backend
+      endpoints:
+      - lb_endpoints:
+        - endpoint:
+            address:
+              socket_address: {{ address: {ip}, port_value: {uport} }}
+"#,
+        ip = upstream.ip(),
+        uport = upstream.port(),
+    )
+}

@@ -33,12 +33,12 @@ pub(crate) enum Framing {
 pub(crate) enum BodyError {
     /// The source closed before the body was complete.
     SrcEof,
-    SrcIo(io::Error),
+    SrcIo,
     /// The source's chunked framing was invalid.
     SrcFraming,
     /// The deadline passed while waiting for the source.
     SrcTimeout,
-    DstIo(io::Error),
+    DstIo,
 }
 
 /// The destination side: a socket and the write buffer queued for it.
@@ -96,7 +96,7 @@ async fn read_src(
             Err(_) => return Err(BodyError::SrcTimeout),
         },
     };
-    n.map_err(BodyError::SrcIo)
+    n.map_err(|_| BodyError::SrcIo)
 }
 
 /// Forwards a body framed as `input` from `src` (bytes already read are in
@@ -116,7 +116,7 @@ pub(crate) async fn forward(
         Framing::Length(mut remaining) => {
             while remaining > 0 {
                 if sbuf.is_empty() {
-                    out.flush().await.map_err(BodyError::DstIo)?;
+                    out.flush().await.map_err(|_| BodyError::DstIo)?;
                     let max = usize::try_from(remaining).unwrap_or(usize::MAX).min(BODY_CHUNK);
                     if read_src(src, sbuf, max, deadline).await? == 0 {
                         return Err(BodyError::SrcEof);
@@ -126,7 +126,7 @@ pub(crate) async fn forward(
                 let data = sbuf.split_to(take).freeze();
                 remaining -= take as u64;
                 total += take as u64;
-                out.data(data).await.map_err(BodyError::DstIo)?;
+                out.data(data).await.map_err(|_| BodyError::DstIo)?;
             }
         }
         Framing::Chunked => {
@@ -135,11 +135,11 @@ pub(crate) async fn forward(
                 match decoder.decode(sbuf).map_err(|_| BodyError::SrcFraming)? {
                     Chunk::Data(data) => {
                         total += data.len() as u64;
-                        out.data(data).await.map_err(BodyError::DstIo)?;
+                        out.data(data).await.map_err(|_| BodyError::DstIo)?;
                     }
                     Chunk::End => break,
                     Chunk::NeedMore => {
-                        out.flush().await.map_err(BodyError::DstIo)?;
+                        out.flush().await.map_err(|_| BodyError::DstIo)?;
                         if read_src(src, sbuf, BODY_CHUNK, deadline).await? == 0 {
                             return Err(BodyError::SrcEof);
                         }
@@ -151,14 +151,14 @@ pub(crate) async fn forward(
             if !sbuf.is_empty() {
                 let data = sbuf.split().freeze();
                 total += data.len() as u64;
-                out.data(data).await.map_err(BodyError::DstIo)?;
+                out.data(data).await.map_err(|_| BodyError::DstIo)?;
             }
-            out.flush().await.map_err(BodyError::DstIo)?;
+            out.flush().await.map_err(|_| BodyError::DstIo)?;
             if read_src(src, sbuf, BODY_CHUNK, deadline).await? == 0 {
                 break;
             }
         },
     }
-    out.finish().await.map_err(BodyError::DstIo)?;
+    out.finish().await.map_err(|_| BodyError::DstIo)?;
     Ok(total)
 }

@@ -30,8 +30,6 @@ const BODY_TERMINATION: &[u8] =
     b"upstream connect error or disconnect/reset before headers. reset reason: connection termination";
 const BODY_PROTOCOL: &[u8] =
     b"upstream connect error or disconnect/reset before headers. reset reason: protocol error";
-const BODY_OVERFLOW: &[u8] =
-    b"upstream connect error or disconnect/reset before headers. reset reason: overflow";
 const BODY_TIMEOUT: &[u8] = b"upstream request timeout";
 const BODY_NO_HEALTHY: &[u8] = b"no healthy upstream";
 const BODY_HEADER_TIMEOUT: &[u8] = b"request header timeout";
@@ -340,7 +338,7 @@ impl Conn<'_> {
         let consumed_body = input != Framing::None;
         match sent {
             Ok(_) => {}
-            Err(BodyError::DstIo(_)) => {
+            Err(BodyError::DstIo) => {
                 return Exchange::Failed {
                     status: 503,
                     flag: Flag::UpstreamConnectionTermination,
@@ -366,7 +364,7 @@ impl Conn<'_> {
                     consumed_body: true,
                 };
             }
-            Err(BodyError::SrcEof | BodyError::SrcIo(_)) => {
+            Err(BodyError::SrcEof | BodyError::SrcIo) => {
                 return Exchange::Aborted(Flag::DownstreamConnectionTermination);
             }
         }
@@ -467,8 +465,8 @@ impl Conn<'_> {
             }
             Err(BodyError::SrcTimeout) => Exchange::Aborted(Flag::UpstreamRequestTimeout),
             Err(BodyError::SrcFraming) => Exchange::Aborted(Flag::UpstreamProtocolError),
-            Err(BodyError::SrcEof | BodyError::SrcIo(_)) => Exchange::Aborted(Flag::UpstreamConnectionTermination),
-            Err(BodyError::DstIo(_)) => Exchange::Aborted(Flag::DownstreamConnectionTermination),
+            Err(BodyError::SrcEof | BodyError::SrcIo) => Exchange::Aborted(Flag::UpstreamConnectionTermination),
+            Err(BodyError::DstIo) => Exchange::Aborted(Flag::DownstreamConnectionTermination),
         }
     }
 }

@@ -26,7 +26,9 @@ use crate::worker::{Local, Worker};
 const START: usize = 16 * 1024;
 const MAX: usize = 256 * 1024;
 
-pub(crate) async fn serve(ctx: &Rc<Worker>, local: &Rc<Local>, settings: &TcpSettings, stats: &TcpStats, downstream: TcpStream) {
+/// Opaque streams cannot be finished politely: on drain they run until the
+/// drain deadline ends the process, as Envoy's do.
+pub(crate) async fn serve(_ctx: &Rc<Worker>, local: &Rc<Local>, settings: &TcpSettings, stats: &TcpStats, downstream: TcpStream) {
     stats.downstream_cx_total.inc();
     let cluster = local.snapshot.cluster(settings.cluster);
     let cl = &local.clusters[settings.cluster.0 as usize];
@@ -58,9 +60,9 @@ pub(crate) async fn serve(ctx: &Rc<Worker>, local: &Rc<Local>, settings: &TcpSet
     let idle = settings.idle_timeout;
     let to_up = pipe(dr, uw, idle, last.clone(), &stats.downstream_cx_rx_bytes_total);
     let to_down = pipe(ur, dw, idle, last, &stats.downstream_cx_tx_bytes_total);
-    monoio::pin!(to_up, to_down);
+    let mut to_up = std::pin::pin!(to_up);
+    let mut to_down = std::pin::pin!(to_down);
     let (mut up_done, mut down_done) = (false, false);
-    let drain = ctx.drain.clone();
     while !(up_done && down_done) {
         monoio::select! {
             r = &mut to_up, if !up_done => match r {
@@ -71,9 +73,6 @@ pub(crate) async fn serve(ctx: &Rc<Worker>, local: &Rc<Local>, settings: &TcpSet
                 Ok(()) => down_done = true,
                 Err(end) => { count(end, stats); break; }
             },
-            // Opaque streams cannot be finished politely: on drain they get
-            // the drain deadline (the process exits), as Envoy does.
-            _ = drain.wait(), if false => {}
         }
     }
     cl.stats.upstream_cx_active.dec();
