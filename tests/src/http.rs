@@ -14,7 +14,10 @@ pub struct Response {
 
 impl Response {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 
     pub fn body_text(&self) -> String {
@@ -24,7 +27,11 @@ impl Response {
 
 /// Reads one response from `s`, with `buf` holding bytes already read (and
 /// keeping bytes past this response, for pipelining).
-pub fn read_response(s: &mut TcpStream, buf: &mut Vec<u8>, head_request: bool) -> anyhow::Result<Response> {
+pub fn read_response(
+    s: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    head_request: bool,
+) -> anyhow::Result<Response> {
     loop {
         let mut headers = [httparse::EMPTY_HEADER; 64];
         let mut r = httparse::Response::new(&mut headers);
@@ -33,30 +40,50 @@ pub fn read_response(s: &mut TcpStream, buf: &mut Vec<u8>, head_request: bool) -
             let headers: Vec<(String, String)> = r
                 .headers
                 .iter()
-                .map(|h| (h.name.to_ascii_lowercase(), String::from_utf8_lossy(h.value).into_owned()))
+                .map(|h| {
+                    (
+                        h.name.to_ascii_lowercase(),
+                        String::from_utf8_lossy(h.value).into_owned(),
+                    )
+                })
                 .collect();
             buf.drain(..n);
             if status < 200 {
                 continue; // interim response
             }
-            let find = |name: &str| headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+            let find = |name: &str| {
+                headers
+                    .iter()
+                    .find(|(k, _)| k == name)
+                    .map(|(_, v)| v.clone())
+            };
             let body = if head_request || status == 204 || status == 304 {
                 Vec::new()
             } else if let Some(cl) = find("content-length") {
                 let len: usize = cl.trim().parse()?;
                 fill(s, buf, len)?;
                 buf.drain(..len).collect()
-            } else if find("transfer-encoding").is_some_and(|v| v.to_ascii_lowercase().contains("chunked")) {
+            } else if find("transfer-encoding")
+                .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"))
+            {
                 read_chunked(s, buf)?
             } else {
                 s.read_to_end(buf)?;
                 std::mem::take(buf)
             };
-            return Ok(Response { status, headers, body });
+            return Ok(Response {
+                status,
+                headers,
+                body,
+            });
         }
         let mut chunk = [0u8; 16384];
         let n = s.read(&mut chunk)?;
-        anyhow::ensure!(n > 0, "connection closed before a complete response head ({} bytes)", buf.len());
+        anyhow::ensure!(
+            n > 0,
+            "connection closed before a complete response head ({} bytes)",
+            buf.len()
+        );
         buf.extend_from_slice(&chunk[..n]);
     }
 }
@@ -65,7 +92,11 @@ fn fill(s: &mut TcpStream, buf: &mut Vec<u8>, len: usize) -> anyhow::Result<()> 
     let mut chunk = [0u8; 65536];
     while buf.len() < len {
         let n = s.read(&mut chunk)?;
-        anyhow::ensure!(n > 0, "connection closed with {} of {len} body bytes", buf.len());
+        anyhow::ensure!(
+            n > 0,
+            "connection closed with {} of {len} body bytes",
+            buf.len()
+        );
         buf.extend_from_slice(&chunk[..n]);
     }
     Ok(())
@@ -120,12 +151,18 @@ pub fn raw(addr: SocketAddr, request: &[u8]) -> anyhow::Result<Response> {
 
 /// GET `path` with `connection: close`.
 pub fn get(addr: SocketAddr, path: &str) -> anyhow::Result<Response> {
-    raw(addr, format!("GET {path} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n").as_bytes())
+    raw(
+        addr,
+        format!("GET {path} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n").as_bytes(),
+    )
 }
 
 /// GET `path` with a given Host.
 pub fn get_host(addr: SocketAddr, host: &str, path: &str) -> anyhow::Result<Response> {
-    raw(addr, format!("GET {path} HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n\r\n").as_bytes())
+    raw(
+        addr,
+        format!("GET {path} HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n\r\n").as_bytes(),
+    )
 }
 
 /// True when the peer closed the connection (EOF or reset) within 5 s.
@@ -136,7 +173,10 @@ pub fn closed_by_peer(s: &mut TcpStream) -> bool {
         match s.read(&mut b) {
             Ok(0) => return true,
             Ok(_) => continue,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut => {
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut =>
+            {
                 return false;
             }
             Err(_) => return true,

@@ -38,14 +38,22 @@ pub fn require_tool(tool: &str) {
         .args(["-c", &format!("command -v {tool}")])
         .output()
         .is_ok_and(|o| o.status.success());
-    assert!(found, "{tool} is not installed: run `cargo xtask test`, which installs it");
+    assert!(
+        found,
+        "{tool} is not installed: run `cargo xtask test`, which installs it"
+    );
 }
 
 /// A bootstrap with one HTTP listener on `port` routing everything to the
 /// cluster `backend` at `upstream`. `hcm_extra` is spliced into the
 /// HttpConnectionManager (YAML at 10 spaces), `cluster_extra` into the
 /// cluster (4 spaces). `{admin}` stays for [`proc::SparProxy::start`].
-pub fn http_bootstrap(port: u16, upstream: std::net::SocketAddr, hcm_extra: &str, cluster_extra: &str) -> String {
+pub fn http_bootstrap(
+    port: u16,
+    upstream: std::net::SocketAddr,
+    hcm_extra: &str,
+    cluster_extra: &str,
+) -> String {
     format!(
         r#"admin:
   address:

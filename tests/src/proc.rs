@@ -14,7 +14,10 @@ use crate::{assert_eventually, free_port};
 pub fn target_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
     // target/<profile>/deps/<test binary>
-    exe.parent().and_then(Path::parent).expect("target dir").to_path_buf()
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .to_path_buf()
 }
 
 /// Path of a workspace binary, built once if this run did not build it yet.
@@ -27,7 +30,10 @@ pub fn bin(name: &str) -> PathBuf {
                 .args(["build", "-p", "spar-proxy", "-p", "spar-bench"])
                 .status()
                 .expect("run cargo build");
-            assert!(status.success(), "building spar-proxy and spar-bench failed");
+            assert!(
+                status.success(),
+                "building spar-proxy and spar-bench failed"
+            );
         }
     });
     path
@@ -68,7 +74,8 @@ impl Process {
 
     /// Peak resident memory (VmHWM) and current (VmRSS), in KiB.
     pub fn memory_kib(&self) -> (u64, u64) {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
         let field = |name: &str| {
             status
                 .lines()
@@ -111,14 +118,19 @@ impl Echo {
             .expect("start spar-bench echo");
         let mut line = String::new();
         let out = child.stdout.take().expect("echo stdout");
-        BufReader::new(out).read_line(&mut line).expect("read echo banner");
+        BufReader::new(out)
+            .read_line(&mut line)
+            .expect("read echo banner");
         let addr = line
             .trim()
             .rsplit(' ')
             .next()
             .and_then(|a| a.parse().ok())
             .unwrap_or_else(|| panic!("unexpected echo banner: {line:?}"));
-        Echo { addr, process: Process { child } }
+        Echo {
+            addr,
+            process: Process { child },
+        }
     }
 }
 
@@ -147,7 +159,8 @@ impl SparProxy {
         let dir = scratch_dir("proxy");
         let admin_port = free_port();
         let config = dir.join("bootstrap.yaml");
-        std::fs::write(&config, yaml.replace("{admin}", &admin_port.to_string())).expect("write config");
+        std::fs::write(&config, yaml.replace("{admin}", &admin_port.to_string()))
+            .expect("write config");
         let child = Command::new(bin("spar-proxy"))
             .arg("-c")
             .arg(&config)
@@ -156,7 +169,12 @@ impl SparProxy {
             .spawn()
             .expect("start spar-proxy");
         let admin: SocketAddr = format!("127.0.0.1:{admin_port}").parse().expect("addr");
-        let mut proxy = SparProxy { admin, config, dir, process: Process { child } };
+        let mut proxy = SparProxy {
+            admin,
+            config,
+            dir,
+            process: Process { child },
+        };
         proxy.wait_ready();
         proxy
     }
@@ -164,19 +182,28 @@ impl SparProxy {
     fn wait_ready(&mut self) {
         let admin = self.admin;
         let mut exited = None;
-        assert_eventually(Duration::from_secs(20), "spar-proxy /ready answers 200", || {
-            if let Ok(Some(s)) = self.process.child.try_wait() {
-                exited = Some(s);
-                return true;
-            }
-            crate::http::get(admin, "/ready").is_ok_and(|r| r.status == 200)
-        });
-        assert!(exited.is_none(), "spar-proxy exited during start: {exited:?}");
+        assert_eventually(
+            Duration::from_secs(20),
+            "spar-proxy /ready answers 200",
+            || {
+                if let Ok(Some(s)) = self.process.child.try_wait() {
+                    exited = Some(s);
+                    return true;
+                }
+                crate::http::get(admin, "/ready").is_ok_and(|r| r.status == 200)
+            },
+        );
+        assert!(
+            exited.is_none(),
+            "spar-proxy exited during start: {exited:?}"
+        );
     }
 
     /// The admin `/stats/prometheus` text.
     pub fn metrics(&self) -> String {
-        crate::http::get(self.admin, "/stats/prometheus").map(|r| r.body_text()).unwrap_or_default()
+        crate::http::get(self.admin, "/stats/prometheus")
+            .map(|r| r.body_text())
+            .unwrap_or_default()
     }
 
     /// Sum of a metric's samples whose label text contains `labels_contain`.

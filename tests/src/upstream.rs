@@ -46,7 +46,13 @@ impl Scripted {
                 let Ok(stream) = stream else { continue };
                 seen2.connections.fetch_add(1, Ordering::Relaxed);
                 let (h, s) = (handler.clone(), seen2.clone());
-                std::thread::spawn(move || h(Conn { stream, buf: Vec::new(), seen: s }));
+                std::thread::spawn(move || {
+                    h(Conn {
+                        stream,
+                        buf: Vec::new(),
+                        seen: s,
+                    })
+                });
             }
         });
         Scripted { addr, seen, stop }
@@ -138,6 +144,8 @@ impl Conn {
 pub fn header_value(head: &str, name: &str) -> Option<String> {
     head.lines().skip(1).find_map(|l| {
         let (n, v) = l.split_once(':')?;
-        n.trim().eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
+        n.trim()
+            .eq_ignore_ascii_case(name)
+            .then(|| v.trim().to_owned())
     })
 }

@@ -1,6 +1,8 @@
 //! Large streamed bodies with bounded memory, the TCP proxy with half-close,
 //! and real clients no one here wrote (curl, wrk).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::process::Command;
@@ -15,7 +17,8 @@ use spar_tests::{free_port, http_bootstrap, require_tool};
 fn sink() -> Scripted {
     Scripted::start(|mut c| {
         while let Some(head) = c.read_head() {
-            let mut left: u64 = header_value(&head, "content-length").map_or(0, |v| v.parse().unwrap());
+            let mut left: u64 =
+                header_value(&head, "content-length").map_or(0, |v| v.parse().unwrap());
             let mut total = 0u64;
             let mut chunk = vec![0u8; 1 << 20];
             let pre = c.buf.len() as u64;
@@ -31,7 +34,13 @@ fn sink() -> Scripted {
                 total += n as u64;
             }
             let body = total.to_string();
-            c.write(format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}", body.len()).as_bytes());
+            c.write(
+                format!(
+                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}",
+                    body.len()
+                )
+                .as_bytes(),
+            );
         }
     })
 }
@@ -41,14 +50,21 @@ fn serial_one_gib_upload_streams_with_bounded_memory() {
     const SIZE: u64 = 1 << 30;
     let up = sink();
     let port = free_port();
-    let proxy = SparProxy::start(&http_bootstrap(port, up.addr, "", ""), &["--concurrency", "1"]);
+    let proxy = SparProxy::start(
+        &http_bootstrap(port, up.addr, "", ""),
+        &["--concurrency", "1"],
+    );
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     // Warm up so the baseline includes the connection's normal buffers.
     http::get(addr, "/").unwrap();
     let (_, rss_before) = proxy.process.memory_kib();
     let mut s = http::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
-    write!(s, "POST /upload HTTP/1.1\r\nhost: a\r\ncontent-length: {SIZE}\r\n\r\n").unwrap();
+    write!(
+        s,
+        "POST /upload HTTP/1.1\r\nhost: a\r\ncontent-length: {SIZE}\r\n\r\n"
+    )
+    .unwrap();
     let block = vec![b'x'; 1 << 20];
     let mut peak_growth = 0u64;
     for i in 0..(SIZE / block.len() as u64) {
@@ -62,7 +78,10 @@ fn serial_one_gib_upload_streams_with_bounded_memory() {
     assert_eq!(r.status, 200);
     assert_eq!(r.body_text(), SIZE.to_string());
     // Bounded: a few body buffers (64 KiB each) plus allocator slack, not the body.
-    assert!(peak_growth < 16 * 1024, "RSS grew by {peak_growth} KiB while streaming 1 GiB");
+    assert!(
+        peak_growth < 16 * 1024,
+        "RSS grew by {peak_growth} KiB while streaming 1 GiB"
+    );
 }
 
 #[test]
@@ -84,7 +103,11 @@ fn large_download_streams_through_intact() {
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let r = http::get(addr, "/big").unwrap();
     assert_eq!(r.body.len(), SIZE);
-    assert!(r.body.chunks(1 << 20).all(|c| c.iter().enumerate().all(|(i, b)| *b == (i % 251) as u8)));
+    assert!(
+        r.body
+            .chunks(1 << 20)
+            .all(|c| c.iter().enumerate().all(|(i, b)| *b == (i % 251) as u8))
+    );
 }
 
 fn tcp_bootstrap(port: u16, upstream: SocketAddr) -> String {
@@ -152,14 +175,32 @@ fn curl_through_spar_proxy() {
     let port = free_port();
     let _proxy = SparProxy::start(&http_bootstrap(port, echo.addr, "", ""), &[]);
     let url = format!("http://127.0.0.1:{port}/curl/path?q=1");
-    let out = Command::new("curl").args(["-sS", "-D", "-", "-o", "/dev/null", &url, &url]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("curl")
+        .args(["-sS", "-D", "-", "-o", "/dev/null", &url, &url])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout).to_lowercase();
     assert_eq!(text.matches("http/1.1 200").count(), 2, "{text}");
     assert!(text.contains("x-echo-path: /curl/path"), "{text}");
     // curl's chunked upload.
     let out = Command::new("curl")
-        .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "-H", "transfer-encoding: chunked", "--data-binary", "@-", &url])
+        .args([
+            "-sS",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-H",
+            "transfer-encoding: chunked",
+            "--data-binary",
+            "@-",
+            &url,
+        ])
         .stdin(std::process::Stdio::null())
         .output()
         .unwrap();
@@ -171,14 +212,20 @@ fn wrk_through_spar_proxy_sees_no_errors() {
     require_tool("wrk");
     let echo = Echo::start(&[]);
     let port = free_port();
-    let _proxy = SparProxy::start(&http_bootstrap(port, echo.addr, "", ""), &["--concurrency", "2"]);
+    let _proxy = SparProxy::start(
+        &http_bootstrap(port, echo.addr, "", ""),
+        &["--concurrency", "2"],
+    );
     let out = Command::new("wrk")
         .args(["-t1", "-c16", "-d2s", &format!("http://127.0.0.1:{port}/")])
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
-    assert!(!text.contains("Non-2xx") && !text.contains("Socket errors"), "{text}");
+    assert!(
+        !text.contains("Non-2xx") && !text.contains("Socket errors"),
+        "{text}"
+    );
     let requests: u64 = text
         .lines()
         .find(|l| l.contains("requests in"))

@@ -1,6 +1,8 @@
 //! HTTP/1.1 proxying through a real spar-proxy process: keep-alive,
 //! pipelining, bodies both ways, framing, header hygiene, upstream failures.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::io::Write;
 use std::time::Duration;
 
@@ -9,7 +11,12 @@ use spar_tests::proc::{Echo, SparProxy};
 use spar_tests::upstream::{Scripted, header_value};
 use spar_tests::{free_port, http_bootstrap};
 
-fn proxy_to(upstream: std::net::SocketAddr, hcm: &str, cluster: &str, args: &[&str]) -> (SparProxy, std::net::SocketAddr) {
+fn proxy_to(
+    upstream: std::net::SocketAddr,
+    hcm: &str,
+    cluster: &str,
+    args: &[&str],
+) -> (SparProxy, std::net::SocketAddr) {
     let port = free_port();
     let p = SparProxy::start(&http_bootstrap(port, upstream, hcm, cluster), args);
     (p, format!("127.0.0.1:{port}").parse().unwrap())
@@ -27,8 +34,14 @@ fn keep_alive_serves_many_requests_on_one_connection() {
         assert_eq!(r.status, 200);
         assert_eq!(r.header("x-echo-path"), Some(format!("/k/{i}").as_str()));
     }
-    assert_eq!(proxy.metric("envoy_http_downstream_cx_total", "ingress_http"), 1);
-    assert_eq!(proxy.metric("envoy_http_downstream_rq_total", "ingress_http"), 200);
+    assert_eq!(
+        proxy.metric("envoy_http_downstream_cx_total", "ingress_http"),
+        1
+    );
+    assert_eq!(
+        proxy.metric("envoy_http_downstream_rq_total", "ingress_http"),
+        200
+    );
     // The upstream side was pooled: far fewer connections than requests.
     assert!(proxy.metric("envoy_cluster_upstream_cx_total", "backend") <= 2);
 }
@@ -46,7 +59,11 @@ fn pipelined_requests_are_answered_in_order() {
     let mut buf = Vec::new();
     for i in 0..20 {
         let r = read_response(&mut s, &mut buf, false).unwrap();
-        assert_eq!(r.header("x-echo-path"), Some(format!("/p/{i}").as_str()), "response {i} out of order");
+        assert_eq!(
+            r.header("x-echo-path"),
+            Some(format!("/p/{i}").as_str()),
+            "response {i} out of order"
+        );
     }
 }
 
@@ -57,7 +74,8 @@ fn chunked_request_body_is_streamed_and_rechunked() {
             let body = if header_value(&head, "transfer-encoding").is_some() {
                 c.read_chunked_body().unwrap()
             } else {
-                let n: usize = header_value(&head, "content-length").map_or(0, |v| v.parse().unwrap());
+                let n: usize =
+                    header_value(&head, "content-length").map_or(0, |v| v.parse().unwrap());
                 c.read_exact_body(n).unwrap()
             };
             let reply = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n", body.len());
@@ -72,7 +90,10 @@ fn chunked_request_body_is_streamed_and_rechunked() {
     assert_eq!(r.status, 200);
     assert_eq!(r.body, b"hello world");
     let heads = up.seen.heads();
-    assert!(header_value(&heads[0], "transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")));
+    assert!(
+        header_value(&heads[0], "transfer-encoding")
+            .is_some_and(|v| v.eq_ignore_ascii_case("chunked"))
+    );
     assert!(header_value(&heads[0], "content-length").is_none());
 }
 
@@ -94,7 +115,8 @@ fn chunked_and_until_close_responses_reach_the_client_intact() {
     assert_eq!(r.body, b"until-close-body");
     // An HTTP/1.1 client gets it re-chunked, so its connection can stay open.
     let mut s = http::connect(addr).unwrap();
-    s.write_all(b"GET /close HTTP/1.1\r\nhost: a\r\n\r\n").unwrap();
+    s.write_all(b"GET /close HTTP/1.1\r\nhost: a\r\n\r\n")
+        .unwrap();
     let r = read_response(&mut s, &mut Vec::new(), false).unwrap();
     assert_eq!(r.header("transfer-encoding"), Some("chunked"));
     assert_eq!(r.body, b"until-close-body");
@@ -127,7 +149,10 @@ fn head_204_and_304_have_no_body_and_keep_the_connection_in_step() {
         let r = read_response(&mut s, &mut buf, false).unwrap();
         assert_eq!(r.status, status, "{path}");
     }
-    assert!(buf.is_empty(), "stray bytes after bodyless responses: {buf:?}");
+    assert!(
+        buf.is_empty(),
+        "stray bytes after bodyless responses: {buf:?}"
+    );
 }
 
 #[test]
@@ -145,16 +170,29 @@ fn hop_by_hop_headers_are_removed_and_forwarding_headers_added() {
     assert!(r.header("x-up-secret").is_none() && r.header("keep-alive").is_none());
     let head = &up.seen.heads()[0];
     for gone in ["x-secret", "keep-alive", "proxy-connection", "te"] {
-        assert!(header_value(head, gone).is_none(), "{gone} forwarded:\n{head}");
+        assert!(
+            header_value(head, gone).is_none(),
+            "{gone} forwarded:\n{head}"
+        );
     }
-    assert_eq!(header_value(head, "x-forwarded-for").as_deref(), Some("10.9.9.9, 127.0.0.1"));
-    assert_eq!(header_value(head, "x-forwarded-proto").as_deref(), Some("http"));
+    assert_eq!(
+        header_value(head, "x-forwarded-for").as_deref(),
+        Some("10.9.9.9, 127.0.0.1")
+    );
+    assert_eq!(
+        header_value(head, "x-forwarded-proto").as_deref(),
+        Some("http")
+    );
     let id = header_value(head, "x-request-id").expect("x-request-id generated");
     assert_eq!(id.len(), 36);
     // An existing request id is kept.
-    s.write_all(b"GET / HTTP/1.1\r\nhost: a\r\nx-request-id: mine\r\n\r\n").unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nhost: a\r\nx-request-id: mine\r\n\r\n")
+        .unwrap();
     read_response(&mut s, &mut Vec::new(), false).unwrap();
-    assert_eq!(header_value(&up.seen.heads()[1], "x-request-id").as_deref(), Some("mine"));
+    assert_eq!(
+        header_value(&up.seen.heads()[1], "x-request-id").as_deref(),
+        Some("mine")
+    );
 }
 
 #[test]
@@ -162,7 +200,8 @@ fn expect_100_continue_is_answered_by_the_proxy() {
     let echo = Echo::start(&[]);
     let (_proxy, addr) = proxy_to(echo.addr, "", "", &[]);
     let mut s = http::connect(addr).unwrap();
-    s.write_all(b"POST / HTTP/1.1\r\nhost: a\r\ncontent-length: 5\r\nexpect: 100-continue\r\n\r\n").unwrap();
+    s.write_all(b"POST / HTTP/1.1\r\nhost: a\r\ncontent-length: 5\r\nexpect: 100-continue\r\n\r\n")
+        .unwrap();
     let mut first = [0u8; 25];
     std::io::Read::read_exact(&mut s, &mut first).unwrap();
     assert_eq!(&first, b"HTTP/1.1 100 Continue\r\n\r\n");
@@ -175,11 +214,30 @@ fn expect_100_continue_is_answered_by_the_proxy() {
 fn routes_by_domain_and_path_and_404s_the_rest() {
     let echo = Echo::start(&["--echo-path"]);
     let (proxy, addr) = proxy_to(echo.addr, "", "", &[]);
-    assert_eq!(http::get_host(addr, "exact.test", "/only").unwrap().status, 200);
-    assert_eq!(http::get_host(addr, "exact.test:80", "/only").unwrap().status, 200);
-    assert_eq!(http::get_host(addr, "exact.test", "/other").unwrap().status, 404);
-    assert_eq!(http::get_host(addr, "anything.else", "/other").unwrap().status, 200);
-    assert_eq!(proxy.metric("spar_http_response_flags_total", "response_flags=\"NR\""), 1);
+    assert_eq!(
+        http::get_host(addr, "exact.test", "/only").unwrap().status,
+        200
+    );
+    assert_eq!(
+        http::get_host(addr, "exact.test:80", "/only")
+            .unwrap()
+            .status,
+        200
+    );
+    assert_eq!(
+        http::get_host(addr, "exact.test", "/other").unwrap().status,
+        404
+    );
+    assert_eq!(
+        http::get_host(addr, "anything.else", "/other")
+            .unwrap()
+            .status,
+        200
+    );
+    assert_eq!(
+        proxy.metric("spar_http_response_flags_total", "response_flags=\"NR\""),
+        1
+    );
 }
 
 #[test]
@@ -190,9 +248,19 @@ fn refused_upstream_gives_503_uf() {
     let (proxy, addr) = proxy_to(addr_dead, "", "", &[]);
     let r = http::get(addr, "/").unwrap();
     assert_eq!(r.status, 503);
-    assert!(r.body_text().contains("connection failure"), "{}", r.body_text());
-    assert_eq!(proxy.metric("spar_http_response_flags_total", "response_flags=\"UF\""), 1);
-    assert_eq!(proxy.metric("envoy_cluster_upstream_cx_connect_fail", "backend"), 1);
+    assert!(
+        r.body_text().contains("connection failure"),
+        "{}",
+        r.body_text()
+    );
+    assert_eq!(
+        proxy.metric("spar_http_response_flags_total", "response_flags=\"UF\""),
+        1
+    );
+    assert_eq!(
+        proxy.metric("envoy_cluster_upstream_cx_connect_fail", "backend"),
+        1
+    );
 }
 
 #[test]
@@ -205,7 +273,10 @@ fn slow_upstream_gives_504_ut() {
     let r = http::get(addr, "/").unwrap();
     assert_eq!(r.status, 504);
     assert_eq!(r.body_text(), "upstream request timeout");
-    assert_eq!(proxy.metric("spar_http_response_flags_total", "response_flags=\"UT\""), 1);
+    assert_eq!(
+        proxy.metric("spar_http_response_flags_total", "response_flags=\"UT\""),
+        1
+    );
 }
 
 #[test]

@@ -1,6 +1,8 @@
 //! Hostile and broken input: every case gets the right status, a counted
 //! reason, and never reaches the upstream (request smuggling, RFC 9112 6.3).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::io::{Read, Write};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -56,18 +58,32 @@ fn smuggling_attempts_are_refused_and_never_forwarded() {
     for (name, req, status) in SMUGGLING {
         let mut s = http::connect(addr).unwrap();
         s.write_all(req).unwrap();
-        let r = read_response(&mut s, &mut Vec::new(), false).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let r =
+            read_response(&mut s, &mut Vec::new(), false).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(r.status, *status, "{name}");
-        assert!(closed_by_peer(&mut s), "{name}: connection left open after a refused request");
+        assert!(
+            closed_by_peer(&mut s),
+            "{name}: connection left open after a refused request"
+        );
     }
-    assert_eq!(up.seen.connections.load(Ordering::Relaxed), 0, "a refused request reached the upstream");
+    assert_eq!(
+        up.seen.connections.load(Ordering::Relaxed),
+        0,
+        "a refused request reached the upstream"
+    );
     let rejected = proxy.metric("spar_http_downstream_rq_rejected_total", "");
     assert_eq!(rejected, SMUGGLING.len() as i64);
 }
 
 #[test]
 fn bad_chunk_sizes_are_refused_and_the_connection_closed() {
-    let cases: &[&[u8]] = &[b"zz\r\nab\r\n0\r\n\r\n", b"-1\r\n", b"ffffffffffffffffff\r\n", b"2\r\nabc\r\n0\r\n\r\n", b"2\nab\n0\n\n"];
+    let cases: &[&[u8]] = &[
+        b"zz\r\nab\r\n0\r\n\r\n",
+        b"-1\r\n",
+        b"ffffffffffffffffff\r\n",
+        b"2\r\nabc\r\n0\r\n\r\n",
+        b"2\nab\n0\n\n",
+    ];
     let up = Scripted::start(|mut c| {
         // Reads whatever arrives; a bad body must never be answered as if complete.
         while c.read_head().is_some() {
@@ -77,13 +93,18 @@ fn bad_chunk_sizes_are_refused_and_the_connection_closed() {
     let (_proxy, addr) = start(&up, "");
     for body in cases {
         let mut s = http::connect(addr).unwrap();
-        s.write_all(b"POST / HTTP/1.1\r\nhost: a\r\ntransfer-encoding: chunked\r\n\r\n").unwrap();
+        s.write_all(b"POST / HTTP/1.1\r\nhost: a\r\ntransfer-encoding: chunked\r\n\r\n")
+            .unwrap();
         s.write_all(body).unwrap();
         let r = read_response(&mut s, &mut Vec::new(), false);
         if let Ok(r) = &r {
             assert_eq!(r.status, 400, "{:?}", String::from_utf8_lossy(body));
         }
-        assert!(closed_by_peer(&mut s), "{:?}: left open", String::from_utf8_lossy(body));
+        assert!(
+            closed_by_peer(&mut s),
+            "{:?}: left open",
+            String::from_utf8_lossy(body)
+        );
     }
 }
 
@@ -93,7 +114,10 @@ fn long_request_line_is_414_and_big_or_many_headers_431() {
     let (_proxy, addr) = start(&up, "          max_request_headers_kb: 8");
     let long = format!("GET /{} HTTP/1.1\r\nhost: a\r\n\r\n", "a".repeat(20_000));
     assert_eq!(http::raw(addr, long.as_bytes()).unwrap().status, 414);
-    let big = format!("GET / HTTP/1.1\r\nhost: a\r\nx-big: {}\r\n\r\n", "b".repeat(9000));
+    let big = format!(
+        "GET / HTTP/1.1\r\nhost: a\r\nx-big: {}\r\n\r\n",
+        "b".repeat(9000)
+    );
     assert_eq!(http::raw(addr, big.as_bytes()).unwrap().status, 431);
     let mut many = String::from("GET / HTTP/1.1\r\nhost: a\r\n");
     for i in 0..150 {
@@ -121,7 +145,10 @@ fn bad_upstream_responses_are_502_and_not_relayed() {
         let r = http::get(addr, path).unwrap();
         assert_eq!(r.status, 502, "{path}");
     }
-    assert_eq!(proxy.metric("spar_http_response_flags_total", "response_flags=\"UPE\""), 4);
+    assert_eq!(
+        proxy.metric("spar_http_response_flags_total", "response_flags=\"UPE\""),
+        4
+    );
 }
 
 #[test]
@@ -136,7 +163,8 @@ fn slow_header_senders_get_408_and_idle_connections_close() {
     assert_eq!(r.status, 408);
     // Idle keep-alive connection: closed after the idle timeout, no reply.
     let mut idle = http::connect(addr).unwrap();
-    idle.write_all(b"GET / HTTP/1.1\r\nhost: a\r\n\r\n").unwrap();
+    idle.write_all(b"GET / HTTP/1.1\r\nhost: a\r\n\r\n")
+        .unwrap();
     read_response(&mut idle, &mut Vec::new(), false).unwrap();
     let started = std::time::Instant::now();
     let mut b = [0u8; 16];
@@ -168,7 +196,10 @@ fn listener_connection_limit_refuses_the_excess() {
         .collect();
     let mut extra = http::connect(addr).unwrap();
     let _ = extra.write_all(b"GET / HTTP/1.1\r\nhost: a\r\n\r\n");
-    assert!(read_response(&mut extra, &mut Vec::new(), false).is_err(), "4th connection was served");
+    assert!(
+        read_response(&mut extra, &mut Vec::new(), false).is_err(),
+        "4th connection was served"
+    );
     assert_eq!(proxy.metric("envoy_listener_downstream_cx_overflow", ""), 1);
     drop(held);
     assert_eventually(Duration::from_secs(5), "a slot frees up", || {

@@ -39,11 +39,17 @@ fn wait_listening(addr: &str) -> anyhow::Result<()> {
 fn get(addr: &str, host: &str, path: &str) -> anyhow::Result<(String, String)> {
     let mut s = TcpStream::connect(addr)?;
     s.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(s, "GET {path} HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n\r\n")?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n\r\n"
+    )?;
     let mut text = String::new();
     s.read_to_string(&mut text)?;
     let status = text.lines().next().unwrap_or_default().to_owned();
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
     Ok((status, body))
 }
 
@@ -72,25 +78,51 @@ pub(crate) fn run(_args: &[String]) -> anyhow::Result<()> {
     );
     wait_listening(PROXY_HTTP)?;
 
-    println!("\n== spar-proxy is running ({}), echo upstream on {ECHO}\n", config.display());
-    for (host, path) in [("demo.local", "/"), ("demo.local", "/api/items?id=7"), ("other.example", "/")] {
+    println!(
+        "\n== spar-proxy is running ({}), echo upstream on {ECHO}\n",
+        config.display()
+    );
+    for (host, path) in [
+        ("demo.local", "/"),
+        ("demo.local", "/api/items?id=7"),
+        ("other.example", "/"),
+    ] {
         let (status, body) = get(PROXY_HTTP, host, path)?;
-        println!("GET http://{host}{path} via {PROXY_HTTP} -> {status} ({} body bytes)", body.len());
+        println!(
+            "GET http://{host}{path} via {PROXY_HTTP} -> {status} ({} body bytes)",
+            body.len()
+        );
     }
     let mut tcp = TcpStream::connect(PROXY_TCP)?;
     tcp.set_read_timeout(Some(Duration::from_secs(5)))?;
     tcp.write_all(b"GET /through-tcp-proxy HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")?;
     let mut reply = String::new();
     tcp.read_to_string(&mut reply)?;
-    println!("raw TCP via {PROXY_TCP} -> {}", reply.lines().next().unwrap_or_default());
+    println!(
+        "raw TCP via {PROXY_TCP} -> {}",
+        reply.lines().next().unwrap_or_default()
+    );
 
     let load = Command::new(bin.join("spar-bench"))
-        .args(["load", &format!("http://{PROXY_HTTP}/"), "-c", "8", "-d", "2s", "--quiet"])
+        .args([
+            "load",
+            &format!("http://{PROXY_HTTP}/"),
+            "-c",
+            "8",
+            "-d",
+            "2s",
+            "--quiet",
+        ])
         .output()?;
-    println!("\n2 s of load through the proxy (spar-bench load -c 8):\n{}", String::from_utf8_lossy(&load.stdout));
+    println!(
+        "\n2 s of load through the proxy (spar-bench load -c 8):\n{}",
+        String::from_utf8_lossy(&load.stdout)
+    );
 
     println!("Where to look:");
-    println!("  curl -H 'host: demo.local' http://{PROXY_HTTP}/       # routed to the echo cluster");
+    println!(
+        "  curl -H 'host: demo.local' http://{PROXY_HTTP}/       # routed to the echo cluster"
+    );
     println!("  curl http://{ADMIN}/stats/prometheus                  # counters, Envoy names");
     println!("  curl http://{ADMIN}/config_dump                       # the bootstrap in force");
     println!("  curl http://{ADMIN}/ready");
@@ -99,6 +131,9 @@ pub(crate) fn run(_args: &[String]) -> anyhow::Result<()> {
     let mut proxy = proxy;
     let status = proxy.0.wait()?;
     drop(echo);
-    anyhow::ensure!(status.success() || status.code().is_none(), "spar-proxy exited with {status}");
+    anyhow::ensure!(
+        status.success() || status.code().is_none(),
+        "spar-proxy exited with {status}"
+    );
     Ok(())
 }

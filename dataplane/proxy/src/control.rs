@@ -15,10 +15,11 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::Notify;
 use tracing::{error, info, warn};
 
-use crate::{Args, Io, Mode};
+use crate::{Args, IoArg, Mode};
 
 /// Where admin listens when the bootstrap has no `admin` section.
-const DEFAULT_ADMIN: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 15000);
+const DEFAULT_ADMIN: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 15000);
 /// How often the config file is checked for changes.
 const WATCH_EVERY: Duration = Duration::from_secs(1);
 
@@ -39,7 +40,10 @@ struct State {
 
 impl State {
     fn proxy(&self) -> Option<Arc<Proxy>> {
-        self.proxy.lock().unwrap_or_else(PoisonError::into_inner).clone()
+        self.proxy
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 }
 
@@ -53,7 +57,11 @@ impl AdminState for State {
     }
 
     fn config_dump(&self) -> serde_json::Value {
-        let bootstrap = self.config_dump.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        let bootstrap = self
+            .config_dump
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
         serde_json::json!({
             "configs": [{
                 "@type": "type.googleapis.com/envoy.admin.v3.BootstrapConfigDump",
@@ -64,7 +72,9 @@ impl AdminState for State {
     }
 
     fn prometheus(&self) -> String {
-        let Some(proxy) = self.proxy() else { return String::new() };
+        let Some(proxy) = self.proxy() else {
+            return String::new();
+        };
         let extra = format!(
             "# TYPE spar_config_reloads_total counter\nspar_config_reloads_total{{result=\"ok\"}} {}\nspar_config_reloads_total{{result=\"failed\"}} {}\n# TYPE spar_server_uptime_seconds gauge\nspar_server_uptime_seconds {}\n# TYPE spar_server_concurrency gauge\nspar_server_concurrency {}\n",
             self.reloads_ok.load(Ordering::Relaxed),
@@ -114,7 +124,11 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     rt.block_on(control(args, snapshot, dump))
 }
 
-async fn control(args: Args, snapshot: spar_config::Snapshot, dump: serde_json::Value) -> anyhow::Result<()> {
+async fn control(
+    args: Args,
+    snapshot: spar_config::Snapshot,
+    dump: serde_json::Value,
+) -> anyhow::Result<()> {
     // Bind admin before the workers start: a taken port fails the start
     // with nothing running.
     let admin_addr = snapshot.admin.unwrap_or(DEFAULT_ADMIN);
@@ -134,9 +148,9 @@ async fn control(args: Args, snapshot: spar_config::Snapshot, dump: serde_json::
     let opts = Options {
         concurrency: args.concurrency,
         io: match args.io {
-            Io::Auto => IoBackend::Auto,
-            Io::IoUring => IoBackend::IoUring,
-            Io::Epoll => IoBackend::Epoll,
+            IoArg::Auto => IoBackend::Auto,
+            IoArg::IoUring => IoBackend::IoUring,
+            IoArg::Epoll => IoBackend::Epoll,
         },
         pin: !args.no_pin,
     };
@@ -184,7 +198,9 @@ async fn control(args: Args, snapshot: spar_config::Snapshot, dump: serde_json::
     state.readiness.store(DRAINING, Ordering::Relaxed);
     proxy.drain();
     let deadline = Duration::from_secs(args.drain_time_s);
-    let finished = tokio::task::spawn_blocking(move || proxy.wait(deadline)).await.unwrap_or(false);
+    let finished = tokio::task::spawn_blocking(move || proxy.wait(deadline))
+        .await
+        .unwrap_or(false);
     if finished {
         info!("drained, exiting");
     } else {
@@ -198,7 +214,9 @@ async fn control(args: Args, snapshot: spar_config::Snapshot, dump: serde_json::
 fn fingerprint(path: &PathBuf) -> Option<(u64, std::time::SystemTime, u64)> {
     let meta = std::fs::metadata(path).ok()?;
     let bytes = std::fs::read(path).ok()?;
-    let hash = bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3));
+    let hash = bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    });
     Some((meta.len(), meta.modified().ok()?, hash))
 }
 
@@ -209,7 +227,10 @@ fn reload(state: &State, proxy: &Proxy, path: &Path) {
     match load(path, version).and_then(|(s, d)| proxy.update(s).map(|()| d).map_err(Into::into)) {
         Ok(dump) => {
             state.version.store(version, Ordering::Relaxed);
-            *state.config_dump.lock().unwrap_or_else(PoisonError::into_inner) = dump;
+            *state
+                .config_dump
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = dump;
             state.reloads_ok.fetch_add(1, Ordering::Relaxed);
             info!(version, "configuration applied");
         }

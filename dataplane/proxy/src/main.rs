@@ -20,8 +20,8 @@ pub(crate) struct Args {
     #[arg(long, default_value_t = 0)]
     pub(crate) concurrency: usize,
     /// I/O backend; auto uses io_uring and falls back to epoll.
-    #[arg(long, value_enum, default_value_t = Io::Auto)]
-    pub(crate) io: Io,
+    #[arg(long, value_enum, default_value_t = IoArg::Auto)]
+    pub(crate) io: IoArg,
     /// Do not pin workers to CPUs.
     #[arg(long)]
     pub(crate) no_pin: bool,
@@ -38,7 +38,7 @@ pub(crate) struct Args {
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
-pub(crate) enum Io {
+pub(crate) enum IoArg {
     Auto,
     #[value(name = "io_uring", alias = "io-uring", alias = "uring")]
     IoUring,
@@ -55,7 +55,10 @@ fn main() -> ExitCode {
     let args = Args::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&args.log_level));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
     match control::run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -29,7 +29,11 @@ pub(crate) struct BoundListener {
 }
 
 fn one(address: SocketAddr) -> std::io::Result<std::net::TcpListener> {
-    let socket = Socket::new(Domain::for_address(address), Type::STREAM, Some(Protocol::TCP))?;
+    let socket = Socket::new(
+        Domain::for_address(address),
+        Type::STREAM,
+        Some(Protocol::TCP),
+    )?;
     socket.set_reuse_address(true)?;
     socket.set_reuse_port(true)?;
     socket.set_nodelay(true)?;
@@ -46,7 +50,11 @@ pub(crate) fn bind_reuseport(
     address: SocketAddr,
     count: usize,
 ) -> Result<(SocketAddr, Vec<std::net::TcpListener>), BindError> {
-    let err = |source| BindError { name: name.to_owned(), address, source };
+    let err = |source| BindError {
+        name: name.to_owned(),
+        address,
+        source,
+    };
     let first = one(address).map_err(err)?;
     let local = first.local_addr().map_err(err)?;
     let mut socks = Vec::with_capacity(count);

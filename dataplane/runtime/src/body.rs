@@ -117,12 +117,16 @@ pub(crate) async fn forward(
             while remaining > 0 {
                 if sbuf.is_empty() {
                     out.flush().await.map_err(|_| BodyError::DstIo)?;
-                    let max = usize::try_from(remaining).unwrap_or(usize::MAX).min(BODY_CHUNK);
+                    let max = usize::try_from(remaining)
+                        .unwrap_or(usize::MAX)
+                        .min(BODY_CHUNK);
                     if read_src(src, sbuf, max, deadline).await? == 0 {
                         return Err(BodyError::SrcEof);
                     }
                 }
-                let take = usize::try_from(remaining).unwrap_or(usize::MAX).min(sbuf.len());
+                let take = usize::try_from(remaining)
+                    .unwrap_or(usize::MAX)
+                    .min(sbuf.len());
                 let data = sbuf.split_to(take).freeze();
                 remaining -= take as u64;
                 total += take as u64;

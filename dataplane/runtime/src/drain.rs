@@ -27,8 +27,14 @@ pub(crate) struct Drain(Rc<Inner>);
 impl Drain {
     pub(crate) fn start(&self) {
         self.0.draining.set(true);
-        let wakers: Vec<Waker> =
-            self.0.waiters.borrow_mut().entries.iter_mut().filter_map(Option::take).collect();
+        let wakers: Vec<Waker> = self
+            .0
+            .waiters
+            .borrow_mut()
+            .entries
+            .iter_mut()
+            .filter_map(Option::take)
+            .collect();
         for w in wakers {
             w.wake();
         }
@@ -40,7 +46,10 @@ impl Drain {
 
     /// Resolves once draining has started.
     pub(crate) fn wait(&self) -> Wait {
-        Wait { drain: self.clone(), slot: None }
+        Wait {
+            drain: self.clone(),
+            slot: None,
+        }
     }
 }
 

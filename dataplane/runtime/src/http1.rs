@@ -90,7 +90,9 @@ pub(crate) async fn serve(
     };
     let opened = Instant::now();
     loop {
-        let Some(head) = c.read_request().await else { break };
+        let Some(head) = c.read_request().await else {
+            break;
+        };
         c.served += 1;
         stats.downstream_rq_total.inc();
         stats.downstream_rq_active.inc();
@@ -99,8 +101,12 @@ pub(crate) async fn serve(
         if next == Next::Close {
             break;
         }
-        let max_requests = settings.max_requests_per_connection.is_some_and(|m| c.served >= m);
-        let too_old = settings.max_connection_duration.is_some_and(|d| opened.elapsed() >= d);
+        let max_requests = settings
+            .max_requests_per_connection
+            .is_some_and(|m| c.served >= m);
+        let too_old = settings
+            .max_connection_duration
+            .is_some_and(|d| opened.elapsed() >= d);
         if max_requests || too_old || ctx.drain.is_draining() {
             break;
         }
@@ -145,8 +151,13 @@ impl Conn<'_> {
                     }
                 }
                 Some(started) => {
-                    let left = self.settings.request_headers_timeout.map(|t| t.saturating_sub(started.elapsed()));
-                    match with_timeout(left, read_some(&mut self.down, &mut self.rbuf, READ_BUF)).await {
+                    let left = self
+                        .settings
+                        .request_headers_timeout
+                        .map(|t| t.saturating_sub(started.elapsed()));
+                    match with_timeout(left, read_some(&mut self.down, &mut self.rbuf, READ_BUF))
+                        .await
+                    {
                         Some(r) => r,
                         None => {
                             self.stats.downstream_rq_header_timeout.inc();
@@ -190,7 +201,11 @@ impl Conn<'_> {
         let Some(route) = self.settings.routes.find(authority, head.path()) else {
             self.stats.flag(Flag::NoRoute);
             self.local_reply(404, b"", close_after_reply).await;
-            return if close_after_reply { Next::Close } else { Next::KeepAlive };
+            return if close_after_reply {
+                Next::Close
+            } else {
+                Next::KeepAlive
+            };
         };
         let cid = route.action.cluster;
         let timeout = route.action.timeout;
@@ -205,7 +220,8 @@ impl Conn<'_> {
             self.ctx.rng.borrow_mut().fill(&mut random);
             request_id = spar_http::uuid_v4(random);
         }
-        let xff = (self.settings.use_remote_address && !self.settings.skip_xff_append).then(|| self.peer.ip());
+        let xff = (self.settings.use_remote_address && !self.settings.skip_xff_append)
+            .then(|| self.peer.ip());
         let opts = ForwardOptions {
             append_xff: xff,
             set_xfp: Some(b"http"),
@@ -235,11 +251,18 @@ impl Conn<'_> {
                 Err((status, flag, body)) => {
                     self.stats.flag(flag);
                     self.local_reply(status, body, close_after_reply).await;
-                    return if close_after_reply { Next::Close } else { Next::KeepAlive };
+                    return if close_after_reply {
+                        Next::Close
+                    } else {
+                        Next::KeepAlive
+                    };
                 }
             };
             cl.stats.upstream_rq_total.inc();
-            match self.exchange(&head, &head_bytes, &mut up, cl, timeout).await {
+            match self
+                .exchange(&head, &head_bytes, &mut up, cl, timeout)
+                .await
+            {
                 Exchange::Done { next, reusable } => {
                     if reusable {
                         self.ctx.pool.borrow_mut().put(up, cluster, Instant::now());
@@ -249,10 +272,19 @@ impl Conn<'_> {
                     }
                     return next;
                 }
-                Exchange::Failed { status, flag, body, consumed_body } => {
+                Exchange::Failed {
+                    status,
+                    flag,
+                    body,
+                    consumed_body,
+                } => {
                     cl.stats.upstream_cx_active.dec();
                     cl.stats.upstream_cx_destroy.inc();
-                    if flag == Flag::UpstreamConnectionTermination && up.reused && retryable && !retried {
+                    if flag == Flag::UpstreamConnectionTermination
+                        && up.reused
+                        && retryable
+                        && !retried
+                    {
                         retried = true;
                         cl.stats.upstream_rq_retry.inc();
                         continue;
@@ -331,9 +363,24 @@ impl Conn<'_> {
         self.wbuf.extend_from_slice(head_bytes);
         let max_trailer = self.limits.max_trailer_bytes;
         let sent = {
-            let mut out = Out { io: &mut up.stream, buf: &mut self.wbuf, chunked: input == Framing::Chunked };
-            let idle = self.settings.stream_idle_timeout.map(|t| Instant::now() + t);
-            forward(&mut self.down, &mut self.rbuf, input, &mut out, idle, max_trailer).await
+            let mut out = Out {
+                io: &mut up.stream,
+                buf: &mut self.wbuf,
+                chunked: input == Framing::Chunked,
+            };
+            let idle = self
+                .settings
+                .stream_idle_timeout
+                .map(|t| Instant::now() + t);
+            forward(
+                &mut self.down,
+                &mut self.rbuf,
+                input,
+                &mut out,
+                idle,
+                max_trailer,
+            )
+            .await
         };
         let consumed_body = input != Framing::None;
         match sent {
@@ -397,9 +444,12 @@ impl Conn<'_> {
             }
             let read = match deadline {
                 None => Some(read_some(&mut up.stream, &mut self.ubuf, READ_BUF).await),
-                Some(d) => monoio::time::timeout_at(d.into(), read_some(&mut up.stream, &mut self.ubuf, READ_BUF))
-                    .await
-                    .ok(),
+                Some(d) => monoio::time::timeout_at(
+                    d.into(),
+                    read_some(&mut up.stream, &mut self.ubuf, READ_BUF),
+                )
+                .await
+                .ok(),
             };
             match read {
                 None => {
@@ -446,26 +496,52 @@ impl Conn<'_> {
         let until_close = matches!(out_framing, ResponseBody::UntilClose) && input != Framing::None;
         let close = !head.keep_alive || until_close || self.ctx.drain.is_draining();
         let keep_alive_10: &[(&[u8], &[u8])] = &[(b"connection", b"keep-alive")];
-        let extra = if !http11 && !close { keep_alive_10 } else { &[] };
+        let extra = if !http11 && !close {
+            keep_alive_10
+        } else {
+            &[]
+        };
         self.wbuf.clear();
-        encode_response_head(&mut self.wbuf, &resp, &out_framing, close, head.version, extra);
+        encode_response_head(
+            &mut self.wbuf,
+            &resp,
+            &out_framing,
+            close,
+            head.version,
+            extra,
+        );
         self.stats.response(resp.status);
         let chunked_out = matches!(out_framing, ResponseBody::Chunked) && input != Framing::None;
         let max_trailer = self.limits.max_trailer_bytes;
         let relayed = {
-            let mut out = Out { io: &mut self.down, buf: &mut self.wbuf, chunked: chunked_out };
-            forward(&mut up.stream, &mut self.ubuf, input, &mut out, deadline, max_trailer).await
+            let mut out = Out {
+                io: &mut self.down,
+                buf: &mut self.wbuf,
+                chunked: chunked_out,
+            };
+            forward(
+                &mut up.stream,
+                &mut self.ubuf,
+                input,
+                &mut out,
+                deadline,
+                max_trailer,
+            )
+            .await
         };
         match relayed {
             Ok(_) => {
-                let reusable = resp.keep_alive && input != Framing::UntilClose && self.ubuf.is_empty();
+                let reusable =
+                    resp.keep_alive && input != Framing::UntilClose && self.ubuf.is_empty();
                 self.ubuf.clear();
                 let next = if close { Next::Close } else { Next::KeepAlive };
                 Exchange::Done { next, reusable }
             }
             Err(BodyError::SrcTimeout) => Exchange::Aborted(Flag::UpstreamRequestTimeout),
             Err(BodyError::SrcFraming) => Exchange::Aborted(Flag::UpstreamProtocolError),
-            Err(BodyError::SrcEof | BodyError::SrcIo) => Exchange::Aborted(Flag::UpstreamConnectionTermination),
+            Err(BodyError::SrcEof | BodyError::SrcIo) => {
+                Exchange::Aborted(Flag::UpstreamConnectionTermination)
+            }
             Err(BodyError::DstIo) => Exchange::Aborted(Flag::DownstreamConnectionTermination),
         }
     }
@@ -476,7 +552,12 @@ enum Exchange {
     /// The response was relayed in full.
     Done { next: Next, reusable: bool },
     /// Nothing was sent downstream yet: answer with a local reply.
-    Failed { status: u16, flag: Flag, body: &'static [u8], consumed_body: bool },
+    Failed {
+        status: u16,
+        flag: Flag,
+        body: &'static [u8],
+        consumed_body: bool,
+    },
     /// The response had started downstream: the connection must be cut.
     Aborted(Flag),
 }

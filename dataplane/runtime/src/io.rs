@@ -25,7 +25,11 @@ pub(crate) const BODY_CHUNK: usize = 64 * 1024;
 
 /// Reads once, appending to `buf` at most `max` new bytes (at least 1).
 /// Returns the number read; 0 is end of stream.
-pub(crate) async fn read_some(io: &mut TcpStream, buf: &mut BytesMut, max: usize) -> io::Result<usize> {
+pub(crate) async fn read_some(
+    io: &mut TcpStream,
+    buf: &mut BytesMut,
+    max: usize,
+) -> io::Result<usize> {
     let max = max.max(1);
     if buf.capacity() - buf.len() < MIN_READ.min(max) {
         buf.reserve(max.max(MIN_READ));

@@ -78,7 +78,11 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { concurrency: 0, io: IoBackend::Auto, pin: true }
+        Options {
+            concurrency: 0,
+            io: IoBackend::Auto,
+            pin: true,
+        }
     }
 }
 
@@ -144,7 +148,11 @@ impl Proxy {
     /// Binds every listener of `snapshot` and starts the workers.
     pub fn start(snapshot: Snapshot, opts: &Options) -> Result<Proxy, StartError> {
         let cpus = pin::allowed_cpus();
-        let n = if opts.concurrency == 0 { cpus.len().max(1) } else { opts.concurrency };
+        let n = if opts.concurrency == 0 {
+            cpus.len().max(1)
+        } else {
+            opts.concurrency
+        };
         let backend = worker::resolve_backend(opts.io)?;
 
         // Bind everything first: an error here leaves nothing running.
@@ -160,7 +168,14 @@ impl Proxy {
                     open: open.clone(),
                 });
             }
-            slots.insert(l.name.clone(), ListenerSlot { address: l.address, local, open });
+            slots.insert(
+                l.name.clone(),
+                ListenerSlot {
+                    address: l.address,
+                    local,
+                    open,
+                },
+            );
         }
 
         let snapshot = Arc::new(snapshot);
@@ -171,7 +186,11 @@ impl Proxy {
             let (tx, rx) = mpsc::unbounded_channel();
             let ws = Arc::new(WorkerStats::default());
             stats.push(ws.clone());
-            let cpu = if opts.pin { cpus.get(id % cpus.len().max(1)).copied() } else { None };
+            let cpu = if opts.pin {
+                cpus.get(id % cpus.len().max(1)).copied()
+            } else {
+                None
+            };
             let first = Command::Update {
                 snapshot: Arc::new(Snapshot::clone(&snapshot)),
                 add: listeners,
@@ -182,7 +201,10 @@ impl Proxy {
                 .name(format!("spar-worker-{id}"))
                 .spawn(move || worker::run(id, cpu, backend, ws, first, rx, ready))
                 .map_err(StartError::Thread)?;
-            workers.push(WorkerHandle { commands: tx, thread: Mutex::new(Some(thread)) });
+            workers.push(WorkerHandle {
+                commands: tx,
+                thread: Mutex::new(Some(thread)),
+            });
         }
         drop(ready_tx);
         for _ in 0..n {
@@ -197,7 +219,12 @@ impl Proxy {
                 }
             }
         }
-        Ok(Proxy { workers, stats, backend, listeners: Mutex::new(slots) })
+        Ok(Proxy {
+            workers,
+            stats,
+            backend,
+            listeners: Mutex::new(slots),
+        })
     }
 
     /// Hands a new snapshot to every worker. Listeners whose name and address
@@ -205,7 +232,10 @@ impl Proxy {
     /// are bound first, so a bind failure leaves the old config in force.
     pub fn update(&self, snapshot: Snapshot) -> Result<(), StartError> {
         let n = self.workers.len();
-        let mut slots = self.listeners.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut slots = self
+            .listeners
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let mut per_worker: Vec<Vec<bind::BoundListener>> = (0..n).map(|_| Vec::new()).collect();
         let mut new_slots = Vec::new();
         let mut remove = Vec::new();
@@ -235,7 +265,14 @@ impl Proxy {
                     open: open.clone(),
                 });
             }
-            new_slots.push((l.name.clone(), ListenerSlot { address: l.address, local, open }));
+            new_slots.push((
+                l.name.clone(),
+                ListenerSlot {
+                    address: l.address,
+                    local,
+                    open,
+                },
+            ));
         }
         for name in &remove {
             slots.remove(name);
@@ -258,7 +295,10 @@ impl Proxy {
 
     /// The addresses listeners are bound to, by listener name.
     pub fn listener_addrs(&self) -> Vec<(String, SocketAddr)> {
-        let slots = self.listeners.lock().unwrap_or_else(PoisonError::into_inner);
+        let slots = self
+            .listeners
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let mut v: Vec<_> = slots.iter().map(|(k, s)| (k.clone(), s.local)).collect();
         v.sort();
         v
@@ -266,8 +306,14 @@ impl Proxy {
 
     /// Open downstream connections per listener, across workers.
     pub fn open_connections(&self) -> Vec<(String, u64)> {
-        let slots = self.listeners.lock().unwrap_or_else(PoisonError::into_inner);
-        slots.iter().map(|(k, s)| (k.clone(), s.open.load(Ordering::Relaxed))).collect()
+        let slots = self
+            .listeners
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        slots
+            .iter()
+            .map(|(k, s)| (k.clone(), s.open.load(Ordering::Relaxed)))
+            .collect()
     }
 
     pub fn stats(&self) -> &[Arc<WorkerStats>] {
@@ -296,7 +342,11 @@ impl Proxy {
         let until = std::time::Instant::now() + deadline;
         let mut all = true;
         for w in &self.workers {
-            let taken = w.thread.lock().unwrap_or_else(PoisonError::into_inner).take();
+            let taken = w
+                .thread
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take();
             if let Some(t) = taken {
                 while !t.is_finished() && std::time::Instant::now() < until {
                     std::thread::sleep(Duration::from_millis(10));

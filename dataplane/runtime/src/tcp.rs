@@ -12,7 +12,9 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, OwnedReadHalf, OwnedWriteHalf, Splitable};
+use monoio::io::{
+    AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, OwnedReadHalf, OwnedWriteHalf, Splitable,
+};
 use monoio::net::TcpStream;
 use spar_config::TcpSettings;
 use spar_telemetry::{Counter, TcpStats};
@@ -28,7 +30,13 @@ const MAX: usize = 256 * 1024;
 
 /// Opaque streams cannot be finished politely: on drain they run until the
 /// drain deadline ends the process, as Envoy's do.
-pub(crate) async fn serve(_ctx: &Rc<Worker>, local: &Rc<Local>, settings: &TcpSettings, stats: &TcpStats, downstream: TcpStream) {
+pub(crate) async fn serve(
+    _ctx: &Rc<Worker>,
+    local: &Rc<Local>,
+    settings: &TcpSettings,
+    stats: &TcpStats,
+    downstream: TcpStream,
+) {
     stats.downstream_cx_total.inc();
     let cluster = local.snapshot.cluster(settings.cluster);
     let cl = &local.clusters[settings.cluster.0 as usize];
@@ -58,7 +66,13 @@ pub(crate) async fn serve(_ctx: &Rc<Worker>, local: &Rc<Local>, settings: &TcpSe
     let (dr, dw) = downstream.into_split();
     let (ur, uw) = up.stream.into_split();
     let idle = settings.idle_timeout;
-    let to_up = pipe(dr, uw, idle, last.clone(), &stats.downstream_cx_rx_bytes_total);
+    let to_up = pipe(
+        dr,
+        uw,
+        idle,
+        last.clone(),
+        &stats.downstream_cx_rx_bytes_total,
+    );
     let to_down = pipe(ur, dw, idle, last, &stats.downstream_cx_tx_bytes_total);
     let mut to_up = std::pin::pin!(to_up);
     let mut to_down = std::pin::pin!(to_down);
@@ -109,7 +123,8 @@ async fn pipe(
                 }
                 // The future owns the buffer; on timeout it is lost with the
                 // cancelled read, so keep a fresh one ready.
-                match monoio::time::timeout(idle - since, from.read(std::mem::take(&mut buf))).await {
+                match monoio::time::timeout(idle - since, from.read(std::mem::take(&mut buf))).await
+                {
                     Ok(r) => break r,
                     Err(_) => buf = BytesMut::with_capacity(START),
                 }

@@ -42,18 +42,30 @@ impl Pool {
             if idle.expires.is_some_and(|e| e <= now) {
                 continue; // dropped: closes the socket
             }
-            return Some(Upstream { stream: idle.stream, addr, reused: true, served: idle.served + 1 });
+            return Some(Upstream {
+                stream: idle.stream,
+                addr,
+                reused: true,
+                served: idle.served + 1,
+            });
         }
         None
     }
 
     /// Returns a connection whose last exchange completed cleanly.
     pub(crate) fn put(&mut self, up: Upstream, cluster: &Cluster, now: Instant) {
-        if cluster.max_requests_per_connection.is_some_and(|max| up.served >= max) {
+        if cluster
+            .max_requests_per_connection
+            .is_some_and(|max| up.served >= max)
+        {
             return;
         }
         let expires = cluster.idle_timeout.map(|t| now + t);
-        self.idle.entry(up.addr).or_default().push(Idle { stream: up.stream, served: up.served, expires });
+        self.idle.entry(up.addr).or_default().push(Idle {
+            stream: up.stream,
+            served: up.served,
+            expires,
+        });
     }
 
     /// Closes connections idle past their timeout; returns how many.
@@ -90,7 +102,12 @@ pub(crate) async fn connect(addr: SocketAddr, cluster: &Cluster) -> Result<Upstr
     if let Some(ka) = &cluster.tcp_keepalive {
         let _ = stream.set_tcp_keepalive(ka.time, ka.interval, ka.probes);
     }
-    Ok(Upstream { stream, addr, reused: false, served: 1 })
+    Ok(Upstream {
+        stream,
+        addr,
+        reused: false,
+        served: 1,
+    })
 }
 
 /// How often each worker closes expired idle upstream connections.

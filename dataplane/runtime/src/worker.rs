@@ -68,7 +68,10 @@ impl Local {
         let clusters = snapshot
             .clusters
             .iter()
-            .map(|c| ClusterLocal { stats: stats.cluster(&c.name), rr: RefCell::new(RoundRobin::default()) })
+            .map(|c| ClusterLocal {
+                stats: stats.cluster(&c.name),
+                rr: RefCell::new(RoundRobin::default()),
+            })
             .collect();
         let listeners = snapshot
             .listeners
@@ -82,7 +85,11 @@ impl Local {
                 (ls, ks)
             })
             .collect();
-        Local { snapshot, clusters, listeners }
+        Local {
+            snapshot,
+            clusters,
+            listeners,
+        }
     }
 }
 
@@ -121,7 +128,11 @@ pub(crate) fn run(
     let main = worker_main(id, stats, first, rx);
     match backend {
         ActiveBackend::IoUring => {
-            match RuntimeBuilder::<IoUringDriver>::new().with_entries(URING_ENTRIES).enable_timer().build() {
+            match RuntimeBuilder::<IoUringDriver>::new()
+                .with_entries(URING_ENTRIES)
+                .enable_timer()
+                .build()
+            {
                 Ok(mut rt) => {
                     let _ = ready.send(Ok(()));
                     rt.block_on(main);
@@ -132,7 +143,11 @@ pub(crate) fn run(
             }
         }
         ActiveBackend::Epoll => {
-            match RuntimeBuilder::<LegacyDriver>::new().with_entries(URING_ENTRIES).enable_timer().build() {
+            match RuntimeBuilder::<LegacyDriver>::new()
+                .with_entries(URING_ENTRIES)
+                .enable_timer()
+                .build()
+            {
                 Ok(mut rt) => {
                     let _ = ready.send(Ok(()));
                     rt.block_on(main);
@@ -151,7 +166,12 @@ async fn worker_main(
     first: Command,
     mut rx: mpsc::UnboundedReceiver<Command>,
 ) {
-    let Command::Update { snapshot, add, remove: _ } = first else {
+    let Command::Update {
+        snapshot,
+        add,
+        remove: _,
+    } = first
+    else {
         return;
     };
     let local = Rc::new(Local::new(snapshot, &stats));
@@ -168,21 +188,22 @@ async fn worker_main(
     monoio::spawn(sweeper(ctx.clone()));
     debug!(worker = id, "worker started");
 
-    loop {
-        match rx.recv().await {
-            Some(Command::Update { snapshot, add, remove }) => {
-                for name in remove {
-                    if let Some(stop) = stops.remove(&name) {
-                        stop.start();
-                    }
-                }
-                let local = Rc::new(Local::new(snapshot, &ctx.stats));
-                *ctx.current.borrow_mut() = local;
-                start_listeners(&ctx, add, &mut stops);
-                debug!(worker = id, "snapshot applied");
+    // Anything but an update (a drain, or the control thread gone) ends the loop.
+    while let Some(Command::Update {
+        snapshot,
+        add,
+        remove,
+    }) = rx.recv().await
+    {
+        for name in remove {
+            if let Some(stop) = stops.remove(&name) {
+                stop.start();
             }
-            Some(Command::Drain) | None => break,
         }
+        let local = Rc::new(Local::new(snapshot, &ctx.stats));
+        *ctx.current.borrow_mut() = local;
+        start_listeners(&ctx, add, &mut stops);
+        debug!(worker = id, "snapshot applied");
     }
 
     // Drain: stop accepting, tell idle connections to close, wait for the rest.
@@ -206,7 +227,9 @@ fn start_listeners(ctx: &Rc<Worker>, add: Vec<BoundListener>, stops: &mut HashMa
                 stops.insert(name.clone(), stop.clone());
                 monoio::spawn(accept_loop(ctx.clone(), listener, name, b.open, stop));
             }
-            Err(e) => warn!(listener = %name, error = %e, "cannot register listener with the runtime"),
+            Err(e) => {
+                warn!(listener = %name, error = %e, "cannot register listener with the runtime")
+            }
         }
     }
 }
@@ -226,7 +249,13 @@ impl Drop for ConnGuard {
     }
 }
 
-async fn accept_loop(ctx: Rc<Worker>, listener: TcpListener, name: String, open: Arc<AtomicU64>, stop: Drain) {
+async fn accept_loop(
+    ctx: Rc<Worker>,
+    listener: TcpListener,
+    name: String,
+    open: Arc<AtomicU64>,
+    stop: Drain,
+) {
     loop {
         let accepted = monoio::select! {
             r = listener.accept() => r,
@@ -249,7 +278,10 @@ async fn accept_loop(ctx: Rc<Worker>, listener: TcpListener, name: String, open:
         let config = &local.snapshot.listeners[index];
         let lstats = local.listeners[index].0.clone();
         let before = open.fetch_add(1, Ordering::Relaxed);
-        if config.connection_limit.is_some_and(|limit| before >= u64::from(limit)) {
+        if config
+            .connection_limit
+            .is_some_and(|limit| before >= u64::from(limit))
+        {
             open.fetch_sub(1, Ordering::Relaxed);
             lstats.downstream_cx_overflow.inc();
             continue; // dropping the stream closes it
@@ -257,9 +289,20 @@ async fn accept_loop(ctx: Rc<Worker>, listener: TcpListener, name: String, open:
         lstats.downstream_cx_total.inc();
         lstats.downstream_cx_active.inc();
         ctx.active.set(ctx.active.get() + 1);
-        let guard = ConnGuard { ctx: ctx.clone(), open: open.clone(), listener: lstats };
+        let guard = ConnGuard {
+            ctx: ctx.clone(),
+            open: open.clone(),
+            listener: lstats,
+        };
         let _ = stream.set_nodelay(true);
-        monoio::spawn(crate::conn::serve(ctx.clone(), local, index, stream, peer, guard));
+        monoio::spawn(crate::conn::serve(
+            ctx.clone(),
+            local,
+            index,
+            stream,
+            peer,
+            guard,
+        ));
     }
     debug!(listener = %name, "stopped accepting");
 }
