@@ -46,7 +46,9 @@ const MAX_REQUEST: usize = 8 * 1024;
 /// Serves admin connections until the listener fails.
 pub async fn serve(listener: TcpListener, state: Arc<dyn AdminState>) {
     loop {
-        let Ok((stream, peer)) = listener.accept().await else { continue };
+        let Ok((stream, peer)) = listener.accept().await else {
+            continue;
+        };
         let state = state.clone();
         tokio::spawn(async move {
             if let Err(e) = handle(stream, state).await {
@@ -57,13 +59,18 @@ pub async fn serve(listener: TcpListener, state: Arc<dyn AdminState>) {
 }
 
 async fn handle(mut stream: TcpStream, state: Arc<dyn AdminState>) -> std::io::Result<()> {
-    let limits = Limits { max_head_bytes: MAX_REQUEST, ..Limits::default() };
+    let limits = Limits {
+        max_head_bytes: MAX_REQUEST,
+        ..Limits::default()
+    };
     let mut buf = BytesMut::with_capacity(1024);
     let head = loop {
         match parse_request(&mut buf, &limits) {
             Ok(Some(h)) => break h,
             Ok(None) => {}
-            Err(e) => return reply(&mut stream, e.status(), "text/plain", e.reason().as_bytes()).await,
+            Err(e) => {
+                return reply(&mut stream, e.status(), "text/plain", e.reason().as_bytes()).await;
+            }
         }
         if stream.read_buf(&mut buf).await? == 0 {
             return Ok(());
@@ -115,7 +122,10 @@ fn pretty(v: &serde_json::Value) -> Vec<u8> {
 /// text so the two never disagree.
 fn stats_text(prom: &str) -> String {
     let mut out = String::new();
-    for line in prom.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
+    for line in prom
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
         if let Some((name, value)) = line.rsplit_once(' ') {
             out.push_str(name);
             out.push_str(": ");
@@ -126,7 +136,12 @@ fn stats_text(prom: &str) -> String {
     out
 }
 
-async fn reply(stream: &mut TcpStream, status: u16, ctype: &str, body: &[u8]) -> std::io::Result<()> {
+async fn reply(
+    stream: &mut TcpStream,
+    status: u16,
+    ctype: &str,
+    body: &[u8],
+) -> std::io::Result<()> {
     let mut out = BytesMut::with_capacity(body.len() + 128);
     if ctype.starts_with("text/plain; charset") || status >= 400 {
         encode_local_reply(&mut out, status, body, true);
