@@ -34,6 +34,11 @@ pub(crate) fn to_dynamic(
                 };
             }
             let text = e.to_string();
+            if let Some(name) = unknown_type(&text) {
+                // Point at the `@type` line, the one to fix.
+                let message = format!("unknown type `{name}` (not a message spar-proxy knows)");
+                return Err(source.error(&path.field("@type"), message));
+            }
             let message = match unknown_field(&text) {
                 Some(name) => {
                     let hint = message_at(&desc, value, &segments)
@@ -60,6 +65,13 @@ fn unknown_field(message: &str) -> Option<&str> {
     message
         .strip_prefix("unrecognized field name '")?
         .strip_suffix('\'')
+}
+
+/// The message name in prost-reflect's "message 'x' not found" error (an `Any` `@type`).
+fn unknown_type(message: &str) -> Option<&str> {
+    message
+        .strip_prefix("message '")?
+        .strip_suffix("' not found")
 }
 
 /// The message type found at `segments` below `root`, following `@type` through `Any`.

@@ -29,6 +29,8 @@ mod runtime;
 mod snapshot;
 mod source;
 mod subset;
+#[cfg(test)]
+mod test_support;
 
 use std::path::Path;
 
@@ -149,26 +151,32 @@ pub fn load_bootstrap_str(
     checked(&msg, Some(source))
 }
 
-/// YAML parses JSON too, with line marks. Should the YAML parser refuse a valid JSON file
-/// (tab indentation, say), serde_json takes over, and errors then carry no line.
+/// YAML 1.2 parses JSON too, with line marks, so both formats take the same path. JSON is
+/// first checked as strict JSON (YAML would accept `{"a": }`); should the YAML parser refuse
+/// a valid JSON file (tab indentation, say), serde_json's value is used, without lines.
 fn parse_text(
     text: &str,
     file_name: &str,
     format: Format,
 ) -> Result<(serde_json::Value, source::Lines), ConfigError> {
-    match (source::parse(text, file_name), format) {
-        (Ok(parsed), _) => Ok(parsed),
-        (Err(e), Format::Yaml) => Err(e),
-        (Err(yaml_error), Format::Json) => match serde_json::from_str::<serde_json::Value>(text) {
-            Ok(value) => Ok((value, source::Lines::default())),
-            Err(e) if e.is_syntax() || e.is_eof() => Err(ConfigError {
-                file: Some(file_name.to_owned()),
-                line: Some(e.line()),
-                path: FieldPath::root(),
-                message: format!("JSON: {e}"),
-            }),
-            Err(_) => Err(yaml_error),
-        },
+    if format == Format::Yaml {
+        return source::parse(text, file_name);
+    }
+    let fail = |line: Option<usize>, message: String| ConfigError {
+        file: Some(file_name.to_owned()),
+        line,
+        path: FieldPath::root(),
+        message,
+    };
+    let strict = serde_json::from_str::<serde_json::Value>(text)
+        .map_err(|e| fail(Some(e.line()), format!("JSON: {e}")))?;
+    match source::parse(text, file_name) {
+        Ok(parsed) => Ok(parsed),
+        Err(e) if e.message.starts_with("duplicate key") => Err(e),
+        Err(_) => {
+            source::check_depth(&strict).map_err(|m| fail(None, m))?;
+            Ok((strict, source::Lines::default()))
+        }
     }
 }
 

@@ -58,28 +58,39 @@ fn normalize(path: &str) -> String {
     out
 }
 
-/// A node being built: a mapping waiting for keys and values, or a sequence.
-enum Frame {
+/// A collection being built, with the path it sits at and the number of values inside it
+/// (aliases expanded), which an alias to it would copy.
+struct Frame {
+    kind: FrameKind,
+    path: FieldPath,
+    anchor: usize,
+    size: usize,
+}
+
+enum FrameKind {
+    /// A mapping; `key` is set between a key and its value.
     Map {
         map: Map<String, Value>,
-        path: FieldPath,
         key: Option<String>,
-        anchor: usize,
     },
     Seq {
         items: Vec<Value>,
-        path: FieldPath,
-        anchor: usize,
     },
 }
 
 /// Parses one YAML document. `file` only labels errors.
 pub(crate) fn parse(text: &str, file: &str) -> Result<(Value, Lines), ConfigError> {
-    let err = |line: Option<usize>, message: String| ConfigError {
+    let err = |line: usize, message: String| ConfigError {
         file: Some(file.to_owned()),
-        line,
+        line: Some(line),
         path: FieldPath::root(),
         message,
+    };
+    let too_big = |line: usize| {
+        err(
+            line,
+            format!("document expands to more than {MAX_VALUES} values"),
+        )
     };
     let mut parser = Parser::new_from_str(text);
     let mut lines = Lines::default();
@@ -91,115 +102,134 @@ pub(crate) fn parse(text: &str, file: &str) -> Result<(Value, Lines), ConfigErro
     loop {
         let (event, mark) = parser
             .next_token()
-            .map_err(|e| err(Some(line_of(e.marker())), format!("YAML: {}", e.info())))?;
+            .map_err(|e| err(line_of(e.marker()), format!("YAML: {}", e.info())))?;
         let line = line_of(&mark);
-        // A finished node (value, its anchor, how many values it holds), if this event ends one.
-        let done: Option<(Value, usize, usize)> = match event {
+        // A finished node: (value, its anchor, values inside it counting itself).
+        let (value, anchor, size) = match event {
             Event::StreamEnd => break,
             Event::DocumentStart => {
                 documents += 1;
                 if documents > 1 {
-                    return Err(err(Some(line), "only one YAML document is allowed".into()));
+                    return Err(err(line, "only one YAML document is allowed".into()));
                 }
-                None
+                continue;
             }
-            Event::StreamStart | Event::DocumentEnd | Event::Nothing => None,
-            Event::Alias(id) => {
-                let (value, size) = anchors.get(&id).cloned().ok_or_else(|| {
-                    err(Some(line), "alias to an unknown or enclosing anchor".into())
-                })?;
-                Some((value, 0, size))
-            }
+            Event::StreamStart | Event::DocumentEnd | Event::Nothing => continue,
+            Event::Alias(id) => match anchors.get(&id) {
+                // Refuse before cloning: the clone is what would exhaust memory.
+                Some((_, size)) if values.saturating_add(*size) > MAX_VALUES => {
+                    return Err(too_big(line));
+                }
+                Some((value, size)) => {
+                    values += size;
+                    (value.clone(), 0, *size)
+                }
+                None => return Err(err(line, "alias to an unknown or enclosing anchor".into())),
+            },
             Event::Scalar(text, style, anchor, tag) => {
-                let is_key = matches!(stack.last(), Some(Frame::Map { key: None, .. }));
-                if is_key {
-                    if let Some(Frame::Map { map, path, key, .. }) = stack.last_mut() {
-                        if map.contains_key(&text) {
-                            return Err(err(Some(line), format!("duplicate key `{text}`")));
-                        }
-                        lines.insert(&path.field(&text), line);
-                        *key = Some(text);
+                if let Some(Frame {
+                    kind:
+                        FrameKind::Map {
+                            map,
+                            key: key @ None,
+                        },
+                    path,
+                    ..
+                }) = stack.last_mut()
+                {
+                    if map.contains_key(&text) {
+                        return Err(err(line, format!("duplicate key `{text}`")));
                     }
-                    None
-                } else {
-                    let as_str = tag.as_ref().is_some_and(|t| t.suffix == "str");
-                    let value = if style == TScalarStyle::Plain && !as_str {
-                        resolve_plain(&text)
-                    } else {
-                        Value::String(text)
-                    };
-                    Some((value, anchor, 1))
+                    lines.insert(&path.field(&text), line);
+                    *key = Some(text);
+                    continue;
                 }
+                let as_str = tag.as_ref().is_some_and(|t| t.suffix == "str");
+                let value = if style == TScalarStyle::Plain && !as_str {
+                    resolve_plain(&text)
+                } else {
+                    Value::String(text)
+                };
+                values += 1;
+                (value, anchor, 1)
             }
             Event::SequenceStart(anchor, _) | Event::MappingStart(anchor, _) => {
-                let path = match stack.last_mut() {
+                let path = match stack.last() {
                     None => FieldPath::root(),
-                    Some(Frame::Map { key: None, .. }) => {
-                        return Err(err(Some(line), "mapping keys must be plain strings".into()));
+                    Some(Frame {
+                        kind: FrameKind::Map { key: None, .. },
+                        ..
+                    }) => {
+                        return Err(err(line, "mapping keys must be plain strings".into()));
                     }
-                    Some(Frame::Map {
-                        path, key: Some(k), ..
+                    Some(Frame {
+                        kind: FrameKind::Map { key: Some(k), .. },
+                        path,
+                        ..
                     }) => path.field(k),
-                    Some(Frame::Seq { path, items, .. }) => {
-                        let p = path.index(items.len());
-                        lines.insert(&p, line);
-                        p
-                    }
+                    Some(Frame {
+                        kind: FrameKind::Seq { items },
+                        path,
+                        ..
+                    }) => path.index(items.len()),
                 };
                 if stack.len() >= MAX_DEPTH {
-                    return Err(err(
-                        Some(line),
-                        format!("nesting deeper than {MAX_DEPTH} levels"),
-                    ));
+                    return Err(err(line, format!("nesting deeper than {MAX_DEPTH} levels")));
                 }
-                stack.push(if matches!(event, Event::MappingStart(..)) {
-                    Frame::Map {
+                lines.insert(&path, line);
+                let kind = if matches!(event, Event::MappingStart(..)) {
+                    FrameKind::Map {
                         map: Map::new(),
-                        path,
                         key: None,
-                        anchor,
                     }
                 } else {
-                    Frame::Seq {
-                        items: Vec::new(),
-                        path,
-                        anchor,
-                    }
+                    FrameKind::Seq { items: Vec::new() }
+                };
+                stack.push(Frame {
+                    kind,
+                    path,
+                    anchor,
+                    size: 1,
                 });
-                None
+                values += 1;
+                continue;
             }
             Event::MappingEnd | Event::SequenceEnd => match stack.pop() {
-                Some(Frame::Map { map, anchor, .. }) => {
-                    Some((Value::Object(type_first(map)), anchor, 1))
-                }
-                Some(Frame::Seq { items, anchor, .. }) => Some((Value::Array(items), anchor, 1)),
-                None => None,
+                Some(Frame {
+                    kind: FrameKind::Map { map, .. },
+                    anchor,
+                    size,
+                    ..
+                }) => (Value::Object(type_first(map)), anchor, size),
+                Some(Frame {
+                    kind: FrameKind::Seq { items },
+                    anchor,
+                    size,
+                    ..
+                }) => (Value::Array(items), anchor, size),
+                None => continue,
             },
         };
-        let Some((value, anchor, size)) = done else {
-            continue;
-        };
-        values = values.saturating_add(size);
         if values > MAX_VALUES {
-            return Err(err(
-                Some(line),
-                format!("document expands to more than {MAX_VALUES} values"),
-            ));
+            return Err(too_big(line));
         }
         if anchor > 0 {
             anchors.insert(anchor, (value.clone(), size));
         }
-        match stack.last_mut() {
-            None => root = Some(value),
-            Some(Frame::Map { map, key, .. }) => {
-                if let Some(k) = key.take() {
+        let Some(parent) = stack.last_mut() else {
+            root = Some(value);
+            continue;
+        };
+        parent.size = parent.size.saturating_add(size);
+        match &mut parent.kind {
+            FrameKind::Map { map, key } => match key.take() {
+                Some(k) => {
                     map.insert(k, value);
-                } else {
-                    return Err(err(Some(line), "mapping keys must be plain strings".into()));
                 }
-            }
-            Some(Frame::Seq { items, path, .. }) => {
-                lines.insert(&path.index(items.len()), line);
+                None => return Err(err(line, "mapping keys must be plain strings".into())),
+            },
+            FrameKind::Seq { items } => {
+                lines.insert(&parent.path.index(items.len()), line);
                 items.push(value);
             }
         }
@@ -210,6 +240,24 @@ pub(crate) fn parse(text: &str, file: &str) -> Result<(Value, Lines), ConfigErro
         Some(v) => v,
     };
     Ok((root, lines))
+}
+
+/// Refuses values nested deeper than [`MAX_DEPTH`] (for documents that did not come through
+/// [`parse`]).
+pub(crate) fn check_depth(value: &Value) -> Result<(), String> {
+    let mut todo = vec![(value, 0usize)];
+    while let Some((v, depth)) = todo.pop() {
+        let children: Box<dyn Iterator<Item = &Value>> = match v {
+            Value::Array(items) => Box::new(items.iter()),
+            Value::Object(map) => Box::new(map.values()),
+            _ => continue,
+        };
+        if depth >= MAX_DEPTH {
+            return Err(format!("nesting deeper than {MAX_DEPTH} levels"));
+        }
+        todo.extend(children.map(|c| (c, depth + 1)));
+    }
+    Ok(())
 }
 
 /// yaml-rust2 counts lines from 1 and columns from 0.

@@ -145,7 +145,7 @@ fn check_any(m: &DynamicMessage, path: &FieldPath, rule: Rule, out: &mut Vec<(Fi
             allowed.join(", ")
         };
         out.push((
-            path.clone(),
+            path.field("@type"),
             format!(
                 "type {type_name} not supported by spar-proxy yet here (supported: {supported})"
             ),
