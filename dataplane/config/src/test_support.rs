@@ -56,12 +56,12 @@ static_resources:
       #FILTERS
     #CHAINS
   - name: tcp
-    address:
+    address: # tcp address
       socket_address: { address: 0.0.0.0, port_value: 10001 }
     filter_chains:
     - filters:
       - name: envoy.filters.network.tcp_proxy
-        typed_config:
+        typed_config: # tcp
           "@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy
           stat_prefix: tcp
           cluster: backend

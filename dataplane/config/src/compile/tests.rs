@@ -1,1 +1,286 @@
+//! Semantic errors (all reported at once, with path and line) and Envoy's defaults.
 
+use std::time::Duration;
+
+use spar_cluster::ClusterId;
+
+use crate::snapshot::*;
+use crate::test_support::*;
+
+const L0: &str = "static_resources.listeners[0]";
+const HCM: &str = "static_resources.listeners[0].filter_chains[0].filters[0].typed_config";
+const VH: &str = "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0]";
+const TCP: &str = "static_resources.listeners[1].filter_chains[0].filters[0].typed_config";
+const C: &str = "static_resources.clusters[0]";
+
+fn http(s: &Snapshot) -> &HttpSettings {
+    match s.listeners.first().map(|l| &l.kind) {
+        Some(ListenerKind::Http(h)) => h,
+        other => panic!("listener 0 is not HTTP: {other:?}"),
+    }
+}
+
+fn tcp(s: &Snapshot) -> &TcpSettings {
+    match s.listeners.get(1).map(|l| &l.kind) {
+        Some(ListenerKind::Tcp(t)) => t,
+        other => panic!("listener 1 is not TCP: {other:?}"),
+    }
+}
+
+#[test]
+fn semantic_errors_have_path_and_line() {
+    let second_vhost = "- name: vh2\n  domains: [\"A.example.com\", \"a.example.com\"]\n  routes: [{match: {prefix: /}, route: {cluster: backend}}]";
+    // (edit, needle on the error line, path, message part)
+    let cases: Vec<(String, &str, String, &str)> = vec![
+        (BASE.replace("cluster: backend\n                  #ACTION", "cluster: nowhere"), "cluster: nowhere", format!("{VH}.routes[0].route.cluster"), "cluster `nowhere` is not defined in static_resources.clusters"),
+        (BASE.replace("cluster: backend\n          #TCP", "cluster: gone"), "cluster: gone", format!("{TCP}.cluster"), "cluster `gone` is not defined"),
+        (with(&[("#LISTENERS", "- name: http # dup\n  address: {socket_address: {address: 0.0.0.0, port_value: 1}}\n  filter_chains: [{filters: [{name: t, typed_config: {\"@type\": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy, stat_prefix: t, cluster: backend}}]}]")]), "- name: http # dup", "static_resources.listeners[2].name".into(), "duplicate listener name `http` (first defined at static_resources.listeners[0])"),
+        (with(&[("#CLUSTERS", "- name: backend # dup")]), "- name: backend # dup", "static_resources.clusters[1].name".into(), "duplicate cluster name `backend`"),
+        (BASE.replace("port_value: 10001", "port_value: 10000"), "# tcp address", "static_resources.listeners[1].address".into(), "address 0.0.0.0:10000 is already used by static_resources.listeners[0]"),
+        (BASE.replace("address: 127.0.0.1, port_value: 8080", "address: backend.local, port_value: 8080"), "backend.local", format!("{C}.load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address.address"), "`backend.local` is not an IP address"),
+        (BASE.replace("address: 0.0.0.0\n", "address: localhost\n"), "localhost", format!("{L0}.address.socket_address.address"), "not an IP address"),
+        (BASE.replace("port_value: 10000", "port_value: 0"), "port_value: 0", format!("{L0}.address.socket_address.port_value"), "port 0 is not allowed"),
+        (BASE.replace("port_value: 8080", "port_value: 70000"), "70000", format!("{C}.load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address.port_value"), "port 70000 is out of range (1-65535)"),
+        (BASE.replace("port_value: 15000", "port_value: 65536"), "65536", "admin.address.socket_address.port_value".into(), "out of range"),
+        (BASE.replace("domains: [\"*\"]", "domains: [\"foo.*.com\"]"), "foo.*.com", format!("{VH}.domains[0]"), "one wildcard, only at its start"),
+        (BASE.replace("domains: [\"*\"]", "domains: [\"*\", \"**\"]"), "\"**\"", format!("{VH}.domains[1]"), "one wildcard"),
+        (BASE.replace("domains: [\"*\"]", "domains: [\"\"]"), "domains: [\"\"]", format!("{VH}.domains[0]"), "must not be empty"),
+        (BASE.replace("domains: [\"*\"]", "domains: []"), "domains: []", format!("{VH}.domains"), "at least one domain"),
+        (with(&[("#VHOSTS", second_vhost)]), "A.example.com", format!("{HCM}.route_config.virtual_hosts[1].domains[1]"), "duplicate domain `a.example.com` (also at"),
+        (BASE.replace("domains: [\"*\"]", "domains: [\"x.com\"]").replace("#VHOSTS", "- {name: other, domains: [\"X.COM\"]}"), "X.COM", format!("{HCM}.route_config.virtual_hosts[1].domains[0]"), "duplicate domain `X.COM`"),
+        (BASE.replace("                route:\n                  cluster: backend\n", ""), "- match:", format!("{VH}.routes[0]"), "route has no action"),
+        (BASE.replace("                  prefix: /\n", ""), "- match:", format!("{VH}.routes[0].match"), "match is required"),
+        (BASE.replace("                  prefix: /\n", "                  case_sensitive: true\n"), "- match:", format!("{VH}.routes[0].match"), "match needs prefix or path"),
+        (BASE.replace("    filter_chains:\n    - filters:\n      - name: envoy.filters.network.tcp_proxy\n        typed_config: # tcp\n          \"@type\": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy\n          stat_prefix: tcp\n          cluster: backend\n          #TCP\n", ""), "- name: tcp", "static_resources.listeners[1].filter_chains".into(), "listener has no filter chain"),
+        (with(&[("#FILTERS", "- name: second\n  typed_config: {\"@type\": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy, stat_prefix: t, cluster: backend}")]), "    - filters:", format!("{L0}.filter_chains[0].filters"), "exactly one network filter"),
+        (BASE.replace("          stat_prefix: http\n", ""), "typed_config:", format!("{HCM}.stat_prefix"), "stat_prefix is required"),
+        (BASE.replace("          stat_prefix: tcp\n", ""), "typed_config: # tcp", format!("{TCP}.stat_prefix"), "stat_prefix is required"),
+        (with(&[("#HTTP_FILTERS", "- name: envoy.filters.http.router # again")]), "# again", format!("{HCM}.http_filters[1]"), "the router filter is given twice"),
+        (with(&[("#HTTP_FILTERS", "- name: envoy.filters.http.cors")]), "http.cors", format!("{HCM}.http_filters[1]"), "only the router filter"),
+        (with(&[("#TCP", "max_connect_attempts: 0")]), "max_connect_attempts", format!("{TCP}.max_connect_attempts"), "at least 1"),
+        (with(&[("#LB_ENDPOINT", "load_balancing_weight: 0")]), "load_balancing_weight", format!("{C}.load_assignment.endpoints[0].lb_endpoints[0].load_balancing_weight"), "at least 1"),
+        (BASE.replace("connect_timeout: 1s", "connect_timeout: 0s"), "connect_timeout", format!("{C}.connect_timeout"), "greater than 0s"),
+        (with(&[("#HCM", "request_timeout: -1s")]), "request_timeout", format!("{HCM}.request_timeout"), "between 0s and"),
+        (with(&[("#HCM", "max_request_headers_kb: 9000")]), "max_request_headers_kb", format!("{HCM}.max_request_headers_kb"), "from 1 to 8192"),
+        (with(&[("#HCM", "common_http_protocol_options: {max_headers_count: 0}")]), "max_headers_count", format!("{HCM}.common_http_protocol_options.max_headers_count"), "at least 1"),
+        (with(&[("#CLUSTER", "circuit_breakers: {thresholds: [{max_connections: 1}, {max_connections: 2}]}")]), "circuit_breakers", format!("{C}.circuit_breakers.thresholds[1]"), "given twice"),
+        (with(&[("#CLUSTER", "common_http_protocol_options: {idle_timeout: 1s}\ntyped_extension_protocol_options:\n  envoy.extensions.upstreams.http.v3.HttpProtocolOptions:\n    \"@type\": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions\n    explicit_http_config: {http_protocol_options: {}}\n    common_http_protocol_options: {idle_timeout: 2s}")]), "common_http_protocol_options: {idle_timeout: 2s}", format!("{C}.typed_extension_protocol_options.envoy.extensions.upstreams.http.v3.HttpProtocolOptions.common_http_protocol_options"), "set both"),
+        (with(&[("#CLUSTER", "typed_extension_protocol_options:\n  envoy.extensions.upstreams.http.v3.HttpProtocolOptions:\n    \"@type\": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions\n    common_http_protocol_options: {idle_timeout: 2s}")]), "envoy.extensions.upstreams.http.v3.HttpProtocolOptions:", format!("{C}.typed_extension_protocol_options.envoy.extensions.upstreams.http.v3.HttpProtocolOptions"), "only explicit_http_config.http_protocol_options"),
+        (with(&[("#BOOTSTRAP", "layered_runtime:\n  layers:\n  - name: s\n    static_layer: {envoy.resource_limits.listener.nope.connection_limit: 5}")]), "listener.nope", "layered_runtime.layers[0].static_layer.envoy.resource_limits.listener.nope.connection_limit".into(), "no listener is named `nope`"),
+        (with(&[("#BOOTSTRAP", "layered_runtime:\n  layers:\n  - name: s\n    static_layer: {envoy.resource_limits.listener.http.connection_limit: 1.5}")]), "listener.http", "layered_runtime.layers[0].static_layer.envoy.resource_limits.listener.http.connection_limit".into(), "whole number"),
+        (with(&[("#BOOTSTRAP", "layered_runtime:\n  layers:\n  - name: s\n    static_layer: {envoy.resource_limits.listener.http.connection_limit: \"10\"}")]), "listener.http", "layered_runtime.layers[0].static_layer.envoy.resource_limits.listener.http.connection_limit".into(), "whole number"),
+    ];
+    for (text, needle, path, message) in cases {
+        assert_ne!(text, BASE, "edit did not apply for {path}");
+        let needle_line = needle.trim_end_matches('\n');
+        let errors = compile_errors(&text);
+        assert_one(&errors, &text, needle_line, &path, message);
+    }
+}
+
+#[test]
+fn every_problem_is_reported_at_once_in_file_order() {
+    let text = BASE
+        .replace("port_value: 10000", "port_value: 0")
+        .replace("cluster: backend\n                  #ACTION", "cluster: a")
+        .replace("cluster: backend\n          #TCP", "cluster: b")
+        .replace("port_value: 8080", "port_value: 99999");
+    let errors = compile_errors(&text);
+    let got: Vec<(String, Option<usize>)> = errors
+        .iter()
+        .map(|e| (e.path.to_string(), e.line))
+        .collect();
+    let want = vec![
+        (
+            format!("{L0}.address.socket_address.port_value"),
+            Some(line_of(&text, "port_value: 0")),
+        ),
+        (
+            format!("{VH}.routes[0].route.cluster"),
+            Some(line_of(&text, "cluster: a")),
+        ),
+        (format!("{TCP}.cluster"), Some(line_of(&text, "cluster: b"))),
+        (
+            format!(
+                "{C}.load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address.port_value"
+            ),
+            Some(line_of(&text, "99999")),
+        ),
+    ];
+    assert_eq!(got, want, "{}", show(&errors));
+    let shown = crate::ConfigErrors(errors).to_string();
+    assert_eq!(shown.lines().count(), 4);
+    assert!(
+        shown.lines().all(|l| l.starts_with("bootstrap.yaml:")),
+        "{shown}"
+    );
+}
+
+#[test]
+fn envoy_defaults() {
+    let s = compiled(BASE);
+    let h = http(&s);
+    assert_eq!(h.idle_timeout, Some(Duration::from_secs(3600)));
+    assert_eq!(h.request_headers_timeout, Some(Duration::from_secs(10))); // Spar's default
+    assert_eq!(h.request_timeout, None);
+    assert_eq!(h.stream_idle_timeout, Some(Duration::from_secs(300)));
+    assert_eq!(h.drain_timeout, Duration::from_secs(5));
+    assert_eq!(h.delayed_close_timeout, Some(Duration::from_secs(1)));
+    assert_eq!(h.max_request_headers_kb, 60);
+    assert_eq!(h.max_headers_count, 100);
+    assert_eq!(h.max_requests_per_connection, None);
+    assert_eq!(h.max_connection_duration, None);
+    assert!(h.generate_request_id);
+    assert!(!h.use_remote_address && !h.skip_xff_append && !h.preserve_external_request_id);
+    assert_eq!(h.server_name, None);
+    assert_eq!(
+        h.server_header_transformation,
+        ServerHeaderTransformation::Overwrite
+    );
+    assert_eq!(h.escaped_slashes, EscapedSlashesAction::KeepUnchanged);
+    let route = h.routes.find(b"x", b"/");
+    assert_eq!(
+        route.map(|r| (r.action.timeout, r.case_sensitive)),
+        Some((Some(Duration::from_secs(15)), true))
+    );
+
+    let t = tcp(&s);
+    assert_eq!(
+        (t.idle_timeout, t.max_connect_attempts),
+        (Some(Duration::from_secs(3600)), 1)
+    );
+
+    let l = &s.listeners[0];
+    assert_eq!((l.connection_limit, l.buffer_limit_bytes), (None, 1 << 20));
+
+    let c = s.cluster(ClusterId(0));
+    assert_eq!(c.connect_timeout, Duration::from_secs(1));
+    assert_eq!(c.thresholds, spar_cluster::Thresholds::default());
+    assert_eq!(c.idle_timeout, Some(Duration::from_secs(3600)));
+    assert_eq!(
+        (c.max_requests_per_connection, c.max_connection_duration),
+        (None, None)
+    );
+    assert_eq!((c.max_headers_count, c.buffer_limit_bytes), (100, 1 << 20));
+    assert_eq!(c.tcp_keepalive, None);
+    assert_eq!(
+        c.endpoints.iter().map(|e| e.weight).collect::<Vec<_>>(),
+        [1]
+    );
+
+    let s = compiled(&BASE.replace("connect_timeout: 1s\n", ""));
+    assert_eq!(
+        s.cluster(ClusterId(0)).connect_timeout,
+        Duration::from_secs(5)
+    );
+}
+
+#[test]
+fn zero_timeouts_disable() {
+    let text = with(&[
+        (
+            "#HCM",
+            "common_http_protocol_options: {idle_timeout: 0s, max_connection_duration: 0s, max_requests_per_connection: 0}\nrequest_headers_timeout: 0s\nrequest_timeout: 0s\nstream_idle_timeout: 0s\ndrain_timeout: 0s\ndelayed_close_timeout: 0s",
+        ),
+        ("#ACTION", "timeout: 0s"),
+        ("#TCP", "idle_timeout: 0s"),
+        (
+            "#CLUSTER",
+            "common_http_protocol_options: {idle_timeout: 0s}",
+        ),
+    ]);
+    let s = compiled(&text);
+    let h = http(&s);
+    let timeouts = [
+        h.idle_timeout,
+        h.request_headers_timeout,
+        h.request_timeout,
+        h.stream_idle_timeout,
+        h.delayed_close_timeout,
+        h.max_connection_duration,
+    ];
+    assert_eq!(timeouts, [None; 6]);
+    assert_eq!(h.drain_timeout, Duration::ZERO);
+    assert_eq!(h.max_requests_per_connection, None);
+    assert_eq!(
+        h.routes.find(b"x", b"/").map(|r| r.action.timeout),
+        Some(None)
+    );
+    assert_eq!(tcp(&s).idle_timeout, None);
+    assert_eq!(s.cluster(ClusterId(0)).idle_timeout, None);
+}
+
+#[test]
+fn settings_are_carried_over() {
+    let text = with(&[
+        (
+            "#HCM",
+            "server_name: spar\nserver_header_transformation: APPEND_IF_ABSENT\nxff_num_trusted_hops: 2\nnormalize_path: true\nmerge_slashes: true\npath_with_escaped_slashes_action: UNESCAPE_AND_FORWARD\ngenerate_request_id: false\nmax_request_headers_kb: 8192",
+        ),
+        ("#MATCH", "case_sensitive: false"),
+    ]);
+    let s = compiled(&text);
+    let h = http(&s);
+    assert_eq!(h.server_name.as_deref(), Some("spar"));
+    assert_eq!(
+        h.server_header_transformation,
+        ServerHeaderTransformation::AppendIfAbsent
+    );
+    assert_eq!(h.xff_num_trusted_hops, 2);
+    assert!(h.normalize_path && h.merge_slashes && !h.generate_request_id);
+    assert_eq!(h.escaped_slashes, EscapedSlashesAction::UnescapeAndForward);
+    assert_eq!(h.max_request_headers_kb, 8192);
+    assert_eq!(
+        h.routes.find(b"x", b"/").map(|r| r.case_sensitive),
+        Some(false)
+    );
+}
+
+#[test]
+fn later_runtime_layers_override() {
+    let text = with(&[(
+        "#BOOTSTRAP",
+        "layered_runtime:\n  layers:\n  - name: a\n    static_layer: {envoy.resource_limits.listener.tcp.connection_limit: 1}\n  - name: b\n    static_layer: {envoy.resource_limits.listener.tcp.connection_limit: 2}",
+    )]);
+    let s = compiled(&text);
+    assert_eq!(s.listeners[1].connection_limit, Some(2));
+    assert_eq!(s.listeners[0].connection_limit, None);
+}
+
+#[test]
+fn snapshot_lookups() {
+    let s = compiled(&with(&[("#CLUSTERS", "- name: second")]));
+    assert_eq!(s.cluster_by_name("second"), Some(ClusterId(1)));
+    assert_eq!(s.cluster_by_name("missing"), None);
+    assert_eq!(s.cluster(ClusterId(1)).name, "second");
+    assert!(s.cluster(ClusterId(1)).endpoints.is_empty());
+    assert_eq!(
+        s.config_dump["configs"][0]["bootstrap"]["static_resources"]["clusters"][1]["name"],
+        "second"
+    );
+}
+
+#[test]
+fn errors_without_a_file_have_no_line() {
+    let mut envoy = loaded(BASE).envoy;
+    if let Some(sr) = envoy.static_resources.as_mut() {
+        sr.clusters.clear();
+    }
+    let b = match crate::Bootstrap::from_envoy(envoy) {
+        Ok(b) => b,
+        Err(e) => panic!("{e}"),
+    };
+    let Err(e) = crate::compile(&b, 1) else {
+        panic!("should not compile")
+    };
+    let lines: Vec<String> = e.0.iter().map(|e| e.to_string()).collect();
+    assert_eq!(
+        lines,
+        [
+            format!(
+                "{VH}.routes[0].route.cluster: cluster `backend` is not defined in static_resources.clusters"
+            ),
+            format!("{TCP}.cluster: cluster `backend` is not defined in static_resources.clusters"),
+        ]
+    );
+}
