@@ -21,6 +21,10 @@ use crate::h1::{self, BodySkipper};
 use crate::rbuf::RecvBuf;
 use crate::sys::{self, Io};
 
+/// Pause after a failed accept (EMFILE and the like), so a full fd table
+/// does not turn the accept loop into a busy loop.
+const ACCEPT_BACKOFF: std::time::Duration = std::time::Duration::from_millis(10);
+
 /// Echo server settings.
 #[derive(Debug, Clone)]
 pub struct EchoConfig {
@@ -152,8 +156,12 @@ async fn serve(
                 let _ = stream.set_nodelay(true);
                 monoio::spawn(connection(stream, resp.clone()));
             }
-            // Out of fds or a connection reset before accept: keep serving.
-            Err(e) => tracing::debug!(error = %e, "accept failed"),
+            // Out of fds or a connection reset before accept: keep serving,
+            // but do not spin while the condition lasts.
+            Err(e) => {
+                tracing::debug!(error = %e, "accept failed");
+                monoio::time::sleep(ACCEPT_BACKOFF).await;
+            }
         }
     }
 }
