@@ -16,25 +16,52 @@ fuzz_target!(|data: &[u8]| {
     let Some((&split, data)) = data.split_first() else {
         return;
     };
-    // Small limits, so the fuzzer reaches them.
-    let limits = Limits {
-        max_request_line_bytes: 512,
-        max_head_bytes: 2048,
-        max_headers: 16,
-        max_trailer_bytes: 64,
+    // Small limits, so the fuzzer reaches them; or larger ones, past the size where a
+    // partial head is only scanned for its end rather than parsed.
+    let limits = if split & 1 == 0 {
+        Limits {
+            max_request_line_bytes: 512,
+            max_head_bytes: 2048,
+            max_headers: 16,
+            max_trailer_bytes: 64,
+        }
+    } else {
+        Limits {
+            max_request_line_bytes: 4096,
+            max_head_bytes: 8192,
+            max_headers: 64,
+            max_trailer_bytes: 256,
+        }
     };
+    let mut whole = Connection::default();
+    whole.pump(&mut BytesMut::from(data), &limits);
+
     let (first, second) = data.split_at(usize::from(split).min(data.len()));
-    let mut conn = Connection::default();
+    let mut parts = Connection::default();
     let mut buf = BytesMut::from(first);
-    if conn.pump(&mut buf, &limits) {
+    if parts.pump(&mut buf, &limits) {
         buf.extend_from_slice(second);
-        conn.pump(&mut buf, &limits);
+        parts.pump(&mut buf, &limits);
+    }
+    // How the bytes were cut does not change which requests they hold. Two reads may find
+    // an error sooner: a large partial head in one read is only scanned for its end, so the
+    // one read may still be waiting on the head where two reads failed.
+    assert_eq!(whole.seen, parts.seen);
+    if whole.failed {
+        assert!(parts.failed);
+    } else if parts.failed {
+        assert!(whole.waiting_for_head);
     }
 });
 
 #[derive(Default)]
 struct Connection {
     body: Option<Body>,
+    /// Method and target of each request parsed.
+    seen: Vec<(Vec<u8>, Vec<u8>)>,
+    failed: bool,
+    /// The bytes ran out inside a head.
+    waiting_for_head: bool,
 }
 
 enum Body {
@@ -64,16 +91,22 @@ impl Connection {
                             self.body = Some(Body::Chunked(decoder));
                             return true;
                         }
-                        Err(_) => return false,
+                        Err(_) => {
+                            self.failed = true;
+                            return false;
+                        }
                     }
                 },
                 None => {}
             }
             let before = buf.len();
+            self.waiting_for_head = false;
             match parse_request(buf, limits) {
                 Ok(Some(head)) => {
                     assert!(buf.len() < before);
                     check_reencoding(&head);
+                    self.seen
+                        .push((head.method.as_bytes().to_vec(), head.target.to_vec()));
                     self.body = match head.body {
                         RequestBody::None => None,
                         RequestBody::Length(n) => Some(Body::Length(n)),
@@ -84,10 +117,12 @@ impl Connection {
                 }
                 Ok(None) => {
                     assert_eq!(buf.len(), before);
+                    self.waiting_for_head = true;
                     return true;
                 }
                 Err(e) => {
                     assert!(matches!(e.status(), 400 | 414 | 431 | 505));
+                    self.failed = true;
                     return false;
                 }
             }

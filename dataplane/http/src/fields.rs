@@ -2,6 +2,9 @@
 //! cares about, message framing (`Content-Length`, `Transfer-Encoding`) and `Connection`
 //! options, and the character classes of the grammar.
 
+#[cfg(test)]
+mod tests;
+
 /// The header fields the codec gives meaning to. Everything else is `Other`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Field {
@@ -25,6 +28,15 @@ impl Field {
     /// Classifies a field name, case-insensitively. Dispatches on the length first so a
     /// typical name costs one or two comparisons.
     pub(crate) fn of(name: &[u8]) -> Field {
+        // Most fields are none of ours: a table lookup on first byte and length turns
+        // them away before the dispatch on length, whose indirect jump mispredicts (it was
+        // 8% of a parse-and-forward profile of a browser-like request).
+        let Some(&first) = name.first() else {
+            return Field::Other;
+        };
+        if name.len() >= 32 || CANDIDATES[usize::from(first)] & (1 << name.len()) == 0 {
+            return Field::Other;
+        }
         let is = |lower: &[u8]| name.eq_ignore_ascii_case(lower);
         match name.len() {
             2 if is(b"te") => Field::Te,
@@ -59,6 +71,37 @@ impl Field {
         )
     }
 }
+
+/// The lowercase names `Field::of` knows.
+const KNOWN_NAMES: [&[u8]; 13] = [
+    b"te",
+    b"host",
+    b"expect",
+    b"upgrade",
+    b"trailer",
+    b"connection",
+    b"keep-alive",
+    b"x-request-id",
+    b"content-length",
+    b"x-forwarded-for",
+    b"proxy-connection",
+    b"transfer-encoding",
+    b"x-forwarded-proto",
+];
+
+/// For each first byte, bit `n` is set when a known name of length `n` starts with it.
+static CANDIDATES: [u32; 256] = {
+    let mut table = [0u32; 256];
+    let mut i = 0;
+    while i < KNOWN_NAMES.len() {
+        let name = KNOWN_NAMES[i];
+        let bit = 1u32 << name.len();
+        table[name[0] as usize] |= bit;
+        table[name[0].to_ascii_uppercase() as usize] |= bit;
+        i += 1;
+    }
+    table
+};
 
 /// The elements of a comma-separated list field value (RFC 9110 5.6.1), with their
 /// surrounding whitespace removed and empty elements skipped.

@@ -3,8 +3,8 @@
 
 use bytes::{Bytes, BytesMut};
 
-use crate::fields::{Field, Framing, FramingError, TransferCoding, is_valid_authority};
-use crate::head::{self, HeaderSpan, STACK_HEADERS, Span};
+use crate::fields::{Field, Framing, FramingError, TransferCoding, is_tchar, is_valid_authority};
+use crate::head::{self, HeaderSpan, Span};
 use crate::target::{self, Form};
 use crate::{Header, Limits, Method, Version};
 
@@ -154,13 +154,12 @@ pub fn parse_request(
     limits: &Limits,
 ) -> Result<Option<RequestHead>, RequestError> {
     if buf.len() > head::EAGER_PARSE_BYTES && !head::may_be_complete(buf) {
+        check_method(buf)?;
         return partial(buf, limits).map(|()| None);
     }
-    let mut stack_spans = [HeaderSpan::EMPTY; STACK_HEADERS];
-    let mut heap_spans = Vec::new();
-    let spans = head::spans(limits.max_headers, &mut stack_spans, &mut heap_spans);
+    let mut spans = head::SpanStore::new();
     let scanned = head::with_slots(limits.max_headers, |slots| {
-        scan(&buf[..], limits, slots, spans)
+        scan(&buf[..], limits, slots, &mut spans)
     })?;
     let Some(scan) = scanned else {
         return Ok(None);
@@ -174,7 +173,7 @@ pub fn parse_request(
         method,
         target: scan.target.slice(&head),
         version: scan.version,
-        headers: head::headers(&head, spans, scan.count),
+        headers: head::headers(&head, spans.filled(scan.count)),
         body: scan.body,
         keep_alive: scan.keep_alive,
         expect_continue: scan.expect_continue,
@@ -203,7 +202,7 @@ fn scan<'b>(
     data: &'b [u8],
     limits: &Limits,
     slots: &mut [std::mem::MaybeUninit<httparse::Header<'b>>],
-    spans: &mut [HeaderSpan],
+    spans: &mut head::SpanStore,
 ) -> Result<Option<Scan>, RequestError> {
     let mut req = httparse::Request::new(&mut []);
     let len = match req.parse_with_uninit_headers(data, slots) {
@@ -235,10 +234,7 @@ fn scan<'b>(
     let mut upgrade: Option<Span> = None;
     let mut expect_continue = false;
     let fields = &*req.headers;
-    if fields.len() > spans.len() {
-        return Err(RequestError::TooManyHeaders);
-    }
-    for (field, span) in fields.iter().zip(spans.iter_mut()) {
+    for (field, span) in fields.iter().zip(spans.room(fields.len())) {
         *span = HeaderSpan::of(head, field);
         match Field::of(field.name.as_bytes()) {
             Field::Host => {
@@ -292,6 +288,25 @@ fn scan<'b>(
         upgrade: upgrade.filter(|_| framing.upgrade && http11),
         authority,
     }))
+}
+
+/// A large partial head skips httparse (see `EAGER_PARSE_BYTES`), yet a peer speaking
+/// something else (a TLS ClientHello with post-quantum key shares is over 2 KiB) must be
+/// refused at once, not left waiting for a reply to a head that never completes: its
+/// method must be a token.
+fn check_method(data: &[u8]) -> Result<(), RequestError> {
+    let start = data
+        .get(head::leading_empty_lines(data)..)
+        .unwrap_or_default();
+    if start
+        .iter()
+        .take_while(|&&b| b != b' ')
+        .all(|&b| is_tchar(b))
+    {
+        Ok(())
+    } else {
+        Err(RequestError::Malformed("bad_method"))
+    }
 }
 
 /// The limits on a head that is not complete yet.

@@ -4,7 +4,7 @@
 use bytes::{Bytes, BytesMut};
 
 use crate::fields::{Field, Framing, FramingError, TransferCoding};
-use crate::head::{self, HeaderSpan, STACK_HEADERS, Span};
+use crate::head::{self, HeaderSpan, Span};
 use crate::{Header, Limits, Method, Version};
 
 #[cfg(test)]
@@ -108,13 +108,12 @@ pub fn parse_response(
     request_method: &Method,
 ) -> Result<Option<ResponseHead>, ResponseError> {
     if buf.len() > head::EAGER_PARSE_BYTES && !head::may_be_complete(buf) {
+        check_start(buf)?;
         return partial(buf, limits).map(|()| None);
     }
-    let mut stack_spans = [HeaderSpan::EMPTY; STACK_HEADERS];
-    let mut heap_spans = Vec::new();
-    let spans = head::spans(limits.max_headers, &mut stack_spans, &mut heap_spans);
+    let mut spans = head::SpanStore::new();
     let scanned = head::with_slots(limits.max_headers, |slots| {
-        scan(&buf[..], limits, request_method, slots, spans)
+        scan(&buf[..], limits, request_method, slots, &mut spans)
     })?;
     let Some(scan) = scanned else {
         return Ok(None);
@@ -124,7 +123,7 @@ pub fn parse_response(
         status: scan.status,
         reason: scan.reason.slice(&head),
         version: scan.version,
-        headers: head::headers(&head, spans, scan.count),
+        headers: head::headers(&head, spans.filled(scan.count)),
         body: scan.body,
         keep_alive: scan.keep_alive,
     }))
@@ -145,7 +144,7 @@ fn scan<'b>(
     limits: &Limits,
     request_method: &Method,
     slots: &mut [std::mem::MaybeUninit<httparse::Header<'b>>],
-    spans: &mut [HeaderSpan],
+    spans: &mut head::SpanStore,
 ) -> Result<Option<Scan>, ResponseError> {
     let mut res = httparse::Response::new(&mut []);
     let config = httparse::ParserConfig::default();
@@ -172,10 +171,7 @@ fn scan<'b>(
 
     let mut framing = Framing::default();
     let fields = &*res.headers;
-    if fields.len() > spans.len() {
-        return Err(ResponseError::TooManyHeaders);
-    }
-    for (field, span) in fields.iter().zip(spans.iter_mut()) {
+    for (field, span) in fields.iter().zip(spans.room(fields.len())) {
         *span = HeaderSpan::of(head, field);
         match Field::of(field.name.as_bytes()) {
             Field::ContentLength => framing.content_length(field.value)?,
@@ -229,6 +225,22 @@ fn reason_span(head: &[u8]) -> Span {
     }
 }
 
+/// A large partial head skips httparse (see `EAGER_PARSE_BYTES`): it must at least start
+/// like a response, or the upstream speaks something else.
+fn check_start(data: &[u8]) -> Result<(), ResponseError> {
+    const START: &[u8] = b"HTTP/1.";
+    let start = data
+        .get(head::leading_empty_lines(data)..)
+        .unwrap_or_default();
+    let n = start.len().min(START.len());
+    if start.get(..n) == START.get(..n) {
+        Ok(())
+    } else {
+        Err(ResponseError::Malformed("bad_version"))
+    }
+}
+
+/// The limit on a head that is not complete yet.
 fn partial(data: &[u8], limits: &Limits) -> Result<(), ResponseError> {
     if data.len() >= limits.max_head_bytes {
         return Err(ResponseError::HeadTooLarge);

@@ -336,3 +336,14 @@ fn limits() {
         );
     }
 }
+
+#[test]
+fn large_partial_heads_must_start_like_one() {
+    let good = format!("HTTP/1.1 200 OK\r\nX: {}", "a".repeat(3000));
+    assert_eq!(parse(good.as_bytes(), &Method::Get), Ok(None));
+    let bad = format!("<html>{}", "a".repeat(3000));
+    assert_eq!(
+        parse(bad.as_bytes(), &Method::Get),
+        Err(ResponseError::Malformed("bad_version"))
+    );
+}
