@@ -22,9 +22,12 @@ pub struct ForwardOptions<'a> {
     pub set_xfp: Option<&'a [u8]>,
     /// Add `x-request-id` with this value when the request has none.
     pub request_id: Option<&'a [u8]>,
-    /// Write this request-target (path and query) instead of the request's.
+    /// Write this request-target (path and query) instead of the request's. Written as
+    /// given: it must be a valid origin-form target (no SP, CR, LF), checked when the route
+    /// that produces it is configured.
     pub path_override: Option<&'a [u8]>,
-    /// Fields appended as given, after all others.
+    /// Fields appended as given, after all others. Written as given: names must be tokens
+    /// and values free of CR and LF, checked when the config that produces them is loaded.
     pub extra_headers: &'a [(&'a [u8], &'a [u8])],
     /// Forward the upgrade: keep `Upgrade` and send `connection: upgrade`.
     pub upgrade: bool,

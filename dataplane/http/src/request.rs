@@ -164,6 +164,8 @@ pub fn parse_request(
     let Some(scan) = scanned else {
         return Ok(None);
     };
+    // scan.len <= buf.len(): it is httparse's count of the buffer's bytes that make the
+    // head, so split_to cannot panic.
     let head = buf.split_to(scan.len).freeze();
     let method = match scan.method {
         Some(method) => method,

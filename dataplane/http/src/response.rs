@@ -118,6 +118,8 @@ pub fn parse_response(
     let Some(scan) = scanned else {
         return Ok(None);
     };
+    // scan.len <= buf.len(): it is httparse's count of the buffer's bytes that make the
+    // head, so split_to cannot panic.
     let head = buf.split_to(scan.len).freeze();
     Ok(Some(ResponseHead {
         status: scan.status,
