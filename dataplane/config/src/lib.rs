@@ -8,14 +8,14 @@
 //!   by `@type`), and is then transcoded into [`envoy_types`] structs.
 //! - Refuses, field by field, everything spar-proxy does not support yet (the table in
 //!   `allowlist.rs`): a config is applied whole or not at all, never silently trimmed.
-//! - Compiles a checked bootstrap into a [`Snapshot`] ([`compile`], pure), reporting every
+//! - Compiles a checked bootstrap into a [`Snapshot`] ([`compile()`], pure), reporting every
 //!   semantic problem at once (undefined clusters, duplicate names and addresses, bad
 //!   domains, ports, ...).
 //! - Every error names file, line and field path:
 //!   `bootstrap.yaml:14: static_resources.listeners[0]...virtual_hosts[1].domains: ...`.
 //!
 //! What it does not do: no sockets, no file watching, no xDS transport (the xDS client will
-//! build a [`Bootstrap`] with [`Bootstrap::from_envoy`] and call the same [`compile`]), and
+//! build a [`Bootstrap`] with [`Bootstrap::from_envoy`] and call the same [`compile()`]), and
 //! no matching or load balancing (spar-route and spar-cluster do those).
 
 #![forbid(unsafe_code)]
