@@ -78,7 +78,7 @@ pub fn read_response(
             });
         }
         let mut chunk = [0u8; 16384];
-        let n = s.read(&mut chunk)?;
+        let n = read_retry(s, &mut chunk)?;
         anyhow::ensure!(
             n > 0,
             "connection closed before a complete response head ({} bytes)",
@@ -91,7 +91,7 @@ pub fn read_response(
 fn fill(s: &mut TcpStream, buf: &mut Vec<u8>, len: usize) -> anyhow::Result<()> {
     let mut chunk = [0u8; 65536];
     while buf.len() < len {
-        let n = s.read(&mut chunk)?;
+        let n = read_retry(s, &mut chunk)?;
         anyhow::ensure!(
             n > 0,
             "connection closed with {} of {len} body bytes",
@@ -110,7 +110,7 @@ fn read_line(s: &mut TcpStream, buf: &mut Vec<u8>) -> anyhow::Result<String> {
             return Ok(line);
         }
         let mut chunk = [0u8; 4096];
-        let n = s.read(&mut chunk)?;
+        let n = read_retry(s, &mut chunk)?;
         anyhow::ensure!(n > 0, "connection closed inside chunked framing");
         buf.extend_from_slice(&chunk[..n]);
     }
@@ -131,6 +131,16 @@ fn read_chunked(s: &mut TcpStream, buf: &mut Vec<u8>) -> anyhow::Result<Vec<u8>>
         fill(s, buf, size + 2)?;
         body.extend_from_slice(&buf[..size]);
         buf.drain(..size + 2);
+    }
+}
+
+/// A read that retries when a signal interrupts it.
+pub fn read_retry(s: &mut TcpStream, buf: &mut [u8]) -> std::io::Result<usize> {
+    loop {
+        match s.read(buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            r => return r,
+        }
     }
 }
 

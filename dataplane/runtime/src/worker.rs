@@ -128,11 +128,19 @@ pub(crate) fn run(
     let main = worker_main(id, stats, first, rx);
     match backend {
         ActiveBackend::IoUring => {
-            match RuntimeBuilder::<IoUringDriver>::new()
+            // Kernels before 6.1 refuse the tuned flags: run untuned there.
+            let built = RuntimeBuilder::<IoUringDriver>::new()
                 .with_entries(URING_ENTRIES)
+                .uring_builder(tuned_uring())
                 .enable_timer()
                 .build()
-            {
+                .or_else(|_| {
+                    RuntimeBuilder::<IoUringDriver>::new()
+                        .with_entries(URING_ENTRIES)
+                        .enable_timer()
+                        .build()
+                });
+            match built {
                 Ok(mut rt) => {
                     let _ = ready.send(Ok(()));
                     rt.block_on(main);

@@ -150,7 +150,11 @@ fn endpoints(ctx: &mut Ctx<'_>, c: &PbCluster, p: &FieldPath) -> Vec<Endpoint> {
             };
             let address = match &lbe.host_identifier {
                 Some(lb_endpoint::HostIdentifier::Endpoint(e)) => match &e.address {
-                    Some(a) => ctx.socket_addr(a, &ep.field("endpoint").field("address")),
+                    Some(a) => ctx.socket_addr(
+                        a,
+                        &ep.field("endpoint").field("address"),
+                        super::Bind::Connect,
+                    ),
                     None => {
                         ctx.error(
                             &ep.field("endpoint").field("address"),

@@ -77,13 +77,15 @@ pub(super) fn compile_all(
             );
         }
         let address = match &l.address {
-            Some(a) => ctx.socket_addr(a, &p.field("address")),
+            Some(a) => ctx.socket_addr(a, &p.field("address"), super::Bind::Listen),
             None => {
                 ctx.error(&p.field("address"), "address is required");
                 None
             }
         };
+        // Port 0 listeners each get their own free port: they never collide.
         if let Some(addr) = address
+            && addr.port() != 0
             && let Some(first) = addresses.insert(addr, i)
         {
             addresses.insert(addr, first);

@@ -53,7 +53,7 @@ pub fn compile(b: &Bootstrap, version: u64) -> Result<Snapshot, ConfigErrors> {
         let p = root.field("admin").field("address");
         a.address
             .as_ref()
-            .and_then(|addr| ctx.socket_addr(addr, &p))
+            .and_then(|addr| ctx.socket_addr(addr, &p, Bind::Listen))
     });
     if !ctx.errors.is_empty() {
         let mut errors = ctx.errors;
@@ -76,6 +76,14 @@ pub fn compile(b: &Bootstrap, version: u64) -> Result<Snapshot, ConfigErrors> {
 }
 
 /// Collects errors and knows where fields are.
+/// Whether an address is one spar-proxy listens on (port 0 allowed) or
+/// one it connects to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Bind {
+    Listen,
+    Connect,
+}
+
 pub(crate) struct Ctx<'a> {
     source: Option<&'a Source>,
     errors: Vec<ConfigError>,
@@ -123,8 +131,10 @@ impl Ctx<'_> {
         }
     }
 
-    /// An `Address` that must be a TCP socket address with an IP literal and a port 1-65535.
-    fn socket_addr(&mut self, addr: &Address, path: &FieldPath) -> Option<SocketAddr> {
+    /// An `Address` that must be a TCP socket address with an IP literal and a
+    /// port 1-65535; port 0 ("any free port", as Envoy binds it) only where
+    /// `bind` says this is an address to listen on.
+    fn socket_addr(&mut self, addr: &Address, path: &FieldPath, bind: Bind) -> Option<SocketAddr> {
         let Some(address::Address::SocketAddress(sa)) = &addr.address else {
             self.error(path, "socket_address is required");
             return None;
@@ -149,6 +159,7 @@ impl Ctx<'_> {
         };
         let port = match sa.port_specifier {
             Some(socket_address::PortSpecifier::PortValue(p)) => match u16::try_from(p) {
+                Ok(0) if bind == Bind::Listen => Some(0),
                 Ok(0) => {
                     self.error(&path.field("port_value"), "port 0 is not allowed");
                     None

@@ -39,7 +39,7 @@ fn semantic_errors_have_path_and_line() {
         (BASE.replace("port_value: 10001", "port_value: 10000"), "# tcp address", "static_resources.listeners[1].address".into(), "address 0.0.0.0:10000 is already used by static_resources.listeners[0]"),
         (BASE.replace("address: 127.0.0.1, port_value: 8080", "address: backend.local, port_value: 8080"), "backend.local", format!("{C}.load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address.address"), "`backend.local` is not an IP address"),
         (BASE.replace("address: 0.0.0.0\n", "address: localhost\n"), "localhost", format!("{L0}.address.socket_address.address"), "not an IP address"),
-        (BASE.replace("port_value: 10000", "port_value: 0"), "port_value: 0", format!("{L0}.address.socket_address.port_value"), "port 0 is not allowed"),
+        (BASE.replace("port_value: 8080", "port_value: 0"), "port_value: 0", format!("{C}.load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address.port_value"), "port 0 is not allowed"),
         (BASE.replace("port_value: 8080", "port_value: 70000"), "70000", format!("{C}.load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address.port_value"), "port 70000 is out of range (1-65535)"),
         (BASE.replace("port_value: 15000", "port_value: 65536"), "65536", "admin.address.socket_address.port_value".into(), "out of range"),
         (BASE.replace("domains: [\"*\"]", "domains: [\"foo.*.com\"]"), "foo.*.com", format!("{VH}.domains[0]"), "one wildcard, only at its start"),
@@ -81,7 +81,7 @@ fn semantic_errors_have_path_and_line() {
 #[test]
 fn every_problem_is_reported_at_once_in_file_order() {
     let text = BASE
-        .replace("port_value: 10000", "port_value: 0")
+        .replacen("address: 0.0.0.0\n", "address: localhost\n", 1)
         .replace("cluster: backend\n                  #ACTION", "cluster: a")
         .replace("cluster: backend\n          #TCP", "cluster: b")
         .replace("port_value: 8080", "port_value: 99999");
@@ -92,8 +92,8 @@ fn every_problem_is_reported_at_once_in_file_order() {
         .collect();
     let want = vec![
         (
-            format!("{L0}.address.socket_address.port_value"),
-            Some(line_of(&text, "port_value: 0")),
+            format!("{L0}.address.socket_address.address"),
+            Some(line_of(&text, "localhost")),
         ),
         (
             format!("{VH}.routes[0].route.cluster"),
