@@ -75,8 +75,10 @@ impl EchoServer {
                     let served = sys::block_on(io, serve(addr, resp, tx.clone()));
                     if let Err(e) = served.and_then(|r| r) {
                         // Before binding this reaches `start`; after, nobody
-                        // listens and the thread just ends.
-                        let _ = tx.send(Err(e));
+                        // listens on the channel, so say it here.
+                        if let Err(mpsc::SendError(Err(e))) = tx.send(Err(e)) {
+                            eprintln!("spar-bench echo thread {i}: {e}");
+                        }
                     }
                 })?;
             addr = match rx.recv() {
