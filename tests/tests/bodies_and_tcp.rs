@@ -146,6 +146,15 @@ static_resources:
 
 #[test]
 fn tcp_proxy_carries_half_close_both_ways() {
+    half_close_through(&[]);
+}
+
+#[test]
+fn tcp_proxy_with_splice_carries_half_close_both_ways() {
+    half_close_through(&["--tcp-splice"]);
+}
+
+fn half_close_through(args: &[&str]) {
     // The upstream reads until the client's EOF, then answers and closes:
     // only works if the proxy carries the client's FIN through.
     let up = Scripted::start(|mut c| {
@@ -155,7 +164,7 @@ fn tcp_proxy_carries_half_close_both_ways() {
         let _ = c.stream.shutdown(Shutdown::Write);
     });
     let port = free_port();
-    let proxy = SparProxy::start(&tcp_bootstrap(port, up.addr), &[]);
+    let proxy = SparProxy::start(&tcp_bootstrap(port, up.addr), args);
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     s.write_all(&vec![7u8; 300_000]).unwrap();

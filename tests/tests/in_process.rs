@@ -51,6 +51,7 @@ fn both_backends_serve_on_port_zero_listeners() {
             concurrency: 2,
             io,
             pin: false,
+            tcp_splice: false,
         };
         let proxy = Proxy::start(snapshot(up.addr, 1), &opts).unwrap();
         let addr = listen_addr(&proxy);
@@ -73,6 +74,7 @@ fn snapshot_swaps_under_load_fail_no_request_and_keep_connections() {
         concurrency: 2,
         io: IoBackend::Auto,
         pin: false,
+        tcp_splice: false,
     };
     let proxy = Arc::new(Proxy::start(snapshot(blue.addr, 1), &opts).unwrap());
     let addr = listen_addr(&proxy);

@@ -171,6 +171,7 @@ async fn control(
             IoArg::Epoll => IoBackend::Epoll,
         },
         pin: !args.no_pin,
+        tcp_splice: args.tcp_splice,
     };
     let proxy = Arc::new(Proxy::start(snapshot, &opts)?);
     *state.proxy.lock().unwrap_or_else(PoisonError::into_inner) = Some(proxy.clone());

@@ -22,6 +22,9 @@ pub(crate) struct Args {
     /// I/O backend; auto uses io_uring and falls back to epoll.
     #[arg(long, value_enum, default_value_t = IoArg::Auto)]
     pub(crate) io: IoArg,
+    /// TCP proxy: move bytes with splice(2) instead of a userspace buffer.
+    #[arg(long)]
+    pub(crate) tcp_splice: bool,
     /// Do not pin workers to CPUs.
     #[arg(long)]
     pub(crate) no_pin: bool,

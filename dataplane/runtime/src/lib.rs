@@ -74,6 +74,9 @@ pub struct Options {
     pub io: IoBackend,
     /// Pin worker i to the i-th CPU of the allowed set.
     pub pin: bool,
+    /// TCP proxy copies with splice(2) through a pipe instead of a userspace
+    /// buffer.
+    pub tcp_splice: bool,
 }
 
 impl Default for Options {
@@ -82,6 +85,7 @@ impl Default for Options {
             concurrency: 0,
             io: IoBackend::Auto,
             pin: true,
+            tcp_splice: false,
         }
     }
 }
@@ -197,9 +201,23 @@ impl Proxy {
                 remove: Vec::new(),
             };
             let ready = ready_tx.clone();
+            let tcp_splice = opts.tcp_splice;
             let thread = std::thread::Builder::new()
                 .name(format!("spar-worker-{id}"))
-                .spawn(move || worker::run(id, cpu, backend, ws, first, rx, ready))
+                .spawn(move || {
+                    worker::run(
+                        worker::Spawn {
+                            id,
+                            cpu,
+                            backend,
+                            tcp_splice,
+                        },
+                        ws,
+                        first,
+                        rx,
+                        ready,
+                    )
+                })
                 .map_err(StartError::Thread)?;
             workers.push(WorkerHandle {
                 commands: tx,

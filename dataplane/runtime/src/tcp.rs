@@ -31,7 +31,7 @@ const MAX: usize = 256 * 1024;
 /// Opaque streams cannot be finished politely: on drain they run until the
 /// drain deadline ends the process, as Envoy's do.
 pub(crate) async fn serve(
-    _ctx: &Rc<Worker>,
+    ctx: &Rc<Worker>,
     local: &Rc<Local>,
     settings: &TcpSettings,
     stats: &TcpStats,
@@ -66,16 +66,23 @@ pub(crate) async fn serve(
     let (dr, dw) = downstream.into_split();
     let (ur, uw) = up.stream.into_split();
     let idle = settings.idle_timeout;
-    let to_up = pipe(
-        dr,
-        uw,
-        idle,
-        last.clone(),
+    let (rx, tx) = (
         &stats.downstream_cx_rx_bytes_total,
+        &stats.downstream_cx_tx_bytes_total,
     );
-    let to_down = pipe(ur, dw, idle, last, &stats.downstream_cx_tx_bytes_total);
-    let mut to_up = std::pin::pin!(to_up);
-    let mut to_down = std::pin::pin!(to_down);
+    let (to_up, to_down) = if ctx.tcp_splice {
+        (
+            Either::Splice(splice(dr, uw, idle, last.clone(), rx)),
+            Either::Splice(splice(ur, dw, idle, last, tx)),
+        )
+    } else {
+        (
+            Either::Copy(pipe(dr, uw, idle, last.clone(), rx)),
+            Either::Copy(pipe(ur, dw, idle, last, tx)),
+        )
+    };
+    let mut to_up = std::pin::pin!(to_up.run());
+    let mut to_down = std::pin::pin!(to_down.run());
     let (mut up_done, mut down_done) = (false, false);
     while !(up_done && down_done) {
         monoio::select! {
@@ -91,6 +98,25 @@ pub(crate) async fn serve(
     }
     cl.stats.upstream_cx_active.dec();
     cl.stats.upstream_cx_destroy.inc();
+}
+
+/// One direction, copied through a buffer or spliced through a pipe.
+enum Either<C, S> {
+    Copy(C),
+    Splice(S),
+}
+
+impl<
+    C: std::future::Future<Output = Result<(), End>>,
+    S: std::future::Future<Output = Result<(), End>>,
+> Either<C, S>
+{
+    async fn run(self) -> Result<(), End> {
+        match self {
+            Either::Copy(c) => c.await,
+            Either::Splice(s) => s.await,
+        }
+    }
 }
 
 enum End {
@@ -148,5 +174,58 @@ async fn pipe(
         }
         filled = back;
         buf = filled;
+    }
+}
+
+/// Waits for `fut` while the connection is not idle; None when it went idle.
+async fn unless_idle<F: std::future::Future>(
+    idle: Option<Duration>,
+    last: &Cell<Instant>,
+    fut: F,
+) -> Option<F::Output> {
+    let Some(idle) = idle else {
+        return Some(fut.await);
+    };
+    let mut fut = std::pin::pin!(fut);
+    loop {
+        let since = last.get().elapsed();
+        if since >= idle {
+            return None;
+        }
+        match monoio::time::timeout(idle - since, &mut fut).await {
+            Ok(out) => return Some(out),
+            Err(_) => continue, // the other direction may have been active
+        }
+    }
+}
+
+/// Like [`pipe`], but moves bytes socket -> pipe -> socket with splice(2),
+/// never through userspace (`--tcp-splice`; see the README for when it pays).
+async fn splice(
+    mut from: OwnedReadHalf<TcpStream>,
+    mut to: OwnedWriteHalf<TcpStream>,
+    idle: Option<Duration>,
+    last: Rc<Cell<Instant>>,
+    bytes: &Counter,
+) -> Result<(), End> {
+    use monoio::io::splice::{SpliceDestination, SpliceSource};
+    let (mut pipe_r, mut pipe_w) = monoio::net::unix::new_pipe().map_err(|_| End::Io)?;
+    loop {
+        let moved = unless_idle(idle, &last, from.splice_to_pipe(&mut pipe_w, MAX as u32)).await;
+        let n = moved.ok_or(End::Idle)?.map_err(|_| End::Io)?;
+        if n == 0 {
+            let _ = to.shutdown().await;
+            return Ok(());
+        }
+        last.set(Instant::now());
+        bytes.add(u64::from(n));
+        let mut left = n;
+        while left > 0 {
+            left -= to
+                .splice_from_pipe(&mut pipe_r, left)
+                .await
+                .map_err(|_| End::Io)?;
+        }
+        last.set(Instant::now());
     }
 }

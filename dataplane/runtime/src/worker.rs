@@ -107,14 +107,26 @@ pub(crate) struct Worker {
     /// Connections being served by this worker.
     pub(crate) active: Cell<usize>,
     pub(crate) rng: RefCell<fastrand::Rng>,
+    pub(crate) tcp_splice: bool,
 }
 
 type Ready = std::sync::mpsc::Sender<Result<(), (usize, std::io::Error)>>;
 
+/// What a worker thread is told at spawn.
+pub(crate) struct Spawn {
+    pub(crate) id: usize,
+    pub(crate) cpu: Option<usize>,
+    pub(crate) backend: ActiveBackend,
+    pub(crate) tcp_splice: bool,
+}
+
 pub(crate) fn run(
-    id: usize,
-    cpu: Option<usize>,
-    backend: ActiveBackend,
+    Spawn {
+        id,
+        cpu,
+        backend,
+        tcp_splice,
+    }: Spawn,
     stats: Arc<WorkerStats>,
     first: Command,
     rx: mpsc::UnboundedReceiver<Command>,
@@ -125,7 +137,7 @@ pub(crate) fn run(
     {
         warn!(worker = id, cpu, error = %e, "cannot pin worker");
     }
-    let main = worker_main(id, stats, first, rx);
+    let main = worker_main(id, tcp_splice, stats, first, rx);
     match backend {
         ActiveBackend::IoUring => {
             // Kernels before 6.1 refuse the tuned flags: run untuned there.
@@ -188,6 +200,7 @@ fn tuned_uring() -> io_uring::Builder {
 
 async fn worker_main(
     id: usize,
+    tcp_splice: bool,
     stats: Arc<WorkerStats>,
     first: Command,
     mut rx: mpsc::UnboundedReceiver<Command>,
@@ -208,6 +221,7 @@ async fn worker_main(
         drain: Drain::default(),
         active: Cell::new(0),
         rng: RefCell::new(fastrand::Rng::new()),
+        tcp_splice,
     });
     let mut stops: HashMap<String, Drain> = HashMap::new();
     start_listeners(&ctx, add, &mut stops);
