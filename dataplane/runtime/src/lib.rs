@@ -131,6 +131,28 @@ struct ListenerSlot {
     open: Arc<AtomicU64>,
 }
 
+/// Binds one listener's sockets (one per worker, queued in `per_worker`)
+/// and returns the control thread's record of it.
+fn bind_listener(
+    l: &spar_config::Listener,
+    per_worker: &mut [Vec<bind::BoundListener>],
+) -> Result<ListenerSlot, BindError> {
+    let open = Arc::new(AtomicU64::new(0));
+    let (local, socks) = bind::bind_reuseport(&l.name, l.address, per_worker.len())?;
+    for (queue, socket) in per_worker.iter_mut().zip(socks) {
+        queue.push(bind::BoundListener {
+            name: l.name.clone(),
+            socket,
+            open: open.clone(),
+        });
+    }
+    Ok(ListenerSlot {
+        address: l.address,
+        local,
+        open,
+    })
+}
+
 /// The running data path.
 pub struct Proxy {
     workers: Vec<WorkerHandle>,
@@ -163,23 +185,8 @@ impl Proxy {
         let mut slots = HashMap::new();
         let mut per_worker: Vec<Vec<bind::BoundListener>> = (0..n).map(|_| Vec::new()).collect();
         for l in &snapshot.listeners {
-            let open = Arc::new(AtomicU64::new(0));
-            let (local, socks) = bind::bind_reuseport(&l.name, l.address, n)?;
-            for (w, sock) in socks.into_iter().enumerate() {
-                per_worker[w].push(bind::BoundListener {
-                    name: l.name.clone(),
-                    socket: sock,
-                    open: open.clone(),
-                });
-            }
-            slots.insert(
-                l.name.clone(),
-                ListenerSlot {
-                    address: l.address,
-                    local,
-                    open,
-                },
-            );
+            let slot = bind_listener(l, &mut per_worker)?;
+            slots.insert(l.name.clone(), slot);
         }
 
         let snapshot = Arc::new(snapshot);
@@ -274,23 +281,7 @@ impl Proxy {
             // A listener moving address is removed and re-added; if the old
             // one held the same address the bind would fail, so remove first
             // only when addresses collide (rare): here we bind new first.
-            let open = Arc::new(AtomicU64::new(0));
-            let (local, socks) = bind::bind_reuseport(&l.name, l.address, n)?;
-            for (w, sock) in socks.into_iter().enumerate() {
-                per_worker[w].push(bind::BoundListener {
-                    name: l.name.clone(),
-                    socket: sock,
-                    open: open.clone(),
-                });
-            }
-            new_slots.push((
-                l.name.clone(),
-                ListenerSlot {
-                    address: l.address,
-                    local,
-                    open,
-                },
-            ));
+            new_slots.push((l.name.clone(), bind_listener(l, &mut per_worker)?));
         }
         for name in &remove {
             slots.remove(name);
