@@ -317,3 +317,51 @@ fn stale_pooled_connection_is_retried_once_for_idempotent_requests() {
     }
     assert!(proxy.metric("envoy_cluster_upstream_rq_retry", "backend") >= 1);
 }
+
+#[test]
+fn failed_retry_of_a_stale_connection_gives_503_urx() {
+    // Connection 1 answers once then closes; every later connection is cut
+    // as soon as its request arrives. Request 2 meets the stale pooled
+    // connection, is retried once on a fresh one, which fails too.
+    let first = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let up = Scripted::start(move |mut c| {
+        if c.read_head().is_none() {
+            return;
+        }
+        if first.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            c.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    });
+    let (proxy, addr) = proxy_to(up.addr, "", "", &["--concurrency", "1"]);
+    let mut s = http::connect(addr).unwrap();
+    let mut buf = Vec::new();
+    s.write_all(b"GET / HTTP/1.1\r\nhost: a\r\n\r\n").unwrap();
+    assert_eq!(read_response(&mut s, &mut buf, false).unwrap().status, 200);
+    std::thread::sleep(Duration::from_millis(200));
+    s.write_all(b"GET / HTTP/1.1\r\nhost: a\r\n\r\n").unwrap();
+    let r = read_response(&mut s, &mut buf, false).unwrap();
+    assert_eq!(r.status, 503);
+    assert!(
+        r.body_text().contains("connection termination"),
+        "{}",
+        r.body_text()
+    );
+    assert_eq!(
+        proxy.metric("spar_http_response_flags_total", "response_flags=\"URX\""),
+        1
+    );
+    assert_eq!(
+        proxy.metric("envoy_cluster_upstream_rq_retry", "backend"),
+        1
+    );
+    // A POST is not retried: one attempt, flag UC.
+    s.write_all(b"POST / HTTP/1.1\r\nhost: a\r\ncontent-length: 0\r\n\r\n")
+        .unwrap();
+    let r = read_response(&mut s, &mut buf, false).unwrap();
+    assert_eq!(r.status, 503);
+    assert_eq!(
+        proxy.metric("envoy_cluster_upstream_rq_retry", "backend"),
+        1
+    );
+}

@@ -188,7 +188,7 @@ impl Conn<'_> {
     }
 
     async fn request(&mut self, head: RequestHead) -> Next {
-        let has_body = !matches!(head.body, RequestBody::None);
+        let has_body = !matches!(head.body, RequestBody::None | RequestBody::Length(0));
         // A reply sent without reading the request body leaves the stream
         // out of step: close unless there was no body.
         let close_after_reply = has_body || !head.keep_alive;
