@@ -264,11 +264,9 @@ impl Conn<'_> {
                 .await
             {
                 Exchange::Done { next, reusable } => {
+                    // Not reusable: dropping `up` closes it and counts it.
                     if reusable {
                         self.ctx.pool.borrow_mut().put(up, cluster, Instant::now());
-                    } else {
-                        cl.stats.upstream_cx_active.dec();
-                        cl.stats.upstream_cx_destroy.inc();
                     }
                     return next;
                 }
@@ -278,10 +276,10 @@ impl Conn<'_> {
                     body,
                     consumed_body,
                 } => {
-                    cl.stats.upstream_cx_active.dec();
-                    cl.stats.upstream_cx_destroy.inc();
+                    let reused = up.reused;
+                    drop(up);
                     if flag == Flag::UpstreamConnectionTermination
-                        && up.reused
+                        && reused
                         && retryable
                         && !retried
                     {
@@ -302,8 +300,7 @@ impl Conn<'_> {
                 Exchange::Aborted(flag) => {
                     // Headers already went downstream: all we can do is cut
                     // the connection so the client sees a truncated response.
-                    cl.stats.upstream_cx_active.dec();
-                    cl.stats.upstream_cx_destroy.inc();
+                    drop(up);
                     self.stats.flag(flag);
                     return Next::Close;
                 }
@@ -325,11 +322,8 @@ impl Conn<'_> {
             return Ok(up);
         }
         cl.stats.upstream_cx_total.inc();
-        match upstream::connect(addr, cluster).await {
-            Ok(up) => {
-                cl.stats.upstream_cx_active.inc();
-                Ok(up)
-            }
+        match upstream::connect(addr, cluster, &cl.stats).await {
+            Ok(up) => Ok(up),
             Err(ConnectError::Timeout) => {
                 cl.stats.upstream_cx_connect_timeout.inc();
                 cl.stats.upstream_cx_connect_fail.inc();

@@ -48,7 +48,7 @@ pub(crate) async fn serve(
             return;
         };
         cl.stats.upstream_cx_total.inc();
-        match upstream::connect(addr, cluster).await {
+        match upstream::connect(addr, cluster, &cl.stats).await {
             Ok(up) => {
                 upstream = Some(up);
                 break;
@@ -61,7 +61,7 @@ pub(crate) async fn serve(
         }
     }
     let Some(up) = upstream else { return };
-    cl.stats.upstream_cx_active.inc();
+    let _live = up.live; // counted active until this function returns
     let last = Rc::new(Cell::new(Instant::now()));
     let (dr, dw) = downstream.into_split();
     let (ur, uw) = up.stream.into_split();
@@ -96,8 +96,6 @@ pub(crate) async fn serve(
             },
         }
     }
-    cl.stats.upstream_cx_active.dec();
-    cl.stats.upstream_cx_destroy.inc();
 }
 
 /// One direction, copied through a buffer or spliced through a pipe.

@@ -4,10 +4,12 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use monoio::net::TcpStream;
 use spar_cluster::Cluster;
+use spar_telemetry::ClusterStats;
 
 /// An upstream connection checked out for one request.
 #[derive(Debug)]
@@ -19,12 +21,33 @@ pub(crate) struct Upstream {
     pub(crate) reused: bool,
     /// Requests sent on this connection so far, this one included.
     pub(crate) served: u32,
+    /// Counts the connection in its cluster's `upstream_cx_active` for as
+    /// long as it lives, pooled or in use.
+    pub(crate) live: Live,
+}
+
+/// Keeps a cluster's active-connection gauge true by construction: made
+/// when a connection opens, dropped (closing it) wherever it ends.
+#[derive(Debug)]
+pub(crate) struct Live(Arc<ClusterStats>);
+
+impl Live {
+    fn new(stats: Arc<ClusterStats>) -> Live {
+        stats.upstream_cx_active.inc();
+        Live(stats)
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        self.0.upstream_cx_active.dec();
+        self.0.upstream_cx_destroy.inc();
+    }
 }
 
 #[derive(Debug)]
 struct Idle {
-    stream: TcpStream,
-    served: u32,
+    up: Upstream,
     expires: Option<Instant>,
 }
 
@@ -42,12 +65,10 @@ impl Pool {
             if idle.expires.is_some_and(|e| e <= now) {
                 continue; // dropped: closes the socket
             }
-            return Some(Upstream {
-                stream: idle.stream,
-                addr,
-                reused: true,
-                served: idle.served + 1,
-            });
+            let mut up = idle.up;
+            up.reused = true;
+            up.served += 1;
+            return Some(up);
         }
         None
     }
@@ -61,11 +82,10 @@ impl Pool {
             return;
         }
         let expires = cluster.idle_timeout.map(|t| now + t);
-        self.idle.entry(up.addr).or_default().push(Idle {
-            stream: up.stream,
-            served: up.served,
-            expires,
-        });
+        self.idle
+            .entry(up.addr)
+            .or_default()
+            .push(Idle { up, expires });
     }
 
     /// Closes connections idle past their timeout; returns how many.
@@ -91,7 +111,11 @@ pub(crate) enum ConnectError {
     Io(io::Error),
 }
 
-pub(crate) async fn connect(addr: SocketAddr, cluster: &Cluster) -> Result<Upstream, ConnectError> {
+pub(crate) async fn connect(
+    addr: SocketAddr,
+    cluster: &Cluster,
+    stats: &Arc<ClusterStats>,
+) -> Result<Upstream, ConnectError> {
     let fut = TcpStream::connect_addr(addr);
     let stream = match monoio::time::timeout(cluster.connect_timeout, fut).await {
         Err(_) => return Err(ConnectError::Timeout),
@@ -107,6 +131,7 @@ pub(crate) async fn connect(addr: SocketAddr, cluster: &Cluster) -> Result<Upstr
         addr,
         reused: false,
         served: 1,
+        live: Live::new(stats.clone()),
     })
 }
 
