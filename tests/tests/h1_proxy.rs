@@ -369,14 +369,21 @@ fn failed_retry_of_a_stale_connection_gives_503_urx() {
 #[test]
 fn idle_pooled_upstream_connections_expire_and_the_gauge_follows() {
     let echo = Echo::start(&[]);
-    let (proxy, addr) = proxy_to(echo.addr, "", "    common_http_protocol_options: { idle_timeout: 1s }", &[]);
+    let (proxy, addr) = proxy_to(
+        echo.addr,
+        "",
+        "    common_http_protocol_options: { idle_timeout: 1s }",
+        &[],
+    );
     for _ in 0..3 {
         assert_eq!(http::get(addr, "/").unwrap().status, 200);
     }
     assert!(proxy.metric("envoy_cluster_upstream_cx_active", "backend") >= 1);
-    spar_tests::assert_eventually(Duration::from_secs(10), "idle upstream connections closed", || {
-        proxy.metric("envoy_cluster_upstream_cx_active", "backend") == 0
-    });
+    spar_tests::assert_eventually(
+        Duration::from_secs(10),
+        "idle upstream connections closed",
+        || proxy.metric("envoy_cluster_upstream_cx_active", "backend") == 0,
+    );
     assert_eq!(
         proxy.metric("envoy_cluster_upstream_cx_destroy", "backend"),
         proxy.metric("envoy_cluster_upstream_cx_total", "backend")

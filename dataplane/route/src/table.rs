@@ -91,8 +91,9 @@ impl RouteTable {
             .find(|r| r.matches(path))
     }
 
-    /// The virtual host for `authority`: first matched as given (so a domain that names a
-    /// port can match), then with the port stripped, then `*`.
+    /// The virtual host for `authority`, matched as sent, port included, as Envoy does
+    /// without `strip_any_host_port` (a domain list names `host:port` forms to match
+    /// them); then `*`.
     pub fn find_virtual_host(&self, authority: &[u8]) -> Option<&VirtualHost> {
         let mut stack = [0u8; STACK_HOST_BYTES];
         let heap;
@@ -107,10 +108,7 @@ impl RouteTable {
                 &heap
             }
         };
-        let index = self
-            .specific(host)
-            .or_else(|| strip_port(host).and_then(|h| self.specific(h)))
-            .or(self.any)?;
+        let index = self.specific(host).or(self.any)?;
         self.virtual_hosts.get(index)
     }
 
@@ -122,18 +120,4 @@ impl RouteTable {
             .or_else(|| self.suffixes.find(host, |h, len| &h[h.len() - len..]))
             .or_else(|| self.prefixes.find(host, |h, len| &h[..len]))
     }
-}
-
-/// `host:port` -> `host`, `[v6]:port` -> `[v6]`; `None` when there is no port to strip
-/// (including a bare IPv6 address, whose colons are not a port separator).
-fn strip_port(authority: &[u8]) -> Option<&[u8]> {
-    let colon = authority.iter().rposition(|&b| b == b':')?;
-    let (host, port) = (&authority[..colon], &authority[colon + 1..]);
-    if port.is_empty() || !port.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    if host.contains(&b':') && !(host.starts_with(b"[") && host.ends_with(b"]")) {
-        return None;
-    }
-    Some(host)
 }
