@@ -389,3 +389,37 @@ fn idle_pooled_upstream_connections_expire_and_the_gauge_follows() {
         proxy.metric("envoy_cluster_upstream_cx_total", "backend")
     );
 }
+
+#[test]
+fn an_early_upstream_answer_to_a_large_upload_is_relayed() {
+    // The upstream refuses the upload after the head, without reading the
+    // body, and closes: the client must see its 413, not a proxy 503.
+    let up = Scripted::start(|mut c| {
+        if c.read_head().is_some() {
+            c.write(b"HTTP/1.1 413 Payload Too Large\r\ncontent-length: 8\r\nconnection: close\r\n\r\ntoo big!");
+            let _ = c.stream.shutdown(std::net::Shutdown::Write);
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    });
+    let (_proxy, addr) = proxy_to(up.addr, "", "", &[]);
+    let mut s = http::connect(addr).unwrap();
+    let size = 32 << 20;
+    write!(s, "POST /upload HTTP/1.1\r\nhost: a\r\ncontent-length: {size}\r\n\r\n").unwrap();
+    let writer = {
+        let mut w = s.try_clone().unwrap();
+        std::thread::spawn(move || {
+            let block = vec![b'x'; 1 << 20];
+            for _ in 0..32 {
+                if w.write_all(&block).is_err() {
+                    break;
+                }
+            }
+        })
+    };
+    let r = read_response(&mut s, &mut Vec::new(), false).unwrap();
+    assert_eq!(r.status, 413);
+    assert_eq!(r.body_text(), "too big!");
+    assert_eq!(r.header("connection"), Some("close"));
+    drop(s);
+    writer.join().unwrap();
+}

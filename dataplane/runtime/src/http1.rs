@@ -377,16 +377,15 @@ impl Conn<'_> {
             .await
         };
         let consumed_body = input != Framing::None;
+        // The upstream stopped taking the request: it may have answered
+        // early (413, 401 before a large upload). Read on: a response that
+        // arrived is relayed; if none did, the read below fails with UC.
+        // Either way the rest of the downstream body was never read, so the
+        // downstream connection closes afterwards.
+        let mut cut_short = false;
         match sent {
             Ok(_) => {}
-            Err(BodyError::DstIo) => {
-                return Exchange::Failed {
-                    status: 503,
-                    flag: Flag::UpstreamConnectionTermination,
-                    body: BODY_TERMINATION,
-                    consumed_body,
-                };
-            }
+            Err(BodyError::DstIo) => cut_short = true,
             Err(BodyError::SrcFraming) => {
                 self.stats.reject("bad_chunked_body");
                 return Exchange::Failed {
@@ -468,7 +467,8 @@ impl Conn<'_> {
             }
         };
         cl.stats.response(resp.status);
-        self.relay_response(head, resp, up, deadline).await
+        self.relay_response(head, resp, up, deadline, cut_short)
+            .await
     }
 
     async fn relay_response(
@@ -477,6 +477,7 @@ impl Conn<'_> {
         resp: ResponseHead,
         up: &mut Upstream,
         deadline: Option<Instant>,
+        cut_short: bool,
     ) -> Exchange {
         let http11 = head.version == Version::Http11;
         let (input, out_framing) = match resp.body {
@@ -488,7 +489,7 @@ impl Conn<'_> {
             ResponseBody::UntilClose => (Framing::UntilClose, ResponseBody::UntilClose),
         };
         let until_close = matches!(out_framing, ResponseBody::UntilClose) && input != Framing::None;
-        let close = !head.keep_alive || until_close || self.ctx.drain.is_draining();
+        let close = cut_short || !head.keep_alive || until_close || self.ctx.drain.is_draining();
         let keep_alive_10: &[(&[u8], &[u8])] = &[(b"connection", b"keep-alive")];
         let extra = if !http11 && !close {
             keep_alive_10
@@ -525,8 +526,10 @@ impl Conn<'_> {
         };
         match relayed {
             Ok(_) => {
-                let reusable =
-                    resp.keep_alive && input != Framing::UntilClose && self.ubuf.is_empty();
+                let reusable = !cut_short
+                    && resp.keep_alive
+                    && input != Framing::UntilClose
+                    && self.ubuf.is_empty();
                 self.ubuf.clear();
                 let next = if close { Next::Close } else { Next::KeepAlive };
                 Exchange::Done { next, reusable }
