@@ -404,7 +404,11 @@ fn an_early_upstream_answer_to_a_large_upload_is_relayed() {
     let (_proxy, addr) = proxy_to(up.addr, "", "", &[]);
     let mut s = http::connect(addr).unwrap();
     let size = 32 << 20;
-    write!(s, "POST /upload HTTP/1.1\r\nhost: a\r\ncontent-length: {size}\r\n\r\n").unwrap();
+    write!(
+        s,
+        "POST /upload HTTP/1.1\r\nhost: a\r\ncontent-length: {size}\r\n\r\n"
+    )
+    .unwrap();
     let writer = {
         let mut w = s.try_clone().unwrap();
         std::thread::spawn(move || {
