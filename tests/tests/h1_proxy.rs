@@ -298,40 +298,69 @@ fn upstream_dying_mid_response_truncates_and_closes_downstream() {
 
 #[test]
 fn stale_pooled_connection_is_retried_once_for_idempotent_requests() {
-    // The upstream answers one request per connection, then closes without
-    // saying so: the pooled connection is dead when the next request comes.
-    let up = Scripted::start(|mut c| {
-        if c.read_head().is_some() {
+    // Connection 1 answers once, then drops the next request unanswered
+    // (closed under the proxy's feet: the keep-alive race). Later
+    // connections answer normally.
+    let first = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let up = Scripted::start(move |mut c| {
+        let racy = first.swap(false, std::sync::atomic::Ordering::SeqCst);
+        let mut served = 0;
+        while c.read_head().is_some() {
+            if racy && served == 1 {
+                return;
+            }
             c.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
-            std::thread::sleep(Duration::from_millis(50));
+            served += 1;
         }
     });
     let (proxy, addr) = proxy_to(up.addr, "", "", &["--concurrency", "1"]);
     let mut s = http::connect(addr).unwrap();
     let mut buf = Vec::new();
-    for _ in 0..5 {
+    for _ in 0..3 {
         s.write_all(b"GET / HTTP/1.1\r\nhost: a\r\n\r\n").unwrap();
-        let r = read_response(&mut s, &mut buf, false).unwrap();
-        assert_eq!(r.status, 200);
-        std::thread::sleep(Duration::from_millis(150));
+        assert_eq!(read_response(&mut s, &mut buf, false).unwrap().status, 200);
     }
-    assert!(proxy.metric("envoy_cluster_upstream_rq_retry", "backend") >= 1);
+    assert_eq!(
+        proxy.metric("envoy_cluster_upstream_rq_retry", "backend"),
+        1
+    );
+}
+
+#[test]
+fn upstream_closed_while_pooled_is_noticed_before_reuse() {
+    // Every connection answers one request, then closes while idle in the
+    // pool: the proxy must see that and open a new one, failing nothing.
+    let up = Scripted::start(|mut c| {
+        if c.read_head().is_some() {
+            c.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
+        }
+    });
+    let (proxy, addr) = proxy_to(up.addr, "", "", &["--concurrency", "1"]);
+    let mut s = http::connect(addr).unwrap();
+    let mut buf = Vec::new();
+    for _ in 0..4 {
+        s.write_all(b"POST / HTTP/1.1\r\nhost: a\r\ncontent-length: 1\r\n\r\nx")
+            .unwrap();
+        assert_eq!(read_response(&mut s, &mut buf, false).unwrap().status, 200);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        proxy.metric("envoy_cluster_upstream_cx_total", "backend"),
+        4
+    );
 }
 
 #[test]
 fn failed_retry_of_a_stale_connection_gives_503_urx() {
-    // Connection 1 answers once then closes; every later connection is cut
-    // as soon as its request arrives. Request 2 meets the stale pooled
-    // connection, is retried once on a fresh one, which fails too.
+    // Connection 1 answers once, then drops the next request unanswered;
+    // every later connection drops its request too. Request 2 meets the
+    // dead pooled connection, is retried once on a fresh one, which fails.
     let first = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
     let up = Scripted::start(move |mut c| {
-        if c.read_head().is_none() {
-            return;
-        }
-        if first.swap(false, std::sync::atomic::Ordering::SeqCst) {
+        if first.swap(false, std::sync::atomic::Ordering::SeqCst) && c.read_head().is_some() {
             c.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
-            std::thread::sleep(Duration::from_millis(50));
         }
+        let _ = c.read_head(); // then close without answering
     });
     let (proxy, addr) = proxy_to(up.addr, "", "", &["--concurrency", "1"]);
     let mut s = http::connect(addr).unwrap();
@@ -426,4 +455,70 @@ fn an_early_upstream_answer_to_a_large_upload_is_relayed() {
     assert_eq!(r.header("connection"), Some("close"));
     drop(s);
     writer.join().unwrap();
+}
+
+#[test]
+fn stray_bytes_on_a_pooled_connection_never_reach_another_request() {
+    // The first connection answers, then sends an unsolicited second
+    // response while idle in the pool; later connections answer "fresh".
+    let first = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let up = Scripted::start(move |mut c| {
+        if first.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            if c.read_head().is_some() {
+                c.write(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello");
+                std::thread::sleep(Duration::from_millis(50));
+                c.write(b"HTTP/1.1 200 OK\r\ncontent-length: 6\r\n\r\nstray!");
+                std::thread::sleep(Duration::from_secs(3));
+            }
+            return;
+        }
+        while c.read_head().is_some() {
+            c.write(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nfresh");
+        }
+    });
+    let (_proxy, addr) = proxy_to(up.addr, "", "", &["--concurrency", "1"]);
+    assert_eq!(http::get(addr, "/").unwrap().body_text(), "hello");
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(http::get(addr, "/").unwrap().body_text(), "fresh");
+}
+
+#[test]
+fn stream_idle_timeout_bounds_each_read_not_the_whole_upload() {
+    let echo = Echo::start(&[]);
+    let (_proxy, addr) = proxy_to(echo.addr, "          stream_idle_timeout: 1s", "", &[]);
+    let mut s = http::connect(addr).unwrap();
+    s.write_all(b"POST / HTTP/1.1\r\nhost: a\r\ncontent-length: 12\r\n\r\n")
+        .unwrap();
+    // 2.4 s in all, never more than 0.2 s between pieces.
+    for _ in 0..12 {
+        std::thread::sleep(Duration::from_millis(200));
+        s.write_all(b"x").unwrap();
+    }
+    assert_eq!(
+        read_response(&mut s, &mut Vec::new(), false)
+            .unwrap()
+            .status,
+        200
+    );
+    // A stalled upload is cut after the idle timeout.
+    s.write_all(b"POST / HTTP/1.1\r\nhost: a\r\ncontent-length: 10\r\n\r\nabc")
+        .unwrap();
+    let r = read_response(&mut s, &mut Vec::new(), false).unwrap();
+    assert_eq!(r.status, 408);
+}
+
+#[test]
+fn the_last_request_allowed_on_a_connection_is_told_to_close() {
+    let echo = Echo::start(&[]);
+    let hcm = "          common_http_protocol_options: { max_requests_per_connection: 2 }";
+    let (_proxy, addr) = proxy_to(echo.addr, hcm, "", &[]);
+    let mut s = http::connect(addr).unwrap();
+    let mut buf = Vec::new();
+    s.write_all(b"GET /1 HTTP/1.1\r\nhost: a\r\n\r\nGET /2 HTTP/1.1\r\nhost: a\r\n\r\n")
+        .unwrap();
+    let r1 = read_response(&mut s, &mut buf, false).unwrap();
+    assert_eq!(r1.header("connection"), None);
+    let r2 = read_response(&mut s, &mut buf, false).unwrap();
+    assert_eq!(r2.header("connection"), Some("close"));
+    assert!(http::closed_by_peer(&mut s));
 }

@@ -8,7 +8,7 @@
 //! memcpy is cheaper than a second syscall (see README benchmarks).
 
 use std::io;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use monoio::net::TcpStream;
@@ -41,11 +41,45 @@ pub(crate) enum BodyError {
     DstIo,
 }
 
+/// How long one stream may take: an overall deadline (the route timeout)
+/// and an idle limit that each read or write starts afresh
+/// (`stream_idle_timeout`). Either may be absent.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limit {
+    pub(crate) deadline: Option<Instant>,
+    pub(crate) idle: Option<Duration>,
+}
+
+impl Limit {
+    /// When the next single operation must have finished.
+    pub(crate) fn next(&self) -> Option<Instant> {
+        let idle = self.idle.map(|t| Instant::now() + t);
+        match (self.deadline, idle) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+}
+
+/// Runs `fut` until `limit`'s next deadline; None when it passed.
+pub(crate) async fn within<F: std::future::Future>(limit: &Limit, fut: F) -> Option<F::Output> {
+    match limit.next() {
+        None => Some(fut.await),
+        Some(at) => monoio::time::timeout_at(at.into(), fut).await.ok(),
+    }
+}
+
+fn timed_out() -> io::Error {
+    io::Error::new(io::ErrorKind::TimedOut, "peer stopped reading")
+}
+
 /// The destination side: a socket and the write buffer queued for it.
 pub(crate) struct Out<'a> {
     pub(crate) io: &'a mut TcpStream,
     pub(crate) buf: &'a mut BytesMut,
     pub(crate) chunked: bool,
+    /// Bounds each write: a peer that stops reading cannot hold the stream.
+    pub(crate) limit: Limit,
 }
 
 impl Out<'_> {
@@ -60,7 +94,9 @@ impl Out<'_> {
             self.buf.extend_from_slice(&data);
         } else {
             self.flush().await?;
-            write_bytes(self.io, data).await?;
+            within(&self.limit, write_bytes(self.io, data))
+                .await
+                .ok_or_else(timed_out)??;
         }
         if self.chunked {
             self.buf.extend_from_slice(CHUNK_END);
@@ -72,7 +108,9 @@ impl Out<'_> {
         if self.buf.is_empty() {
             return Ok(());
         }
-        write_buf(self.io, self.buf).await
+        within(&self.limit, write_buf(self.io, self.buf))
+            .await
+            .ok_or_else(timed_out)?
     }
 
     async fn finish(&mut self) -> io::Result<()> {
@@ -87,16 +125,12 @@ async fn read_src(
     src: &mut TcpStream,
     sbuf: &mut BytesMut,
     max: usize,
-    deadline: Option<Instant>,
+    limit: &Limit,
 ) -> Result<usize, BodyError> {
-    let n = match deadline {
-        None => read_some(src, sbuf, max).await,
-        Some(d) => match monoio::time::timeout_at(d.into(), read_some(src, sbuf, max)).await {
-            Ok(r) => r,
-            Err(_) => return Err(BodyError::SrcTimeout),
-        },
-    };
-    n.map_err(|_| BodyError::SrcIo)
+    match within(limit, read_some(src, sbuf, max)).await {
+        None => Err(BodyError::SrcTimeout),
+        Some(n) => n.map_err(|_| BodyError::SrcIo),
+    }
 }
 
 /// Forwards a body framed as `input` from `src` (bytes already read are in
@@ -107,7 +141,7 @@ pub(crate) async fn forward(
     sbuf: &mut BytesMut,
     input: Framing,
     out: &mut Out<'_>,
-    deadline: Option<Instant>,
+    limit: Limit,
     max_trailer_bytes: usize,
 ) -> Result<u64, BodyError> {
     let mut total = 0u64;
@@ -120,7 +154,7 @@ pub(crate) async fn forward(
                     let max = usize::try_from(remaining)
                         .unwrap_or(usize::MAX)
                         .min(BODY_CHUNK);
-                    if read_src(src, sbuf, max, deadline).await? == 0 {
+                    if read_src(src, sbuf, max, &limit).await? == 0 {
                         return Err(BodyError::SrcEof);
                     }
                 }
@@ -144,7 +178,7 @@ pub(crate) async fn forward(
                     Chunk::End => break,
                     Chunk::NeedMore => {
                         out.flush().await.map_err(|_| BodyError::DstIo)?;
-                        if read_src(src, sbuf, BODY_CHUNK, deadline).await? == 0 {
+                        if read_src(src, sbuf, BODY_CHUNK, &limit).await? == 0 {
                             return Err(BodyError::SrcEof);
                         }
                     }
@@ -158,7 +192,7 @@ pub(crate) async fn forward(
                 out.data(data).await.map_err(|_| BodyError::DstIo)?;
             }
             out.flush().await.map_err(|_| BodyError::DstIo)?;
-            if read_src(src, sbuf, BODY_CHUNK, deadline).await? == 0 {
+            if read_src(src, sbuf, BODY_CHUNK, &limit).await? == 0 {
                 break;
             }
         },

@@ -16,7 +16,7 @@ use spar_http::{
 use spar_telemetry::{Flag, HttpStats};
 use tracing::debug;
 
-use crate::body::{BodyError, Framing, Out, forward};
+use crate::body::{BodyError, Framing, Limit, Out, forward, within};
 use crate::io::{READ_BUF, read_some, write_buf};
 use crate::upstream::{self, ConnectError, Upstream};
 use crate::worker::{ClusterLocal, Local, Worker};
@@ -58,6 +58,10 @@ struct Conn<'a> {
     /// Upstream bytes read but not yet forwarded.
     ubuf: BytesMut,
     served: u32,
+    opened: Instant,
+    /// The peer may still be sending (a refused or cut-short request): close
+    /// gently, or the kernel's reset can destroy the reply in flight.
+    linger: bool,
 }
 
 pub(crate) async fn serve(
@@ -87,9 +91,11 @@ pub(crate) async fn serve(
         wbuf: BytesMut::with_capacity(READ_BUF),
         ubuf: BytesMut::new(),
         served: 0,
+        opened: Instant::now(),
+        linger: false,
     };
-    let opened = Instant::now();
     loop {
+        c.shrink_buffers();
         let Some(head) = c.read_request().await else {
             break;
         };
@@ -101,17 +107,37 @@ pub(crate) async fn serve(
         if next == Next::Close {
             break;
         }
-        let max_requests = settings
-            .max_requests_per_connection
-            .is_some_and(|m| c.served >= m);
-        let too_old = settings
-            .max_connection_duration
-            .is_some_and(|d| opened.elapsed() >= d);
-        if max_requests || too_old || ctx.drain.is_draining() {
+        if c.last_request() || ctx.drain.is_draining() {
             break;
         }
     }
+    if c.linger
+        && let Some(wait) = settings.delayed_close_timeout
+    {
+        linger_close(&mut c.down, wait).await;
+    }
     stats.downstream_cx_active.dec();
+}
+
+/// Closes a connection whose peer may still be sending: shut down our side
+/// so the reply is followed by FIN, then read and discard until the peer
+/// closes or `wait` passes (Envoy's delayed close). Dropping a socket with
+/// unread input would send RST, and an RST can discard the reply the peer
+/// has not read yet (RFC 9112 section 9.6).
+async fn linger_close(down: &mut TcpStream, wait: Duration) {
+    use monoio::io::AsyncWriteRent;
+    if down.shutdown().await.is_err() {
+        return;
+    }
+    let until = Instant::now() + wait;
+    let mut sink = BytesMut::with_capacity(READ_BUF);
+    loop {
+        sink.clear();
+        match monoio::time::timeout_at(until.into(), read_some(down, &mut sink, READ_BUF)).await {
+            Ok(Ok(n)) if n > 0 => continue,
+            _ => return,
+        }
+    }
 }
 
 impl Conn<'_> {
@@ -179,8 +205,41 @@ impl Conn<'_> {
         }
     }
 
+    /// Between requests: a buffer that a large body grew goes back to its
+    /// starting size, so an idle keep-alive connection holds 32 KiB, not
+    /// the peak of its largest exchange.
+    fn shrink_buffers(&mut self) {
+        const KEEP: usize = 4 * READ_BUF;
+        if self.rbuf.is_empty() && self.rbuf.capacity() > KEEP {
+            self.rbuf = BytesMut::with_capacity(READ_BUF);
+        }
+        if self.wbuf.capacity() > KEEP {
+            self.wbuf = BytesMut::with_capacity(READ_BUF);
+        }
+        if self.ubuf.capacity() > KEEP {
+            self.ubuf = BytesMut::new();
+        }
+    }
+
+    /// True when the connection must close after the current request
+    /// (`max_requests_per_connection`, `max_connection_duration`), so its
+    /// response says `connection: close` before the proxy closes.
+    fn last_request(&self) -> bool {
+        let max_requests = self
+            .settings
+            .max_requests_per_connection
+            .is_some_and(|m| self.served >= m);
+        let too_old = self
+            .settings
+            .max_connection_duration
+            .is_some_and(|d| self.opened.elapsed() >= d);
+        max_requests || too_old
+    }
+
     /// Sends a proxy-generated reply and counts it.
     async fn local_reply(&mut self, status: u16, body: &[u8], close: bool) {
+        let close = close || self.last_request();
+        self.linger |= close;
         self.wbuf.clear();
         encode_local_reply(&mut self.wbuf, status, body, close);
         self.stats.response(status);
@@ -265,7 +324,7 @@ impl Conn<'_> {
             {
                 Exchange::Done { next, reusable } => {
                     // Not reusable: dropping `up` closes it and counts it.
-                    if reusable {
+                    if reusable && !self.ctx.drain.is_draining() {
                         self.ctx.pool.borrow_mut().put(up, cluster, Instant::now());
                     }
                     return next;
@@ -357,21 +416,24 @@ impl Conn<'_> {
         self.wbuf.extend_from_slice(head_bytes);
         let max_trailer = self.limits.max_trailer_bytes;
         let sent = {
+            // Request body: each read and write bounded by the stream idle
+            // timeout, however long the whole upload takes.
+            let limit = Limit {
+                deadline: None,
+                idle: self.settings.stream_idle_timeout,
+            };
             let mut out = Out {
                 io: &mut up.stream,
                 buf: &mut self.wbuf,
                 chunked: input == Framing::Chunked,
+                limit,
             };
-            let idle = self
-                .settings
-                .stream_idle_timeout
-                .map(|t| Instant::now() + t);
             forward(
                 &mut self.down,
                 &mut self.rbuf,
                 input,
                 &mut out,
-                idle,
+                limit,
                 max_trailer,
             )
             .await
@@ -435,15 +497,11 @@ impl Conn<'_> {
                     };
                 }
             }
-            let read = match deadline {
-                None => Some(read_some(&mut up.stream, &mut self.ubuf, READ_BUF).await),
-                Some(d) => monoio::time::timeout_at(
-                    d.into(),
-                    read_some(&mut up.stream, &mut self.ubuf, READ_BUF),
-                )
-                .await
-                .ok(),
+            let limit = Limit {
+                deadline,
+                idle: self.settings.stream_idle_timeout,
             };
+            let read = within(&limit, read_some(&mut up.stream, &mut self.ubuf, READ_BUF)).await;
             match read {
                 None => {
                     cl.stats.upstream_rq_timeout.inc();
@@ -489,37 +547,42 @@ impl Conn<'_> {
             ResponseBody::UntilClose => (Framing::UntilClose, ResponseBody::UntilClose),
         };
         let until_close = matches!(out_framing, ResponseBody::UntilClose) && input != Framing::None;
-        let close = cut_short || !head.keep_alive || until_close || self.ctx.drain.is_draining();
-        let keep_alive_10: &[(&[u8], &[u8])] = &[(b"connection", b"keep-alive")];
-        let extra = if !http11 && !close {
-            keep_alive_10
-        } else {
-            &[]
-        };
+        self.linger |= cut_short;
+        let close = cut_short
+            || !head.keep_alive
+            || until_close
+            || self.ctx.drain.is_draining()
+            || self.last_request();
         self.wbuf.clear();
+        // The codec adds `connection: keep-alive` for a 1.0 client itself.
         encode_response_head(
             &mut self.wbuf,
             &resp,
             &out_framing,
             close,
             head.version,
-            extra,
+            &[],
         );
         self.stats.response(resp.status);
         let chunked_out = matches!(out_framing, ResponseBody::Chunked) && input != Framing::None;
         let max_trailer = self.limits.max_trailer_bytes;
         let relayed = {
+            let limit = Limit {
+                deadline,
+                idle: self.settings.stream_idle_timeout,
+            };
             let mut out = Out {
                 io: &mut self.down,
                 buf: &mut self.wbuf,
                 chunked: chunked_out,
+                limit,
             };
             forward(
                 &mut up.stream,
                 &mut self.ubuf,
                 input,
                 &mut out,
-                deadline,
+                limit,
                 max_trailer,
             )
             .await

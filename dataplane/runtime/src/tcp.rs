@@ -53,7 +53,10 @@ pub(crate) async fn serve(
                 upstream = Some(up);
                 break;
             }
-            Err(ConnectError::Timeout) => cl.stats.upstream_cx_connect_timeout.inc(),
+            Err(ConnectError::Timeout) => {
+                cl.stats.upstream_cx_connect_timeout.inc();
+                cl.stats.upstream_cx_connect_fail.inc();
+            }
             Err(ConnectError::Io(e)) => {
                 debug!(upstream = %addr, error = %e, "tcp_proxy connect failed");
                 cl.stats.upstream_cx_connect_fail.inc();
@@ -138,21 +141,11 @@ async fn pipe(
 ) -> Result<(), End> {
     let mut buf = BytesMut::with_capacity(START);
     loop {
-        let read = match idle {
-            None => from.read(buf).await,
-            Some(idle) => loop {
-                let since = last.get().elapsed();
-                if since >= idle {
-                    return Err(End::Idle);
-                }
-                // The future owns the buffer; on timeout it is lost with the
-                // cancelled read, so keep a fresh one ready.
-                match monoio::time::timeout(idle - since, from.read(std::mem::take(&mut buf))).await
-                {
-                    Ok(r) => break r,
-                    Err(_) => buf = BytesMut::with_capacity(START),
-                }
-            },
+        // The read stays in flight across idle re-checks: cancelling it
+        // could drop bytes that completed just as the timer fired.
+        let read = unless_idle(idle, &last, from.read(buf)).await;
+        let Some(read) = read else {
+            return Err(End::Idle);
         };
         let (res, mut filled) = read;
         let n = res.map_err(|_| End::Io)?;

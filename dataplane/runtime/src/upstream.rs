@@ -62,7 +62,7 @@ impl Pool {
     pub(crate) fn take(&mut self, addr: SocketAddr, now: Instant) -> Option<Upstream> {
         let list = self.idle.get_mut(&addr)?;
         while let Some(idle) = list.pop() {
-            if idle.expires.is_some_and(|e| e <= now) {
+            if idle.expires.is_some_and(|e| e <= now) || !still_idle(&idle.up.stream) {
                 continue; // dropped: closes the socket
             }
             let mut up = idle.up;
@@ -103,6 +103,27 @@ impl Pool {
     pub(crate) fn clear(&mut self) {
         self.idle.clear();
     }
+}
+
+/// True when a pooled connection is still usable: the upstream has neither
+/// closed it nor sent a byte since the last response (stray bytes would be
+/// read as the next request's response). One non-blocking peek per reuse;
+/// nothing watches the socket while it sits in the pool.
+#[allow(unsafe_code)]
+fn still_idle(stream: &TcpStream) -> bool {
+    use std::os::fd::AsRawFd;
+    let mut byte = 0u8;
+    // SAFETY: the fd belongs to `stream`, which outlives the call; the buffer
+    // is one writable byte, and the length passed is 1.
+    let n = unsafe {
+        libc::recv(
+            stream.as_raw_fd(),
+            (&raw mut byte).cast(),
+            1,
+            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+        )
+    };
+    n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::WouldBlock
 }
 
 #[derive(Debug)]
