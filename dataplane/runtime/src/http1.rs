@@ -270,6 +270,11 @@ impl Conn<'_> {
         let timeout = route.action.timeout;
         let cluster = self.local.snapshot.cluster(cid);
         let cl = &self.local.clusters[cid.0 as usize];
+        // Upstream responses are held to the cluster's header count limit.
+        let up_limits = Limits {
+            max_headers: cluster.max_headers_count as usize,
+            ..self.limits
+        };
 
         // Outgoing head, kept as Bytes so a retry can resend it.
         let mut request_id = [0u8; 36];
@@ -319,7 +324,7 @@ impl Conn<'_> {
             };
             cl.stats.upstream_rq_total.inc();
             match self
-                .exchange(&head, &head_bytes, &mut up, cl, timeout)
+                .exchange(&head, &head_bytes, &mut up, cl, &up_limits, timeout)
                 .await
             {
                 Exchange::Done { next, reusable } => {
@@ -403,6 +408,7 @@ impl Conn<'_> {
         head_bytes: &Bytes,
         up: &mut Upstream,
         cl: &ClusterLocal,
+        up_limits: &Limits,
         timeout: Option<Duration>,
     ) -> Exchange {
         // Request: head, then the body re-framed (Content-Length kept,
@@ -475,7 +481,7 @@ impl Conn<'_> {
         let deadline = timeout.map(|t| Instant::now() + t);
         self.ubuf.clear();
         let resp = loop {
-            match parse_response(&mut self.ubuf, &self.limits, &head.method) {
+            match parse_response(&mut self.ubuf, up_limits, &head.method) {
                 Ok(Some(r)) if r.status == 101 => {
                     return Exchange::Failed {
                         status: 502,

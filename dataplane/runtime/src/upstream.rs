@@ -21,6 +21,8 @@ pub(crate) struct Upstream {
     pub(crate) reused: bool,
     /// Requests sent on this connection so far, this one included.
     pub(crate) served: u32,
+    /// When it was connected, for the cluster's `max_connection_duration`.
+    pub(crate) born: Instant,
     /// Counts the connection in its cluster's `upstream_cx_active` for as
     /// long as it lives, pooled or in use.
     pub(crate) live: Live,
@@ -75,11 +77,14 @@ impl Pool {
 
     /// Returns a connection whose last exchange completed cleanly.
     pub(crate) fn put(&mut self, up: Upstream, cluster: &Cluster, now: Instant) {
-        if cluster
+        let too_many = cluster
             .max_requests_per_connection
-            .is_some_and(|max| up.served >= max)
-        {
-            return;
+            .is_some_and(|max| up.served >= max);
+        let too_old = cluster
+            .max_connection_duration
+            .is_some_and(|max| now >= up.born + max);
+        if too_many || too_old {
+            return; // dropped: closed and counted
         }
         let expires = cluster.idle_timeout.map(|t| now + t);
         self.idle
@@ -152,6 +157,7 @@ pub(crate) async fn connect(
         addr,
         reused: false,
         served: 1,
+        born: Instant::now(),
         live: Live::new(stats.clone()),
     })
 }

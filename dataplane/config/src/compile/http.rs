@@ -101,6 +101,38 @@ pub(super) fn compile(
         Ok(Esc::UnescapeAndForward) => EscapedSlashesAction::UnescapeAndForward,
         _ => EscapedSlashesAction::KeepUnchanged,
     };
+    // Fields Envoy's format has and this data path does not enforce yet are
+    // refused when set, never silently ignored.
+    let request_timeout_set = h
+        .request_timeout
+        .as_ref()
+        .is_some_and(|d| d.seconds > 0 || (d.seconds == 0 && d.nanos > 0));
+    let not_yet = [
+        (
+            h.normalize_path.as_ref().is_some_and(|b| b.value),
+            "normalize_path",
+        ),
+        (h.merge_slashes, "merge_slashes"),
+        (
+            escaped_slashes != EscapedSlashesAction::KeepUnchanged,
+            "path_with_escaped_slashes_action",
+        ),
+        (!h.server_name.is_empty(), "server_name"),
+        (
+            server_header_transformation != ServerHeaderTransformation::Overwrite,
+            "server_header_transformation",
+        ),
+        (request_timeout_set, "request_timeout"),
+        (h.xff_num_trusted_hops != 0, "xff_num_trusted_hops"),
+    ];
+    for (set, field) in not_yet {
+        if set {
+            ctx.error(
+                &p.field(field),
+                "not enforced by spar-proxy yet: remove it or set its default",
+            );
+        }
+    }
     let drain_timeout = match &h.drain_timeout {
         None => DEFAULT_DRAIN_TIMEOUT,
         Some(d) => ctx

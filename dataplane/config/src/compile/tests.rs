@@ -215,20 +215,13 @@ fn settings_are_carried_over() {
     let text = with(&[
         (
             "#HCM",
-            "server_name: spar\nserver_header_transformation: APPEND_IF_ABSENT\nxff_num_trusted_hops: 2\nnormalize_path: true\nmerge_slashes: true\npath_with_escaped_slashes_action: UNESCAPE_AND_FORWARD\ngenerate_request_id: false\nmax_request_headers_kb: 8192",
+            "generate_request_id: false\nmax_request_headers_kb: 8192",
         ),
         ("#MATCH", "case_sensitive: false"),
     ]);
     let s = compiled(&text);
     let h = http(&s);
-    assert_eq!(h.server_name.as_deref(), Some("spar"));
-    assert_eq!(
-        h.server_header_transformation,
-        ServerHeaderTransformation::AppendIfAbsent
-    );
-    assert_eq!(h.xff_num_trusted_hops, 2);
-    assert!(h.normalize_path && h.merge_slashes && !h.generate_request_id);
-    assert_eq!(h.escaped_slashes, EscapedSlashesAction::UnescapeAndForward);
+    assert!(!h.generate_request_id);
     assert_eq!(h.max_request_headers_kb, 8192);
     assert_eq!(
         h.routes.find(b"x", b"/").map(|r| r.case_sensitive),
@@ -283,4 +276,33 @@ fn errors_without_a_file_have_no_line() {
             format!("{TCP}.cluster: cluster `backend` is not defined in static_resources.clusters"),
         ]
     );
+}
+
+#[test]
+fn fields_not_enforced_yet_are_refused_when_set() {
+    for (field, yaml) in [
+        ("server_name", "server_name: spar"),
+        (
+            "server_header_transformation",
+            "server_header_transformation: PASS_THROUGH",
+        ),
+        ("xff_num_trusted_hops", "xff_num_trusted_hops: 1"),
+        ("normalize_path", "normalize_path: true"),
+        ("merge_slashes", "merge_slashes: true"),
+        (
+            "path_with_escaped_slashes_action",
+            "path_with_escaped_slashes_action: REJECT_REQUEST",
+        ),
+        ("request_timeout", "request_timeout: 30s"),
+    ] {
+        let text = with(&[("#HCM", yaml)]);
+        let errors = compile_errors(&text);
+        assert_eq!(errors.len(), 1, "{field}: {}", show(&errors));
+        assert_eq!(errors[0].path.to_string(), format!("{HCM}.{field}"));
+        assert!(
+            errors[0].message.contains("not enforced by spar-proxy yet"),
+            "{}",
+            errors[0].message
+        );
+    }
 }

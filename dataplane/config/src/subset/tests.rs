@@ -428,7 +428,7 @@ fn everything_in_the_allowlist_loads() {
         ("#FILTERS", "name: chain0"),
         (
             "#HCM",
-            "codec_type: HTTP1\ncommon_http_protocol_options: {idle_timeout: 1s, max_headers_count: 50, max_connection_duration: 60s, max_requests_per_connection: 10}\nhttp_protocol_options: {}\nuse_remote_address: true\nxff_num_trusted_hops: 1\nskip_xff_append: true\ngenerate_request_id: false\npreserve_external_request_id: true\nserver_name: spar\nserver_header_transformation: PASS_THROUGH\nmax_request_headers_kb: 96\nrequest_timeout: 30s\nrequest_headers_timeout: 2s\nstream_idle_timeout: 10s\ndrain_timeout: 1s\ndelayed_close_timeout: 0s\nnormalize_path: true\nmerge_slashes: true\npath_with_escaped_slashes_action: REJECT_REQUEST",
+            "codec_type: HTTP1\ncommon_http_protocol_options: {idle_timeout: 1s, max_headers_count: 50, max_connection_duration: 60s, max_requests_per_connection: 10}\nhttp_protocol_options: {}\nuse_remote_address: true\nxff_num_trusted_hops: 0\nskip_xff_append: true\ngenerate_request_id: false\npreserve_external_request_id: true\nserver_name: \"\"\nserver_header_transformation: OVERWRITE\nmax_request_headers_kb: 96\nrequest_timeout: 0s\nrequest_headers_timeout: 2s\nstream_idle_timeout: 10s\ndrain_timeout: 1s\ndelayed_close_timeout: 0s\nnormalize_path: false\nmerge_slashes: false\npath_with_escaped_slashes_action: KEEP_UNCHANGED",
         ),
         ("#MATCH", "case_sensitive: false"),
         ("#ROUTE", "name: r0"),
