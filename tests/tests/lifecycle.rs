@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use spar_tests::http::{self, read_response};
-use spar_tests::proc::{Echo, Process, SparProxy, bin, scratch_dir};
+use spar_tests::proc::{Echo, SparProxy, bin, scratch_dir};
 use spar_tests::upstream::Scripted;
 use spar_tests::{assert_eventually, free_port, http_bootstrap};
 
@@ -267,5 +267,4 @@ fn admin_endpoints_answer() {
             .body_text()
             .contains(&port.to_string())
     );
-    let _keep: &Process = &proxy.process;
 }

@@ -57,18 +57,10 @@ impl AdminState for State {
     }
 
     fn config_dump(&self) -> serde_json::Value {
-        let bootstrap = self
-            .config_dump
+        self.config_dump
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .clone();
-        serde_json::json!({
-            "configs": [{
-                "@type": "type.googleapis.com/envoy.admin.v3.BootstrapConfigDump",
-                "bootstrap": bootstrap,
-                "version_info": self.version.load(Ordering::Relaxed).to_string(),
-            }]
-        })
+            .clone()
     }
 
     fn prometheus(&self) -> String {
@@ -110,7 +102,9 @@ fn load(path: &Path, version: u64) -> anyhow::Result<(spar_config::Snapshot, ser
         let bootstrap = spar_config::load_bootstrap(path).map_err(|e| anyhow::anyhow!("{e}"))?;
         let snapshot =
             spar_config::compile(&bootstrap, version).map_err(|e| anyhow::anyhow!("{e}"))?;
-        Ok((snapshot, bootstrap.json.clone()))
+        // The snapshot goes to the workers; admin keeps its dump.
+        let dump = snapshot.config_dump.clone();
+        Ok((snapshot, dump))
     })();
     release_freed_memory();
     loaded

@@ -19,13 +19,10 @@ pub(crate) async fn serve(
     let listener = &local.snapshot.listeners[index];
     match (&listener.kind, &local.listeners[index].1) {
         (ListenerKind::Http(settings), KindStats::Http(stats)) => {
-            let settings = settings.clone();
-            let stats = stats.clone();
-            crate::http1::serve(&ctx, &local, &settings, &stats, stream, peer).await;
+            crate::http1::serve(&ctx, &local, settings, stats, stream, peer).await;
         }
         (ListenerKind::Tcp(settings), KindStats::Tcp(stats)) => {
-            let stats = stats.clone();
-            crate::tcp::serve(&ctx, &local, settings, &stats, stream).await;
+            crate::tcp::serve(&ctx, &local, settings, stats, stream).await;
         }
         _ => {} // Local::new builds the stats from the same listener kind
     }

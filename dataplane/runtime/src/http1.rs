@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use monoio::net::TcpStream;
 use spar_config::HttpSettings;
 use spar_http::{
@@ -164,9 +164,12 @@ impl Conn<'_> {
                         return None;
                     }
                     let drain = self.ctx.drain.clone();
-                    let idle = self.settings.idle_timeout;
+                    let idle = Limit {
+                        deadline: None,
+                        idle: self.settings.idle_timeout,
+                    };
                     monoio::select! {
-                        r = with_timeout(idle, read_some(&mut self.down, &mut self.rbuf, READ_BUF)) => match r {
+                        r = within(&idle, read_some(&mut self.down, &mut self.rbuf, READ_BUF)) => match r {
                             Some(r) => r,
                             None => {
                                 self.stats.downstream_cx_idle_timeout.inc();
@@ -177,12 +180,15 @@ impl Conn<'_> {
                     }
                 }
                 Some(started) => {
-                    let left = self
-                        .settings
-                        .request_headers_timeout
-                        .map(|t| t.saturating_sub(started.elapsed()));
-                    match with_timeout(left, read_some(&mut self.down, &mut self.rbuf, READ_BUF))
-                        .await
+                    let head_deadline = Limit {
+                        deadline: self.settings.request_headers_timeout.map(|t| started + t),
+                        idle: None,
+                    };
+                    match within(
+                        &head_deadline,
+                        read_some(&mut self.down, &mut self.rbuf, READ_BUF),
+                    )
+                    .await
                     {
                         Some(r) => r,
                         None => {
@@ -276,7 +282,9 @@ impl Conn<'_> {
             ..self.limits
         };
 
-        // Outgoing head, kept as Bytes so a retry can resend it.
+        // How the outgoing head is written; each attempt encodes it straight
+        // into the write buffer (a retry is rare: re-encoding it then is
+        // cheaper than keeping a copy of every head).
         let mut request_id = [0u8; 36];
         let want_id = self.settings.generate_request_id && head.header("x-request-id").is_none();
         if want_id {
@@ -294,9 +302,6 @@ impl Conn<'_> {
             extra_headers: &[],
             upgrade: false,
         };
-        self.wbuf.clear();
-        encode_request_head(&mut self.wbuf, &head, &opts);
-        let head_bytes = self.wbuf.split().freeze();
 
         if head.expect_continue && has_body && self.rbuf.is_empty() {
             self.wbuf.extend_from_slice(CONTINUE);
@@ -324,7 +329,7 @@ impl Conn<'_> {
             };
             cl.stats.upstream_rq_total.inc();
             match self
-                .exchange(&head, &head_bytes, &mut up, cl, &up_limits, timeout)
+                .exchange(&head, &opts, &mut up, cl, &up_limits, timeout)
                 .await
             {
                 Exchange::Done { next, reusable } => {
@@ -405,7 +410,7 @@ impl Conn<'_> {
     async fn exchange(
         &mut self,
         head: &RequestHead,
-        head_bytes: &Bytes,
+        opts: &ForwardOptions<'_>,
         up: &mut Upstream,
         cl: &ClusterLocal,
         up_limits: &Limits,
@@ -419,7 +424,7 @@ impl Conn<'_> {
             RequestBody::Chunked => Framing::Chunked,
         };
         self.wbuf.clear();
-        self.wbuf.extend_from_slice(head_bytes);
+        encode_request_head(&mut self.wbuf, head, opts);
         let max_trailer = self.limits.max_trailer_bytes;
         let sent = {
             // Request body: each read and write bounded by the stream idle
@@ -643,13 +648,5 @@ fn bodyless_framing(resp: &ResponseHead) -> ResponseBody {
     match cl {
         Some(n) => ResponseBody::Length(n),
         None => ResponseBody::None,
-    }
-}
-
-/// Runs `fut` under an optional timeout; None means it timed out.
-async fn with_timeout<F: std::future::Future>(t: Option<Duration>, fut: F) -> Option<F::Output> {
-    match t {
-        None => Some(fut.await),
-        Some(t) => monoio::time::timeout(t, fut).await.ok(),
     }
 }

@@ -30,7 +30,7 @@ mod worker;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -126,9 +126,6 @@ struct ListenerSlot {
     address: SocketAddr,
     /// The address actually bound (the real port when the config said 0).
     local: SocketAddr,
-    /// Open connections on this listener across all workers (one atomic
-    /// touched per connection open and close, never per request).
-    open: Arc<AtomicU64>,
 }
 
 /// Binds one listener's sockets (one per worker, queued in `per_worker`)
@@ -137,6 +134,8 @@ fn bind_listener(
     l: &spar_config::Listener,
     per_worker: &mut [Vec<bind::BoundListener>],
 ) -> Result<ListenerSlot, BindError> {
+    // Open connections on this listener across all workers, for its
+    // connection limit: one atomic per connection open and close.
     let open = Arc::new(AtomicU64::new(0));
     let (local, socks) = bind::bind_reuseport(&l.name, l.address, per_worker.len())?;
     for (queue, socket) in per_worker.iter_mut().zip(socks) {
@@ -149,7 +148,6 @@ fn bind_listener(
     Ok(ListenerSlot {
         address: l.address,
         local,
-        open,
     })
 }
 
@@ -203,7 +201,7 @@ impl Proxy {
                 None
             };
             let first = Command::Update {
-                snapshot: Arc::new(Snapshot::clone(&snapshot)),
+                snapshot: snapshot.clone(),
                 add: listeners,
                 remove: Vec::new(),
             };
@@ -292,7 +290,7 @@ impl Proxy {
         let snapshot = Arc::new(snapshot);
         for (w, add) in self.workers.iter().zip(per_worker) {
             let cmd = Command::Update {
-                snapshot: Arc::new(Snapshot::clone(&snapshot)),
+                snapshot: snapshot.clone(),
                 add,
                 remove: remove.clone(),
             };
@@ -311,18 +309,6 @@ impl Proxy {
         let mut v: Vec<_> = slots.iter().map(|(k, s)| (k.clone(), s.local)).collect();
         v.sort();
         v
-    }
-
-    /// Open downstream connections per listener, across workers.
-    pub fn open_connections(&self) -> Vec<(String, u64)> {
-        let slots = self
-            .listeners
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        slots
-            .iter()
-            .map(|(k, s)| (k.clone(), s.open.load(Ordering::Relaxed)))
-            .collect()
     }
 
     pub fn stats(&self) -> &[Arc<WorkerStats>] {

@@ -73,19 +73,9 @@ pub(crate) async fn serve(
         &stats.downstream_cx_rx_bytes_total,
         &stats.downstream_cx_tx_bytes_total,
     );
-    let (to_up, to_down) = if ctx.tcp_splice {
-        (
-            Either::Splice(splice(dr, uw, idle, last.clone(), rx)),
-            Either::Splice(splice(ur, dw, idle, last, tx)),
-        )
-    } else {
-        (
-            Either::Copy(pipe(dr, uw, idle, last.clone(), rx)),
-            Either::Copy(pipe(ur, dw, idle, last, tx)),
-        )
-    };
-    let mut to_up = std::pin::pin!(to_up.run());
-    let mut to_down = std::pin::pin!(to_down.run());
+    let splice_it = ctx.tcp_splice;
+    let mut to_up = std::pin::pin!(direction(splice_it, dr, uw, idle, last.clone(), rx));
+    let mut to_down = std::pin::pin!(direction(splice_it, ur, dw, idle, last, tx));
     let (mut up_done, mut down_done) = (false, false);
     while !(up_done && down_done) {
         monoio::select! {
@@ -102,21 +92,18 @@ pub(crate) async fn serve(
 }
 
 /// One direction, copied through a buffer or spliced through a pipe.
-enum Either<C, S> {
-    Copy(C),
-    Splice(S),
-}
-
-impl<
-    C: std::future::Future<Output = Result<(), End>>,
-    S: std::future::Future<Output = Result<(), End>>,
-> Either<C, S>
-{
-    async fn run(self) -> Result<(), End> {
-        match self {
-            Either::Copy(c) => c.await,
-            Either::Splice(s) => s.await,
-        }
+async fn direction(
+    splice_it: bool,
+    from: OwnedReadHalf<TcpStream>,
+    to: OwnedWriteHalf<TcpStream>,
+    idle: Option<Duration>,
+    last: Rc<Cell<Instant>>,
+    bytes: &Counter,
+) -> Result<(), End> {
+    if splice_it {
+        splice(from, to, idle, last, bytes).await
+    } else {
+        pipe(from, to, idle, last, bytes).await
     }
 }
 

@@ -64,8 +64,12 @@ impl Pool {
     pub(crate) fn take(&mut self, addr: SocketAddr, now: Instant) -> Option<Upstream> {
         let list = self.idle.get_mut(&addr)?;
         while let Some(idle) = list.pop() {
-            if idle.expires.is_some_and(|e| e <= now) || !still_idle(&idle.up.stream) {
+            if idle.expires.is_some_and(|e| e <= now) {
+                idle.up.live.0.upstream_cx_idle_timeout.inc();
                 continue; // dropped: closes the socket
+            }
+            if !still_idle(&idle.up.stream) {
+                continue;
             }
             let mut up = idle.up;
             up.reused = true;
@@ -98,7 +102,13 @@ impl Pool {
         let mut closed = 0;
         self.idle.retain(|_, list| {
             let before = list.len();
-            list.retain(|i| i.expires.is_none_or(|e| e > now));
+            list.retain(|i| {
+                let keep = i.expires.is_none_or(|e| e > now);
+                if !keep {
+                    i.up.live.0.upstream_cx_idle_timeout.inc();
+                }
+                keep
+            });
             closed += before - list.len();
             !list.is_empty()
         });

@@ -71,12 +71,10 @@ pub enum Flag {
     DownstreamProtocolError,
     /// Downstream closed before the response completed.
     DownstreamConnectionTermination,
-    /// A connection or circuit-breaker limit was hit (503).
-    UpstreamOverflow,
 }
 
 impl Flag {
-    pub const ALL: [Flag; 10] = [
+    pub const ALL: [Flag; 9] = [
         Flag::NoRoute,
         Flag::UpstreamConnectionFailure,
         Flag::UpstreamRetryLimitExceeded,
@@ -86,7 +84,6 @@ impl Flag {
         Flag::NoHealthyUpstream,
         Flag::DownstreamProtocolError,
         Flag::DownstreamConnectionTermination,
-        Flag::UpstreamOverflow,
     ];
 
     /// The short form Envoy's access log and Istio's `response_flags` label use.
@@ -101,7 +98,6 @@ impl Flag {
             Flag::NoHealthyUpstream => "UH",
             Flag::DownstreamProtocolError => "DPE",
             Flag::DownstreamConnectionTermination => "DC",
-            Flag::UpstreamOverflow => "UO",
         }
     }
 }
@@ -159,7 +155,6 @@ pub struct TcpStats {
     pub downstream_cx_tx_bytes_total: Counter,
     pub downstream_cx_no_route: Counter,
     pub idle_timeout: Counter,
-    pub upstream_flush_total: Counter,
 }
 
 /// Counters of one upstream cluster on one worker.
@@ -177,7 +172,6 @@ pub struct ClusterStats {
     /// Requests re-sent once on a fresh connection after a pooled one failed
     /// before any response byte (the keep-alive race).
     pub upstream_rq_retry: Counter,
-    pub upstream_rq_pending_overflow: Counter,
 }
 
 impl ClusterStats {

@@ -209,10 +209,6 @@ pub fn render_prometheus(workers: &[std::sync::Arc<WorkerStats>], extra: &str) -
                 ("envoy_cluster_upstream_rq_total", &s.upstream_rq_total),
                 ("envoy_cluster_upstream_rq_timeout", &s.upstream_rq_timeout),
                 ("envoy_cluster_upstream_rq_retry", &s.upstream_rq_retry),
-                (
-                    "envoy_cluster_upstream_rq_pending_overflow",
-                    &s.upstream_rq_pending_overflow,
-                ),
             ];
             for (name, c) in counters {
                 m.add(name, C, l.clone(), as_i64(c.get()));

@@ -64,6 +64,7 @@ pub fn compile(b: &Bootstrap, version: u64) -> Result<Snapshot, ConfigErrors> {
         "configs": [{
             "@type": "type.googleapis.com/envoy.admin.v3.BootstrapConfigDump",
             "bootstrap": b.json,
+            "version_info": version.to_string(),
         }]
     });
     Ok(Snapshot {
