@@ -113,7 +113,7 @@ fn check_reencoding(head: &ResponseHead, method: &Method, client: Version) {
         (body, _) => body,
     };
     let mut out = BytesMut::new();
-    encode_response_head(&mut out, head, &body, !head.keep_alive, client, &[]);
+    encode_response_head(&mut out, head, &body, !head.keep_alive, client, &[], &[]);
     let roomy = Limits {
         max_request_line_bytes: 1 << 20,
         max_head_bytes: 1 << 20,

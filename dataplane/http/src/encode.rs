@@ -31,6 +31,12 @@ pub struct ForwardOptions<'a> {
     pub extra_headers: &'a [(&'a [u8], &'a [u8])],
     /// Forward the upgrade: keep `Upgrade` and send `connection: upgrade`.
     pub upgrade: bool,
+    /// Received fields dropped by name (lower-case; a route's `request_headers_to_remove`
+    /// and the fields its `request_headers_to_add` overwrite). Host is never dropped here:
+    /// use `authority_override`.
+    pub remove_headers: &'a [&'a str],
+    /// Write this authority as `host` instead of the received one (host rewrite).
+    pub authority_override: Option<&'a [u8]>,
 }
 
 /// Writes the head to send upstream, always as HTTP/1.1.
@@ -76,13 +82,18 @@ pub fn encode_request_head(out: &mut BytesMut, head: &RequestHead, opts: &Forwar
     out.extend_from_slice(b" HTTP/1.1\r\n");
     // Origin-form and asterisk-form keep the received Host; the others carry the authority.
     let host_from_target = !matches!(head.target.first(), Some(b'/' | b'*'));
-    if let Some(authority) = head.authority.as_ref().filter(|_| host_from_target) {
+    let authority = opts
+        .authority_override
+        .or_else(|| head.authority.as_deref().filter(|_| host_from_target));
+    let host_written = authority.is_some();
+    if let Some(authority) = authority {
         put_field(out, b"host", authority);
     }
 
     for (i, field) in head.headers.iter().enumerate() {
         let keep = match Field::of(&field.name) {
-            Field::Host => !host_from_target,
+            Field::Host => !host_written,
+            _ if removed(opts.remove_headers, &field.name) => false,
             Field::ContentLength | Field::Upgrade => false,
             Field::Expect if field.value.eq_ignore_ascii_case(b"100-continue") => false,
             f if f.is_hop_by_hop() => false,
@@ -145,6 +156,7 @@ pub fn encode_response_head(
     close: bool,
     client_version: Version,
     extra_headers: &[(&[u8], &[u8])],
+    remove_headers: &[&str],
 ) {
     let mut nominated = Nominated::new(&head.headers);
     let mut size = 64 + head.reason.len();
@@ -171,6 +183,7 @@ pub fn encode_response_head(
             Field::ContentLength => keep_length,
             Field::Upgrade => switching,
             f if f.is_hop_by_hop() => false,
+            _ if removed(remove_headers, &field.name) => false,
             _ => !(nominated.any() && nominated.contains(&field.name)),
         };
         if keep {
@@ -198,18 +211,45 @@ pub fn encode_response_head(
 /// `content-type: text/plain`, `content-length`, `connection: close` when `close`, then
 /// `body`. No Date: the codec has no clock.
 pub fn encode_local_reply(out: &mut BytesMut, status: u16, body: &[u8], close: bool) {
-    out.reserve(96 + body.len());
+    encode_local_reply_with(out, status, body, close, &[]);
+}
+
+/// [`encode_local_reply`] with more fields (a redirect's `location`, CORS fields, a
+/// route's response headers) written after the fixed ones. `content-type` is written only
+/// when there is a body and `extra_headers` has none.
+pub fn encode_local_reply_with(
+    out: &mut BytesMut,
+    status: u16,
+    body: &[u8],
+    close: bool,
+    extra_headers: &[(&[u8], &[u8])],
+) {
+    out.reserve(96 + body.len() + extra_size(extra_headers));
     out.extend_from_slice(b"HTTP/1.1 ");
     put_decimal(out, u64::from(status));
     out.extend_from_slice(b" ");
     out.extend_from_slice(reason_phrase(status).as_bytes());
-    out.extend_from_slice(b"\r\ncontent-type: text/plain\r\n");
+    out.extend_from_slice(b"\r\n");
+    let typed = extra_headers
+        .iter()
+        .any(|(n, _)| n.eq_ignore_ascii_case(b"content-type"));
+    if !body.is_empty() && !typed {
+        out.extend_from_slice(b"content-type: text/plain\r\n");
+    }
     put_content_length(out, body.len() as u64);
     if close {
         out.extend_from_slice(b"connection: close\r\n");
     }
+    put_extra(out, extra_headers);
     out.extend_from_slice(b"\r\n");
     out.extend_from_slice(body);
+}
+
+/// Whether `name` is in `remove` (lower-case names), compared case-insensitively.
+fn removed(remove: &[&str], name: &[u8]) -> bool {
+    remove
+        .iter()
+        .any(|r| name.eq_ignore_ascii_case(r.as_bytes()))
 }
 
 /// The reason phrase registered for `status` (RFC 9110 15, plus 429 and 431 from RFC

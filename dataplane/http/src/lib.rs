@@ -37,8 +37,8 @@ pub use chunked::{
     encode_chunk_header,
 };
 pub use encode::{
-    ForwardOptions, encode_local_reply, encode_request_head, encode_response_head, reason_phrase,
-    uuid_v4,
+    ForwardOptions, encode_local_reply, encode_local_reply_with, encode_request_head,
+    encode_response_head, reason_phrase, uuid_v4,
 };
 pub use request::{RequestBody, RequestError, RequestHead, parse_request};
 pub use response::{ResponseBody, ResponseError, ResponseHead, parse_response};

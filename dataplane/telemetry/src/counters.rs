@@ -71,10 +71,16 @@ pub enum Flag {
     DownstreamProtocolError,
     /// Downstream closed before the response completed.
     DownstreamConnectionTermination,
+    /// A circuit breaker refused the request (503, `x-envoy-overloaded`).
+    UpstreamOverflow,
+    /// The fault filter aborted the request.
+    FaultInjected,
+    /// The fault filter delayed the request.
+    DelayInjected,
 }
 
 impl Flag {
-    pub const ALL: [Flag; 9] = [
+    pub const ALL: [Flag; 12] = [
         Flag::NoRoute,
         Flag::UpstreamConnectionFailure,
         Flag::UpstreamRetryLimitExceeded,
@@ -84,6 +90,9 @@ impl Flag {
         Flag::NoHealthyUpstream,
         Flag::DownstreamProtocolError,
         Flag::DownstreamConnectionTermination,
+        Flag::UpstreamOverflow,
+        Flag::FaultInjected,
+        Flag::DelayInjected,
     ];
 
     /// The short form Envoy's access log and Istio's `response_flags` label use.
@@ -98,6 +107,9 @@ impl Flag {
             Flag::NoHealthyUpstream => "UH",
             Flag::DownstreamProtocolError => "DPE",
             Flag::DownstreamConnectionTermination => "DC",
+            Flag::UpstreamOverflow => "UO",
+            Flag::FaultInjected => "FI",
+            Flag::DelayInjected => "DI",
         }
     }
 }
@@ -114,6 +126,14 @@ pub struct HttpStats {
     pub downstream_rq_timeout: Counter,
     pub downstream_cx_idle_timeout: Counter,
     pub downstream_rq_header_timeout: Counter,
+    /// Requests answered by a route's redirect or direct response.
+    pub downstream_rq_redirect: Counter,
+    pub downstream_rq_direct_response: Counter,
+    /// Fault filter decisions (Envoy `fault.aborts_injected`, `fault.delays_injected`).
+    pub fault_aborts_injected: Counter,
+    pub fault_delays_injected: Counter,
+    /// CORS preflights answered by the proxy.
+    pub cors_preflight: Counter,
     pub response_flags: [Counter; Flag::ALL.len()],
     /// Requests refused before routing, by reason (`spar-http` error reasons).
     pub rejected: Mutex<BTreeMap<&'static str, u64>>,
@@ -169,9 +189,30 @@ pub struct ClusterStats {
     pub upstream_rq_total: Counter,
     pub upstream_rq_xx: [Counter; 5],
     pub upstream_rq_timeout: Counter,
-    /// Requests re-sent once on a fresh connection after a pooled one failed
-    /// before any response byte (the keep-alive race).
+    /// Requests re-sent: by a route's retry policy, or once on a fresh
+    /// connection after a pooled one failed before any response byte.
     pub upstream_rq_retry: Counter,
+    /// Retries whose final attempt succeeded.
+    pub upstream_rq_retry_success: Counter,
+    /// Retries refused by the retry circuit breaker or budget.
+    pub upstream_rq_retry_overflow: Counter,
+    /// Requests that ran out of retries (`num_retries`).
+    pub upstream_rq_retry_limit_exceeded: Counter,
+    /// Attempts cut by the per-try timeout.
+    pub upstream_rq_per_try_timeout: Counter,
+    /// Requests refused by the pending-requests circuit breaker.
+    pub upstream_rq_pending_overflow: Counter,
+    /// Requests refused by the requests circuit breaker (Envoy counts these as
+    /// pending overflow for HTTP/1; kept apart here).
+    pub upstream_rq_overflow: Counter,
+    /// Connections not opened because of the connections circuit breaker.
+    pub upstream_cx_overflow: Counter,
+    /// Copies of requests sent to a mirror cluster.
+    pub upstream_rq_mirrored: Counter,
+    /// Hosts ejected by outlier detection on this worker.
+    pub outlier_detection_ejections_enforced_total: Counter,
+    /// Hosts ejected right now on this worker.
+    pub outlier_detection_ejections_active: Gauge,
 }
 
 impl ClusterStats {

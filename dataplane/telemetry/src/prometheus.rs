@@ -108,6 +108,19 @@ pub fn render_prometheus(workers: &[std::sync::Arc<WorkerStats>], extra: &str) -
                 l.clone(),
                 as_i64(s.downstream_rq_header_timeout.get()),
             );
+            let more = [
+                ("spar_http_downstream_rq_redirect", &s.downstream_rq_redirect),
+                (
+                    "spar_http_downstream_rq_direct_response",
+                    &s.downstream_rq_direct_response,
+                ),
+                ("envoy_http_fault_aborts_injected", &s.fault_aborts_injected),
+                ("envoy_http_fault_delays_injected", &s.fault_delays_injected),
+                ("spar_http_cors_preflight", &s.cors_preflight),
+            ];
+            for (name, c) in more {
+                m.add(name, C, l.clone(), as_i64(c.get()));
+            }
             for (i, class) in CLASSES.iter().enumerate() {
                 let l = label(&[
                     ("envoy_response_code_class", class),
@@ -209,6 +222,33 @@ pub fn render_prometheus(workers: &[std::sync::Arc<WorkerStats>], extra: &str) -
                 ("envoy_cluster_upstream_rq_total", &s.upstream_rq_total),
                 ("envoy_cluster_upstream_rq_timeout", &s.upstream_rq_timeout),
                 ("envoy_cluster_upstream_rq_retry", &s.upstream_rq_retry),
+                (
+                    "envoy_cluster_upstream_rq_retry_success",
+                    &s.upstream_rq_retry_success,
+                ),
+                (
+                    "envoy_cluster_upstream_rq_retry_overflow",
+                    &s.upstream_rq_retry_overflow,
+                ),
+                (
+                    "envoy_cluster_upstream_rq_retry_limit_exceeded",
+                    &s.upstream_rq_retry_limit_exceeded,
+                ),
+                (
+                    "envoy_cluster_upstream_rq_per_try_timeout",
+                    &s.upstream_rq_per_try_timeout,
+                ),
+                (
+                    "envoy_cluster_upstream_rq_pending_overflow",
+                    &s.upstream_rq_pending_overflow,
+                ),
+                ("spar_cluster_upstream_rq_overflow", &s.upstream_rq_overflow),
+                ("envoy_cluster_upstream_cx_overflow", &s.upstream_cx_overflow),
+                ("spar_cluster_upstream_rq_mirrored", &s.upstream_rq_mirrored),
+                (
+                    "envoy_cluster_outlier_detection_ejections_enforced_total",
+                    &s.outlier_detection_ejections_enforced_total,
+                ),
             ];
             for (name, c) in counters {
                 m.add(name, C, l.clone(), as_i64(c.get()));
@@ -218,6 +258,12 @@ pub fn render_prometheus(workers: &[std::sync::Arc<WorkerStats>], extra: &str) -
                 G,
                 l.clone(),
                 s.upstream_cx_active.get(),
+            );
+            m.add(
+                "envoy_cluster_outlier_detection_ejections_active",
+                G,
+                l.clone(),
+                s.outlier_detection_ejections_active.get(),
             );
             for (i, class) in CLASSES.iter().enumerate() {
                 let cl = label(&[

@@ -29,6 +29,75 @@ fn forward(input: &[u8], opts: &ForwardOptions<'_>) -> String {
 const CLIENT: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
 
 #[test]
+fn route_edits_remove_fields_and_override_host() {
+    let edits = ForwardOptions {
+        remove_headers: &["x-secret", "x-gone"],
+        authority_override: Some(b"new.example"),
+        extra_headers: &[(b"x-secret", b"replaced")],
+        ..ForwardOptions::default()
+    };
+    assert_eq!(
+        forward(
+            b"GET / HTTP/1.1\r\nHost: old\r\nX-Secret: a\r\nx-keep: 1\r\nX-GONE: b\r\n\r\n",
+            &edits
+        ),
+        "GET / HTTP/1.1\r\nhost: new.example\r\nx-keep: 1\r\nx-secret: replaced\r\n\r\n"
+    );
+    // Absolute-form: the override wins over the target's authority too.
+    assert_eq!(
+        forward(
+            b"GET http://t.example/p HTTP/1.1\r\nHost: h\r\n\r\n",
+            &edits
+        ),
+        "GET /p HTTP/1.1\r\nhost: new.example\r\nx-secret: replaced\r\n\r\n"
+    );
+}
+
+#[test]
+fn response_edits_remove_fields() {
+    let mut out = BytesMut::new();
+    let head = response(
+        b"HTTP/1.1 200 OK\r\nServer: up\r\nX-Internal: 1\r\n\r\n",
+        &Method::Get,
+    );
+    encode_response_head(
+        &mut out,
+        &head,
+        &ResponseBody::Length(0),
+        false,
+        Version::Http11,
+        &[(b"server", b"spar")],
+        &["server", "x-internal"],
+    );
+    assert_eq!(
+        &out[..],
+        b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nserver: spar\r\n\r\n"
+    );
+}
+
+#[test]
+fn local_reply_with_fields() {
+    let mut out = BytesMut::new();
+    encode_local_reply_with(&mut out, 301, b"", false, &[(b"location", b"https://a/b")]);
+    assert_eq!(
+        &out[..],
+        b"HTTP/1.1 301 Moved Permanently\r\ncontent-length: 0\r\nlocation: https://a/b\r\n\r\n"
+    );
+    out.clear();
+    encode_local_reply_with(
+        &mut out,
+        200,
+        b"{}",
+        true,
+        &[(b"content-type", b"application/json")],
+    );
+    assert_eq!(
+        &out[..],
+        b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\ncontent-type: application/json\r\n\r\n{}"
+    );
+}
+
+#[test]
 fn request_hop_by_hop_fields_are_removed_and_framing_written_once() {
     let input = b"POST /submit?x=1 HTTP/1.1\r\nHost: a.example\r\nConnection: keep-alive, X-Secret\r\nKeep-Alive: timeout=5\r\nProxy-Connection: keep-alive\r\nTE: trailers\r\nTrailer: X-T\r\nX-Secret: s\r\nUpgrade: websocket\r\nContent-Length: 5\r\nExpect: 100-continue\r\nAccept: */*\r\n\r\n";
     assert_eq!(
@@ -223,6 +292,7 @@ fn respond(
         close,
         client,
         &[],
+        &[],
     );
     String::from_utf8(out.to_vec()).unwrap()
 }
@@ -274,6 +344,7 @@ fn response_heads() {
         false,
         Version::Http11,
         &[(b"x-spar", b"1"), (b"server", b"spar")],
+        &[],
     );
     assert_eq!(
         &out[..],
@@ -294,9 +365,7 @@ fn local_replies() {
     );
     assert_eq!(
         reply(404, b"", false),
-        Bytes::from_static(
-            b"HTTP/1.1 404 Not Found\r\ncontent-type: text/plain\r\ncontent-length: 0\r\n\r\n"
-        )
+        Bytes::from_static(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n")
     );
     assert_eq!(
         reply(599, b"x", false),
