@@ -17,15 +17,18 @@
 //! decisions (spar-route), load-balancing decisions (spar-cluster), the admin
 //! server (spar-proxy's control thread).
 
+mod balance;
 mod bind;
 mod body;
 mod conn;
 mod drain;
 mod http1;
 mod io;
+mod mirror;
 mod pin;
 mod tcp;
 mod upstream;
+mod view;
 mod worker;
 
 use std::collections::HashMap;
@@ -109,6 +112,8 @@ pub(crate) enum Command {
     /// `remove` (listener names).
     Update {
         snapshot: Arc<Snapshot>,
+        /// Cross-worker cluster state (breakers, health), by cluster index.
+        shared: Arc<worker::SharedClusters>,
         add: Vec<bind::BoundListener>,
         remove: Vec<String>,
     },
@@ -157,6 +162,7 @@ pub struct Proxy {
     stats: Vec<Arc<WorkerStats>>,
     backend: ActiveBackend,
     listeners: Mutex<HashMap<String, ListenerSlot>>,
+    clusters: Mutex<balance::Registry>,
 }
 
 impl std::fmt::Debug for Proxy {
@@ -187,6 +193,8 @@ impl Proxy {
             slots.insert(l.name.clone(), slot);
         }
 
+        let mut registry = balance::Registry::new();
+        let shared = registry.sync(&snapshot);
         let snapshot = Arc::new(snapshot);
         let mut workers = Vec::with_capacity(n);
         let mut stats = Vec::with_capacity(n);
@@ -202,6 +210,7 @@ impl Proxy {
             };
             let first = Command::Update {
                 snapshot: snapshot.clone(),
+                shared: shared.clone(),
                 add: listeners,
                 remove: Vec::new(),
             };
@@ -247,6 +256,7 @@ impl Proxy {
             stats,
             backend,
             listeners: Mutex::new(slots),
+            clusters: Mutex::new(registry),
         })
     }
 
@@ -287,10 +297,16 @@ impl Proxy {
         for (name, slot) in new_slots {
             slots.insert(name, slot);
         }
+        let shared = self
+            .clusters
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .sync(&snapshot);
         let snapshot = Arc::new(snapshot);
         for (w, add) in self.workers.iter().zip(per_worker) {
             let cmd = Command::Update {
                 snapshot: snapshot.clone(),
+                shared: shared.clone(),
                 add,
                 remove: remove.clone(),
             };

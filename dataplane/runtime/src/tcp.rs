@@ -16,11 +16,12 @@ use monoio::io::{
     AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, OwnedReadHalf, OwnedWriteHalf, Splitable,
 };
 use monoio::net::TcpStream;
+use spar_cluster::OutlierResult;
 use spar_config::TcpSettings;
 use spar_telemetry::{Counter, TcpStats};
 use tracing::debug;
 
-use crate::upstream::{self, ConnectError};
+use crate::upstream::{self, ConnectError, CxSlot};
 use crate::worker::{Local, Worker};
 
 /// Per-direction buffer: starts small (most TCP exchanges are small) and
@@ -41,30 +42,42 @@ pub(crate) async fn serve(
     let cluster = local.snapshot.cluster(settings.cluster);
     let cl = &local.clusters[settings.cluster.0 as usize];
     let mut upstream = None;
+    let mut tried = Vec::new();
     for _ in 0..settings.max_connect_attempts.max(1) {
-        let endpoint = cl.rr.borrow_mut().pick(cluster).map(|e| e.address);
-        let Some(addr) = endpoint else {
+        let random = ctx.rng.borrow_mut().u64(..);
+        let Some(host) = cl.pick(cluster, None, random, &tried, None) else {
             stats.downstream_cx_no_route.inc();
             return;
         };
+        tried.push(host);
+        let addr = cluster.endpoints[host].address;
+        if !cl.shared.breaker.try_connection(&cluster.thresholds) {
+            cl.stats.upstream_cx_overflow.inc();
+            return;
+        }
+        let slot = CxSlot(cl.shared.breaker.clone());
         cl.stats.upstream_cx_total.inc();
-        match upstream::connect(addr, cluster, &cl.stats).await {
+        match upstream::connect(addr, cluster, &cl.stats, slot).await {
             Ok(up) => {
+                cl.record(cluster, host, OutlierResult::LocalOriginSuccess, random);
                 upstream = Some(up);
                 break;
             }
             Err(ConnectError::Timeout) => {
                 cl.stats.upstream_cx_connect_timeout.inc();
                 cl.stats.upstream_cx_connect_fail.inc();
+                cl.record(cluster, host, OutlierResult::LocalOriginFailure, random);
             }
             Err(ConnectError::Io(e)) => {
                 debug!(upstream = %addr, error = %e, "tcp_proxy connect failed");
                 cl.stats.upstream_cx_connect_fail.inc();
+                cl.record(cluster, host, OutlierResult::LocalOriginFailure, random);
             }
         }
     }
     let Some(up) = upstream else { return };
-    let _live = up.live; // counted active until this function returns
+    // Counted active, and holding its connection slot, until this returns.
+    let (_live, _slot) = (up.live, up._slot);
     let last = Rc::new(Cell::new(Instant::now()));
     let (dr, dw) = downstream.into_split();
     let (ur, uw) = up.stream.into_split();

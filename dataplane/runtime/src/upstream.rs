@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use monoio::net::TcpStream;
-use spar_cluster::Cluster;
+use spar_cluster::{Breaker, Cluster};
 use spar_telemetry::ClusterStats;
 
 /// An upstream connection checked out for one request.
@@ -26,6 +26,24 @@ pub(crate) struct Upstream {
     /// Counts the connection in its cluster's `upstream_cx_active` for as
     /// long as it lives, pooled or in use.
     pub(crate) live: Live,
+    /// Holds the connection's place under the cluster's `max_connections`.
+    pub(crate) _slot: CxSlot,
+}
+
+/// One unit of a cluster's connection circuit breaker, given back when the
+/// connection closes.
+pub(crate) struct CxSlot(pub(crate) Arc<Breaker>);
+
+impl std::fmt::Debug for CxSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CxSlot")
+    }
+}
+
+impl Drop for CxSlot {
+    fn drop(&mut self) {
+        self.0.release_connection();
+    }
 }
 
 /// Keeps a cluster's active-connection gauge true by construction: made
@@ -147,10 +165,13 @@ pub(crate) enum ConnectError {
     Io(io::Error),
 }
 
+/// Connects to `addr`; `slot` is the connection's circuit-breaker unit,
+/// already taken by the caller.
 pub(crate) async fn connect(
     addr: SocketAddr,
     cluster: &Cluster,
     stats: &Arc<ClusterStats>,
+    slot: CxSlot,
 ) -> Result<Upstream, ConnectError> {
     let fut = TcpStream::connect_addr(addr);
     let stream = match monoio::time::timeout(cluster.connect_timeout, fut).await {
@@ -169,6 +190,7 @@ pub(crate) async fn connect(
         served: 1,
         born: Instant::now(),
         live: Live::new(stats.clone()),
+        _slot: slot,
     })
 }
 

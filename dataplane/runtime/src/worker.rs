@@ -9,12 +9,12 @@ use std::time::{Duration, Instant};
 
 use monoio::net::TcpListener;
 use monoio::{IoUringDriver, LegacyDriver, RuntimeBuilder};
-use spar_cluster::RoundRobin;
 use spar_config::{ListenerKind, Snapshot};
 use spar_telemetry::{ClusterStats, HttpStats, ListenerStats, TcpStats, WorkerStats};
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
+use crate::balance::{ClusterLocal, Shared};
 use crate::bind::BoundListener;
 use crate::drain::Drain;
 use crate::upstream::{Pool, SWEEP_EVERY};
@@ -43,12 +43,6 @@ pub(crate) fn resolve_backend(io: IoBackend) -> Result<ActiveBackend, StartError
     }
 }
 
-/// Per-cluster state a worker keeps for one snapshot.
-pub(crate) struct ClusterLocal {
-    pub(crate) stats: Arc<ClusterStats>,
-    pub(crate) rr: RefCell<RoundRobin>,
-}
-
 /// Per-listener stats a worker keeps for one snapshot.
 pub(crate) enum KindStats {
     Http(Arc<HttpStats>),
@@ -59,18 +53,40 @@ pub(crate) enum KindStats {
 /// (cluster id, listener index), so the request path never looks up by name.
 pub(crate) struct Local {
     pub(crate) snapshot: Arc<Snapshot>,
-    pub(crate) clusters: Vec<ClusterLocal>,
+    /// Shared with the previous snapshot's `Local` for clusters that did not
+    /// change, so balancer and outlier state survive config pushes.
+    pub(crate) clusters: Vec<Rc<ClusterLocal>>,
     pub(crate) listeners: Vec<(Arc<ListenerStats>, KindStats)>,
 }
 
 impl Local {
-    fn new(snapshot: Arc<Snapshot>, stats: &WorkerStats) -> Local {
+    fn new(
+        snapshot: Arc<Snapshot>,
+        shared: &SharedClusters,
+        previous: Option<&Local>,
+        stats: &WorkerStats,
+        rng: &mut fastrand::Rng,
+    ) -> Local {
         let clusters = snapshot
             .clusters
             .iter()
-            .map(|c| ClusterLocal {
-                stats: stats.cluster(&c.name),
-                rr: RefCell::new(RoundRobin::default()),
+            .enumerate()
+            .map(|(i, c)| {
+                let kept = previous.and_then(|p| {
+                    let j = p.snapshot.clusters.iter().position(|o| o.name == c.name)?;
+                    let same = *p.snapshot.clusters[j] == **c
+                        && Some(&p.clusters[j].shared) == shared.get(i);
+                    same.then(|| p.clusters[j].clone())
+                });
+                kept.unwrap_or_else(|| {
+                    let shared = shared.get(i).cloned().unwrap_or_else(Shared::detached);
+                    Rc::new(ClusterLocal::new(
+                        c,
+                        stats.cluster(&c.name),
+                        shared,
+                        rng.u64(..),
+                    ))
+                })
             })
             .collect();
         let listeners = snapshot
@@ -108,7 +124,16 @@ pub(crate) struct Worker {
     pub(crate) active: Cell<usize>,
     pub(crate) rng: RefCell<fastrand::Rng>,
     pub(crate) tcp_splice: bool,
+    /// For `%HOSTNAME%` in header templates.
+    pub(crate) hostname: String,
+    /// Requests delayed or aborted by fault injection right now.
+    pub(crate) active_faults: Cell<u32>,
+    /// Mirrored requests in flight.
+    pub(crate) mirrors_active: Cell<usize>,
 }
+
+/// Cross-worker state of each cluster of a snapshot, by cluster index.
+pub(crate) type SharedClusters = Vec<Shared>;
 
 type Ready = std::sync::mpsc::Sender<Result<(), (usize, std::io::Error)>>;
 
@@ -207,21 +232,26 @@ async fn worker_main(
 ) {
     let Command::Update {
         snapshot,
+        shared,
         add,
         remove: _,
     } = first
     else {
         return;
     };
-    let local = Rc::new(Local::new(snapshot, &stats));
+    let mut rng = fastrand::Rng::new();
+    let local = Rc::new(Local::new(snapshot, &shared, None, &stats, &mut rng));
     let ctx = Rc::new(Worker {
         current: RefCell::new(local),
         stats,
         pool: RefCell::new(Pool::default()),
         drain: Drain::default(),
         active: Cell::new(0),
-        rng: RefCell::new(fastrand::Rng::new()),
+        rng: RefCell::new(rng),
         tcp_splice,
+        hostname: crate::view::hostname(),
+        active_faults: Cell::new(0),
+        mirrors_active: Cell::new(0),
     });
     let mut stops: HashMap<String, Drain> = HashMap::new();
     start_listeners(&ctx, add, &mut stops);
@@ -231,6 +261,7 @@ async fn worker_main(
     // Anything but an update (a drain, or the control thread gone) ends the loop.
     while let Some(Command::Update {
         snapshot,
+        shared,
         add,
         remove,
     }) = rx.recv().await
@@ -240,8 +271,15 @@ async fn worker_main(
                 stop.start();
             }
         }
-        let local = Rc::new(Local::new(snapshot, &ctx.stats));
-        *ctx.current.borrow_mut() = local;
+        let previous = ctx.current.borrow().clone();
+        let local = Local::new(
+            snapshot,
+            &shared,
+            Some(&previous),
+            &ctx.stats,
+            &mut ctx.rng.borrow_mut(),
+        );
+        *ctx.current.borrow_mut() = Rc::new(local);
         start_listeners(&ctx, add, &mut stops);
         debug!(worker = id, "snapshot applied");
     }

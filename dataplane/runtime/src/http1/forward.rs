@@ -1,0 +1,871 @@
+//! Forwarding a routed request: cluster and endpoint choice, circuit
+//! breakers, attempts with the route's retry policy, and the response relay.
+//!
+//! A request body that a retry or a mirror may need again is read whole
+//! first (Content-Length bodies up to the cluster's buffer limit, as Envoy
+//! buffers them); any other body streams through and makes the request
+//! retriable only until its first byte is sent.
+
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use spar_cluster::{Cluster, OutlierResult};
+use spar_http::{
+    ForwardOptions, Limits, RequestBody, RequestHead, ResponseBody, ResponseHead, Version,
+    encode_request_head, encode_response_head, parse_response,
+};
+use spar_route::{
+    AttemptOutcome, HashOutcome, RetryPolicy, Route, RouteAction, Target, VirtualHost,
+    WeightedCluster, request_hash,
+};
+use spar_telemetry::Flag;
+use tracing::debug;
+
+use super::request::Fields;
+use super::{
+    BODY_CONNECT_FAILURE, BODY_NO_HEALTHY, BODY_OVERFLOW, BODY_PROTOCOL, BODY_TERMINATION,
+    BODY_TIMEOUT, CONTINUE, Conn, Next,
+};
+use crate::balance::ClusterLocal;
+use crate::body::{BodyError, Framing, Limit, Out, forward, within};
+use crate::io::{READ_BUF, read_some, write_buf, write_bytes};
+use crate::upstream::{self, ConnectError, CxSlot, Upstream};
+use crate::view::View;
+use crate::worker::Local;
+
+/// Largest body read whole so that retries and mirrors can replay it, when
+/// the cluster's buffer limit is larger.
+const MAX_REPLAY_BODY: u64 = 1024 * 1024;
+
+/// How often a request waiting for a connection slot looks again. A
+/// connection freed on this worker is usually found at once; one freed on
+/// another worker is seen at the next look.
+const PENDING_RECHECK: Duration = Duration::from_millis(2);
+
+/// The request body as attempts see it.
+enum Body {
+    None,
+    /// Read whole: every attempt (and a mirror) sends it again.
+    Buffered(Bytes),
+    /// Still in the downstream socket: only the first send has it.
+    Streamed {
+        framing: Framing,
+        sent: bool,
+    },
+}
+
+impl Body {
+    fn replayable(&self) -> bool {
+        !matches!(self, Body::Streamed { sent: true, .. })
+    }
+}
+
+/// Why an attempt produced no response head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Failed {
+    /// Circuit breaker overflow (503 UO).
+    Overflow,
+    /// No usable endpoint (503 UH).
+    NoHealthy,
+    /// Connect failed or timed out (503 UF).
+    Connect,
+    /// Closed before a response head (503 UC).
+    Reset,
+    /// The per-try timeout passed (504 UT, retriable).
+    PerTry,
+    /// The route timeout passed (504 UT, final).
+    Timeout,
+    /// Invalid response head (502 UPE).
+    Protocol,
+}
+
+impl Failed {
+    fn outcome(self) -> Option<AttemptOutcome> {
+        match self {
+            Failed::Connect => Some(AttemptOutcome::ConnectFailure),
+            Failed::Reset => Some(AttemptOutcome::Reset),
+            Failed::PerTry => Some(AttemptOutcome::PerTryTimeout),
+            Failed::Overflow | Failed::NoHealthy | Failed::Timeout | Failed::Protocol => None,
+        }
+    }
+
+    fn reply(self) -> (u16, Flag, &'static [u8]) {
+        match self {
+            Failed::Overflow => (503, Flag::UpstreamOverflow, BODY_OVERFLOW),
+            Failed::NoHealthy => (503, Flag::NoHealthyUpstream, BODY_NO_HEALTHY),
+            Failed::Connect => (503, Flag::UpstreamConnectionFailure, BODY_CONNECT_FAILURE),
+            Failed::Reset => (503, Flag::UpstreamConnectionTermination, BODY_TERMINATION),
+            Failed::PerTry | Failed::Timeout => (504, Flag::UpstreamRequestTimeout, BODY_TIMEOUT),
+            Failed::Protocol => (502, Flag::UpstreamProtocolError, BODY_PROTOCOL),
+        }
+    }
+}
+
+/// How sending the request and reading the response head ended.
+enum Sent {
+    Head {
+        resp: ResponseHead,
+        /// The upstream stopped reading the request body and answered early.
+        cut_short: bool,
+    },
+    Failed(Failed),
+    /// The downstream side failed: answered (or cut) already, nothing to retry.
+    Downstream(Next),
+}
+
+impl Conn<'_> {
+    pub(super) async fn forward(
+        &mut self,
+        head: &RequestHead,
+        local: &Rc<Local>,
+        vh: &VirtualHost,
+        route: &Route,
+        action: &RouteAction,
+        cors_fields: Vec<(&'static str, Vec<u8>)>,
+    ) -> Next {
+        let settings = self.settings;
+        let view = View {
+            head,
+            scheme: b"http",
+        };
+        let (cref, picked): (_, Option<&WeightedCluster>) = match &action.target {
+            Target::Cluster(c) => (c, None),
+            Target::Weighted(w) => {
+                let wc = w.pick(self.random());
+                (&wc.cluster, Some(wc))
+            }
+        };
+        let cid = cref.id;
+        let cluster = local.snapshot.cluster(cid);
+        let cl = &local.clusters[cid.0 as usize];
+        let retry = action.retry.as_ref().or(vh.retry_policy.as_ref());
+        let metadata_match = picked
+            .and_then(|w| w.metadata_match.as_deref())
+            .or(action.metadata_match.as_deref());
+
+        // The outgoing head: rewrites, header mutations, forwarding fields.
+        let path = route.rewritten_path(&view);
+        let authority = route.rewritten_authority(&view, picked);
+        let request_levels = picked.map(|w| &w.request_headers).into_iter().chain([
+            &route.request_headers,
+            &vh.request_headers,
+            &settings.routes.headers().request,
+        ]);
+        let edits = self.plan_edits(head, None, request_levels, &|n: &str| {
+            head.header(n).is_some()
+        });
+        let remove: Vec<&str> = edits.remove.iter().map(String::as_str).collect();
+        let mut extra: Vec<(&[u8], &[u8])> = edits
+            .add
+            .iter()
+            .map(|(n, v)| (n.as_bytes(), v.as_slice()))
+            .collect();
+        let mut request_id = [0u8; 36];
+        let want_id = settings.generate_request_id && head.header("x-request-id").is_none();
+        if want_id {
+            let mut random = [0u8; 16];
+            self.ctx.rng.borrow_mut().fill(&mut random);
+            request_id = spar_http::uuid_v4(random);
+        }
+        // An HTTP/1.0 request without Host still needs one upstream when
+        // routing gave it an authority of its own.
+        if head.authority.is_none() && authority.is_none() {
+            extra.retain(|(n, _)| !n.eq_ignore_ascii_case(b"host"));
+        }
+        let opts = ForwardOptions {
+            append_xff: (settings.use_remote_address && !settings.skip_xff_append)
+                .then(|| self.peer.ip()),
+            set_xfp: Some(b"http"),
+            request_id: want_id.then_some(&request_id[..]),
+            path_override: path.as_deref(),
+            extra_headers: &extra,
+            upgrade: false,
+            remove_headers: &remove,
+            authority_override: authority.as_deref(),
+        };
+        let hashed = if action.hash_policy.is_empty() {
+            HashOutcome {
+                hash: None,
+                set_cookie: None,
+            }
+        } else {
+            let random = self.random();
+            request_hash(&action.hash_policy, &view, self.peer.ip(), random)
+        };
+
+        let has_body = !matches!(head.body, RequestBody::None | RequestBody::Length(0));
+        if head.expect_continue && has_body && self.rbuf.is_empty() {
+            self.wbuf.extend_from_slice(CONTINUE);
+            if write_buf(&mut self.down, &mut self.wbuf).await.is_err() {
+                return Next::Close;
+            }
+        }
+        let replay = retry.is_some() || !action.mirrors.is_empty();
+        let limit = u64::from(cluster.buffer_limit_bytes).min(MAX_REPLAY_BODY);
+        let mut body = match head.body {
+            RequestBody::None | RequestBody::Length(0) => Body::None,
+            RequestBody::Length(n) if replay && n <= limit => match self.read_whole(n).await {
+                Ok(bytes) => Body::Buffered(bytes),
+                Err(next) => return next,
+            },
+            RequestBody::Length(n) => Body::Streamed {
+                framing: Framing::Length(n),
+                sent: false,
+            },
+            RequestBody::Chunked => Body::Streamed {
+                framing: Framing::Chunked,
+                sent: false,
+            },
+        };
+
+        for m in &action.mirrors {
+            if !m.fraction.hit(self.random()) {
+                continue;
+            }
+            let copy = match &body {
+                Body::None => None,
+                Body::Buffered(b) => Some(b.clone()),
+                Body::Streamed { .. } => continue, // only replayable bodies are mirrored
+            };
+            let shadow = shadow_authority(authority.as_deref().or(head.authority.as_deref()));
+            let mirror_opts = ForwardOptions {
+                authority_override: Some(&shadow),
+                ..opts
+            };
+            let mut out = BytesMut::new();
+            encode_request_head(&mut out, head, &mirror_opts);
+            crate::mirror::send(
+                self.ctx,
+                local,
+                m.cluster.id,
+                out.freeze(),
+                copy,
+                action.timeout,
+            );
+        }
+
+        // Upstream responses are held to the cluster's header count limit.
+        let up_limits = Limits {
+            max_headers: cluster.max_headers_count as usize,
+            ..self.limits
+        };
+        // The route timeout runs from the end of the downstream request:
+        // now, unless the body still streams (then from the end of the send).
+        let mut deadline = match body {
+            Body::Streamed { .. } => None,
+            Body::None | Body::Buffered(_) => action.timeout.map(|t| Instant::now() + t),
+        };
+        let mut tried: Vec<usize> = Vec::new();
+        let mut retries = 0u32;
+        let mut holding_retry = false;
+        // The keep-alive race: one free retry on a fresh connection when a
+        // pooled one fails before any response byte.
+        let mut raced = false;
+        let idempotent = head.method.is_idempotent();
+        let result = loop {
+            if !cl.shared.breaker.try_request(&cluster.thresholds) {
+                cl.stats.upstream_rq_pending_overflow.inc();
+                cl.stats.upstream_rq_overflow.inc();
+                break Err(Failed::Overflow);
+            }
+            let avoid: &[usize] = if retry.is_some_and(|r| r.retry_previous_hosts) {
+                &tried
+            } else {
+                &[]
+            };
+            let random = self.random();
+            let host = cl.pick(cluster, hashed.hash, random, avoid, metadata_match);
+            let sent = match host {
+                None => Sent::Failed(Failed::NoHealthy),
+                Some(host) => {
+                    tried.push(host);
+                    cl.started(host);
+                    let sent = self
+                        .attempt(
+                            head,
+                            &opts,
+                            &mut body,
+                            cluster,
+                            cl,
+                            host,
+                            &up_limits,
+                            raced,
+                            retry,
+                            action.timeout,
+                            &mut deadline,
+                        )
+                        .await;
+                    cl.finished(host);
+                    sent
+                }
+            };
+            cl.shared.breaker.release_request();
+            if holding_retry {
+                cl.shared.breaker.release_retry();
+                holding_retry = false;
+            }
+            let (outcome, failed) = match sent {
+                Sent::Downstream(next) => return next,
+                Sent::Head { resp, cut_short } => {
+                    let grpc_status = grpc_status(&resp);
+                    (
+                        AttemptOutcome::Response {
+                            status: resp.status,
+                            grpc_status,
+                        },
+                        Ok((resp, cut_short)),
+                    )
+                }
+                Sent::Failed(Failed::Reset)
+                    if !raced
+                        && self.last_was_reused
+                        && idempotent
+                        && body.replayable()
+                        && matches!(body, Body::None | Body::Buffered(_)) =>
+                {
+                    raced = true;
+                    cl.stats.upstream_rq_retry.inc();
+                    continue;
+                }
+                Sent::Failed(f) => match f.outcome() {
+                    Some(o) => (o, Err(f)),
+                    None => break Err(f),
+                },
+            };
+            let Some(policy) = retry.filter(|p| p.should_retry(&outcome)) else {
+                break failed;
+            };
+            if !body.replayable() || deadline.is_some_and(|d| Instant::now() >= d) {
+                break failed;
+            }
+            if retries >= policy.num_retries {
+                cl.stats.upstream_rq_retry_limit_exceeded.inc();
+                break failed;
+            }
+            if !cl.shared.breaker.try_retry(&cluster.thresholds) {
+                cl.stats.upstream_rq_retry_overflow.inc();
+                break failed;
+            }
+            holding_retry = true;
+            retries += 1;
+            cl.stats.upstream_rq_retry.inc();
+            // The response being retried is not relayed: its connection is
+            // dropped with the unread rest (Envoy resets the stream).
+            self.ubuf.clear();
+            self.pending_up = None;
+            let wait = capped(policy.backoff(retries, self.random()), deadline);
+            if !wait.is_zero() {
+                monoio::time::sleep(wait).await;
+            }
+        };
+        if holding_retry {
+            cl.shared.breaker.release_retry();
+        }
+        match result {
+            Ok((resp, cut_short)) => {
+                if retries > 0 {
+                    cl.stats.upstream_rq_retry_success.inc();
+                }
+                let up = self.pending_up.take();
+                let Some(mut up) = up else {
+                    return Next::Close;
+                };
+                let levels = picked.map(|w| &w.response_headers).into_iter().chain([
+                    &route.response_headers,
+                    &vh.response_headers,
+                    &settings.routes.headers().response,
+                ]);
+                let edits = self.plan_edits(head, Some(up.addr), levels, &|n: &str| {
+                    resp.headers
+                        .iter()
+                        .any(|h| h.name.eq_ignore_ascii_case(n.as_bytes()))
+                });
+                let mut fields: Fields = edits
+                    .add
+                    .into_iter()
+                    .map(|(n, v)| (n.into_bytes(), v))
+                    .collect();
+                fields.extend(
+                    cors_fields
+                        .into_iter()
+                        .map(|(n, v)| (n.as_bytes().to_vec(), v)),
+                );
+                if let Some(cookie) = hashed.set_cookie {
+                    fields.push((b"set-cookie".to_vec(), cookie));
+                }
+                let remove: Vec<&str> = edits.remove.iter().map(String::as_str).collect();
+                let exchange = self
+                    .relay_response(head, resp, &mut up, deadline, cut_short, &fields, &remove)
+                    .await;
+                match exchange {
+                    Relayed::Done { next, reusable } => {
+                        if reusable && !self.ctx.drain.is_draining() {
+                            self.ctx.pool.borrow_mut().put(up, cluster, Instant::now());
+                        }
+                        next
+                    }
+                    Relayed::Aborted(flag) => {
+                        self.stats.flag(flag);
+                        Next::Close
+                    }
+                }
+            }
+            Err(failed) => {
+                self.pending_up = None;
+                let (status, mut flag, body_text) = failed.reply();
+                if raced && failed == Failed::Reset {
+                    flag = Flag::UpstreamRetryLimitExceeded;
+                }
+                self.stats.flag(flag);
+                // A body still (partly) in the socket leaves the stream out
+                // of step; a buffered one was read whole.
+                let close = !head.keep_alive || matches!(body, Body::Streamed { .. });
+                if failed == Failed::Overflow {
+                    self.local_reply_with(
+                        status,
+                        body_text,
+                        close,
+                        &[(b"x-envoy-overloaded", b"true")],
+                    )
+                    .await;
+                } else {
+                    self.local_reply(status, body_text, close).await;
+                }
+                if close { Next::Close } else { Next::KeepAlive }
+            }
+        }
+    }
+
+    /// Reads a Content-Length body of `n` bytes whole from the downstream.
+    async fn read_whole(&mut self, n: u64) -> Result<Bytes, Next> {
+        let n = usize::try_from(n).map_err(|_| Next::Close)?;
+        let limit = Limit {
+            deadline: None,
+            idle: self.settings.stream_idle_timeout,
+        };
+        while self.rbuf.len() < n {
+            let want = (n - self.rbuf.len()).max(READ_BUF);
+            match within(&limit, read_some(&mut self.down, &mut self.rbuf, want)).await {
+                Some(Ok(0) | Err(_)) => {
+                    self.stats.flag(Flag::DownstreamConnectionTermination);
+                    return Err(Next::Close);
+                }
+                Some(Ok(_)) => {}
+                None => {
+                    self.stats.downstream_rq_timeout.inc();
+                    self.local_reply(408, b"", true).await;
+                    return Err(Next::Close);
+                }
+            }
+        }
+        Ok(self.rbuf.split_to(n).freeze())
+    }
+
+    /// One attempt: an upstream connection, the request sent, the response
+    /// head read. On success the connection waits in `self.pending_up`.
+    #[allow(clippy::too_many_arguments)]
+    async fn attempt(
+        &mut self,
+        head: &RequestHead,
+        opts: &ForwardOptions<'_>,
+        body: &mut Body,
+        cluster: &Cluster,
+        cl: &ClusterLocal,
+        host: usize,
+        up_limits: &Limits,
+        fresh: bool,
+        retry: Option<&RetryPolicy>,
+        route_timeout: Option<Duration>,
+        deadline: &mut Option<Instant>,
+    ) -> Sent {
+        let addr = cluster.endpoints[host].address;
+        self.last_was_reused = false;
+        let mut up = match self.checkout(cluster, cl, addr, fresh, *deadline).await {
+            Ok(up) => up,
+            Err(f) => {
+                if f == Failed::Connect {
+                    cl.record(
+                        cluster,
+                        host,
+                        OutlierResult::LocalOriginFailure,
+                        self.random(),
+                    );
+                }
+                return Sent::Failed(f);
+            }
+        };
+        self.last_was_reused = up.reused;
+        if !up.reused {
+            cl.record(
+                cluster,
+                host,
+                OutlierResult::LocalOriginSuccess,
+                self.random(),
+            );
+        }
+        cl.stats.upstream_rq_total.inc();
+
+        // Request: head, then the body.
+        self.wbuf.clear();
+        encode_request_head(&mut self.wbuf, head, opts);
+        let mut cut_short = false;
+        match body {
+            Body::None => {
+                if write_buf(&mut up.stream, &mut self.wbuf).await.is_err() {
+                    return Sent::Failed(Failed::Reset);
+                }
+            }
+            Body::Buffered(bytes) => {
+                let sent = match write_buf(&mut up.stream, &mut self.wbuf).await {
+                    Ok(()) => write_bytes(&mut up.stream, bytes.clone()).await,
+                    Err(e) => Err(e),
+                };
+                // An upstream that answered early may have stopped reading:
+                // read on for its response.
+                cut_short = sent.is_err();
+            }
+            Body::Streamed { framing, sent } => {
+                *sent = true;
+                let limit = Limit {
+                    deadline: None,
+                    idle: self.settings.stream_idle_timeout,
+                };
+                let max_trailer = self.limits.max_trailer_bytes;
+                let mut out = Out {
+                    io: &mut up.stream,
+                    buf: &mut self.wbuf,
+                    chunked: *framing == Framing::Chunked,
+                    limit,
+                };
+                let result = forward(
+                    &mut self.down,
+                    &mut self.rbuf,
+                    *framing,
+                    &mut out,
+                    limit,
+                    max_trailer,
+                )
+                .await;
+                match result {
+                    Ok(_) => {}
+                    // The upstream stopped taking the request: it may have
+                    // answered early (413, 401 before a large upload).
+                    Err(BodyError::DstIo) => cut_short = true,
+                    Err(BodyError::SrcFraming) => {
+                        self.stats.reject("bad_chunked_body");
+                        self.stats.flag(Flag::DownstreamProtocolError);
+                        self.local_reply(400, b"", true).await;
+                        return Sent::Downstream(Next::Close);
+                    }
+                    Err(BodyError::SrcTimeout) => {
+                        self.stats.downstream_rq_timeout.inc();
+                        self.stats.flag(Flag::DownstreamProtocolError);
+                        self.local_reply(408, b"", true).await;
+                        return Sent::Downstream(Next::Close);
+                    }
+                    Err(BodyError::SrcEof | BodyError::SrcIo) => {
+                        self.stats.flag(Flag::DownstreamConnectionTermination);
+                        return Sent::Downstream(Next::Close);
+                    }
+                }
+            }
+        }
+
+        // Response head. The route timeout runs from the end of the request
+        // and spans every attempt; the per-try timeout bounds this one.
+        let now = Instant::now();
+        if deadline.is_none() {
+            *deadline = route_timeout.map(|t| now + t);
+        }
+        let per_try = retry.and_then(|r| r.per_try_timeout).map(|t| now + t);
+        let attempt_deadline = match (*deadline, per_try) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        self.ubuf.clear();
+        let resp = loop {
+            match parse_response(&mut self.ubuf, up_limits, &head.method) {
+                Ok(Some(r)) if r.status == 101 => {
+                    cl.record(cluster, host, OutlierResult::Status(502), self.random());
+                    return Sent::Failed(Failed::Protocol);
+                }
+                Ok(Some(r)) if r.status < 200 => continue, // 100 and other interim heads
+                Ok(Some(r)) => break r,
+                Ok(None) => {}
+                Err(e) => {
+                    debug!(reason = e.reason(), "bad upstream response");
+                    cl.record(cluster, host, OutlierResult::Status(502), self.random());
+                    return Sent::Failed(Failed::Protocol);
+                }
+            }
+            let limit = Limit {
+                deadline: attempt_deadline,
+                idle: self.settings.stream_idle_timeout,
+            };
+            let read = within(&limit, read_some(&mut up.stream, &mut self.ubuf, READ_BUF)).await;
+            match read {
+                None => {
+                    self.ubuf = BytesMut::new();
+                    cl.record(
+                        cluster,
+                        host,
+                        OutlierResult::LocalOriginFailure,
+                        self.random(),
+                    );
+                    let route_passed = deadline.is_some_and(|d| Instant::now() >= d);
+                    if per_try.is_some() && !route_passed {
+                        cl.stats.upstream_rq_per_try_timeout.inc();
+                        return Sent::Failed(Failed::PerTry);
+                    }
+                    cl.stats.upstream_rq_timeout.inc();
+                    return Sent::Failed(Failed::Timeout);
+                }
+                Some(Ok(0) | Err(_)) => {
+                    cl.record(
+                        cluster,
+                        host,
+                        OutlierResult::LocalOriginFailure,
+                        self.random(),
+                    );
+                    return Sent::Failed(Failed::Reset);
+                }
+                Some(Ok(_)) => {}
+            }
+        };
+        cl.stats.response(resp.status);
+        cl.record(
+            cluster,
+            host,
+            OutlierResult::Status(resp.status),
+            self.random(),
+        );
+        self.pending_up = Some(up);
+        Sent::Head { resp, cut_short }
+    }
+
+    /// A pooled connection to `addr`, or a new one within the cluster's
+    /// connection and pending-request limits.
+    async fn checkout(
+        &mut self,
+        cluster: &Cluster,
+        cl: &ClusterLocal,
+        addr: SocketAddr,
+        fresh: bool,
+        deadline: Option<Instant>,
+    ) -> Result<Upstream, Failed> {
+        if !fresh && let Some(up) = self.ctx.pool.borrow_mut().take(addr, Instant::now()) {
+            return Ok(up);
+        }
+        let breaker = &cl.shared.breaker;
+        let t = &cluster.thresholds;
+        if !breaker.try_connection(t) {
+            // Wait for a connection slot as a pending request, if there is
+            // room to wait.
+            if !breaker.try_pending(t) {
+                cl.stats.upstream_rq_pending_overflow.inc();
+                return Err(Failed::Overflow);
+            }
+            let admitted = loop {
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    break false;
+                }
+                monoio::time::sleep(PENDING_RECHECK).await;
+                if let Some(up) = self.ctx.pool.borrow_mut().take(addr, Instant::now()) {
+                    breaker.release_pending();
+                    return Ok(up);
+                }
+                if breaker.try_connection(t) {
+                    break true;
+                }
+            };
+            breaker.release_pending();
+            if !admitted {
+                cl.stats.upstream_rq_timeout.inc();
+                return Err(Failed::Timeout);
+            }
+        }
+        let slot = CxSlot(breaker.clone());
+        cl.stats.upstream_cx_total.inc();
+        match upstream::connect(addr, cluster, &cl.stats, slot).await {
+            Ok(up) => Ok(up),
+            Err(ConnectError::Timeout) => {
+                cl.stats.upstream_cx_connect_timeout.inc();
+                cl.stats.upstream_cx_connect_fail.inc();
+                Err(Failed::Connect)
+            }
+            Err(ConnectError::Io(e)) => {
+                debug!(upstream = %addr, error = %e, "connect failed");
+                cl.stats.upstream_cx_connect_fail.inc();
+                Err(Failed::Connect)
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn relay_response(
+        &mut self,
+        head: &RequestHead,
+        resp: ResponseHead,
+        up: &mut Upstream,
+        deadline: Option<Instant>,
+        cut_short: bool,
+        fields: &Fields,
+        remove: &[&str],
+    ) -> Relayed {
+        let http11 = head.version == Version::Http11;
+        let (input, out_framing) = match resp.body {
+            ResponseBody::None => (Framing::None, bodyless_framing(&resp)),
+            ResponseBody::Length(n) => (Framing::Length(n), ResponseBody::Length(n)),
+            ResponseBody::Chunked if http11 => (Framing::Chunked, ResponseBody::Chunked),
+            ResponseBody::Chunked => (Framing::Chunked, ResponseBody::UntilClose),
+            ResponseBody::UntilClose if http11 => (Framing::UntilClose, ResponseBody::Chunked),
+            ResponseBody::UntilClose => (Framing::UntilClose, ResponseBody::UntilClose),
+        };
+        let until_close = matches!(out_framing, ResponseBody::UntilClose) && input != Framing::None;
+        self.linger |= cut_short;
+        let close = cut_short
+            || !head.keep_alive
+            || until_close
+            || self.ctx.drain.is_draining()
+            || self.last_request();
+        self.wbuf.clear();
+        let extra: Vec<(&[u8], &[u8])> = fields
+            .iter()
+            .map(|(n, v)| (n.as_slice(), v.as_slice()))
+            .collect();
+        // The codec adds `connection: keep-alive` for a 1.0 client itself.
+        encode_response_head(
+            &mut self.wbuf,
+            &resp,
+            &out_framing,
+            close,
+            head.version,
+            &extra,
+            remove,
+        );
+        self.stats.response(resp.status);
+        let chunked_out = matches!(out_framing, ResponseBody::Chunked) && input != Framing::None;
+        let max_trailer = self.limits.max_trailer_bytes;
+        let relayed = {
+            let limit = Limit {
+                deadline,
+                idle: self.settings.stream_idle_timeout,
+            };
+            let mut out = Out {
+                io: &mut self.down,
+                buf: &mut self.wbuf,
+                chunked: chunked_out,
+                limit,
+            };
+            forward(
+                &mut up.stream,
+                &mut self.ubuf,
+                input,
+                &mut out,
+                limit,
+                max_trailer,
+            )
+            .await
+        };
+        match relayed {
+            Ok(_) => {
+                let reusable = !cut_short
+                    && resp.keep_alive
+                    && input != Framing::UntilClose
+                    && self.ubuf.is_empty();
+                self.ubuf.clear();
+                let next = if close { Next::Close } else { Next::KeepAlive };
+                Relayed::Done { next, reusable }
+            }
+            Err(BodyError::SrcTimeout) => Relayed::Aborted(Flag::UpstreamRequestTimeout),
+            Err(BodyError::SrcFraming) => Relayed::Aborted(Flag::UpstreamProtocolError),
+            Err(BodyError::SrcEof | BodyError::SrcIo) => {
+                Relayed::Aborted(Flag::UpstreamConnectionTermination)
+            }
+            Err(BodyError::DstIo) => Relayed::Aborted(Flag::DownstreamConnectionTermination),
+        }
+    }
+}
+
+/// How relaying a response ended.
+enum Relayed {
+    /// The response was relayed in full.
+    Done { next: Next, reusable: bool },
+    /// The response had started downstream: the connection must be cut.
+    Aborted(Flag),
+}
+
+/// Framing header to keep on a response that carries no body (HEAD, 204,
+/// 304): the upstream's Content-Length describes the representation and is
+/// passed on; no body bytes follow either way.
+fn bodyless_framing(resp: &ResponseHead) -> ResponseBody {
+    if resp.status == 204 || resp.status < 200 {
+        return ResponseBody::None;
+    }
+    let cl = resp
+        .headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case(b"content-length"))
+        .and_then(|h| std::str::from_utf8(&h.value).ok()?.parse::<u64>().ok());
+    match cl {
+        Some(n) => ResponseBody::Length(n),
+        None => ResponseBody::None,
+    }
+}
+
+/// `grpc-status` from a response head (trailers-only responses carry it
+/// there), for retry_on's gRPC conditions.
+fn grpc_status(resp: &ResponseHead) -> Option<u32> {
+    resp.headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case(b"grpc-status"))
+        .and_then(|h| std::str::from_utf8(&h.value).ok()?.trim().parse().ok())
+}
+
+/// The authority a mirrored request carries: `-shadow` appended to the host,
+/// before any port (`api:8080` -> `api-shadow:8080`), as Envoy does.
+fn shadow_authority(authority: Option<&[u8]>) -> Vec<u8> {
+    let a = authority.unwrap_or(b"");
+    let split = match a.iter().rposition(|&b| b == b':') {
+        // A port follows the last colon unless it is inside an IPv6 literal.
+        Some(i) if !a[i..].contains(&b']') => i,
+        _ => a.len(),
+    };
+    let mut out = Vec::with_capacity(a.len() + 7);
+    out.extend_from_slice(&a[..split]);
+    out.extend_from_slice(b"-shadow");
+    out.extend_from_slice(&a[split..]);
+    out
+}
+
+/// Backoff cut to what is left of the route timeout.
+fn capped(backoff: Duration, deadline: Option<Instant>) -> Duration {
+    match deadline {
+        Some(d) => backoff.min(d.saturating_duration_since(Instant::now())),
+        None => backoff,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shadow_authority;
+
+    #[test]
+    fn shadow_host_goes_before_the_port() {
+        for (input, want) in [
+            ("api", "api-shadow"),
+            ("api:8080", "api-shadow:8080"),
+            ("[::1]:80", "[::1]-shadow:80"),
+            ("[::1]", "[::1]-shadow"),
+            ("", "-shadow"),
+        ] {
+            assert_eq!(
+                shadow_authority(Some(input.as_bytes())),
+                want.as_bytes(),
+                "{input}"
+            );
+        }
+    }
+}

@@ -1,0 +1,292 @@
+//! The HTTP/1.1 connection manager: one downstream connection, requests in
+//! order (pipelined requests wait in the read buffer), each routed
+//! (`request.rs`) and answered locally or forwarded over a pooled upstream
+//! connection (`forward.rs`).
+
+mod forward;
+mod request;
+
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use monoio::net::TcpStream;
+use spar_config::HttpSettings;
+use spar_http::{Limits, RequestHead, encode_local_reply, encode_local_reply_with, parse_request};
+use spar_telemetry::{Flag, HttpStats};
+use tracing::debug;
+
+use crate::body::{Limit, within};
+use crate::io::{READ_BUF, read_some, write_buf};
+use crate::upstream::Upstream;
+use crate::worker::{Local, Worker};
+
+pub(super) const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+
+// Envoy's local reply bodies, so tooling that matches on them keeps working.
+pub(super) const BODY_CONNECT_FAILURE: &[u8] =
+    b"upstream connect error or disconnect/reset before headers. reset reason: connection failure";
+pub(super) const BODY_TERMINATION: &[u8] =
+    b"upstream connect error or disconnect/reset before headers. reset reason: connection termination";
+pub(super) const BODY_PROTOCOL: &[u8] =
+    b"upstream connect error or disconnect/reset before headers. reset reason: protocol error";
+pub(super) const BODY_TIMEOUT: &[u8] = b"upstream request timeout";
+pub(super) const BODY_NO_HEALTHY: &[u8] = b"no healthy upstream";
+pub(super) const BODY_OVERFLOW: &[u8] =
+    b"upstream connect error or disconnect/reset before headers. reset reason: overflow";
+const BODY_HEADER_TIMEOUT: &[u8] = b"request header timeout";
+pub(super) const BODY_UPGRADE: &[u8] = b"upgrade not allowed";
+
+/// What to do with the downstream connection after a request.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Next {
+    KeepAlive,
+    Close,
+}
+
+/// Per-connection buffers, reused across the connection's requests.
+pub(super) struct Conn<'a> {
+    ctx: &'a Rc<Worker>,
+    local: &'a Rc<Local>,
+    settings: &'a HttpSettings,
+    stats: &'a HttpStats,
+    limits: Limits,
+    down: TcpStream,
+    peer: SocketAddr,
+    /// Downstream bytes read but not yet consumed (pipelined requests).
+    rbuf: BytesMut,
+    /// Bytes queued for the downstream or upstream socket.
+    wbuf: BytesMut,
+    /// Upstream bytes read but not yet forwarded.
+    ubuf: BytesMut,
+    served: u32,
+    opened: Instant,
+    /// The peer may still be sending (a refused or cut-short request): close
+    /// gently, or the kernel's reset can destroy the reply in flight.
+    linger: bool,
+    /// The upstream connection whose response head was just read, waiting
+    /// for the relay (or dropped when the attempt is retried).
+    pending_up: Option<Upstream>,
+    /// Whether the last attempt's connection came from the pool.
+    last_was_reused: bool,
+    local_addr: Option<SocketAddr>,
+}
+
+pub(crate) async fn serve(
+    ctx: &Rc<Worker>,
+    local: &Rc<Local>,
+    settings: &HttpSettings,
+    stats: &HttpStats,
+    down: TcpStream,
+    peer: SocketAddr,
+) {
+    stats.downstream_cx_total.inc();
+    stats.downstream_cx_active.inc();
+    let limits = Limits {
+        max_head_bytes: settings.max_request_headers_kb as usize * 1024,
+        max_headers: settings.max_headers_count as usize,
+        ..Limits::default()
+    };
+    let mut c = Conn {
+        ctx,
+        local,
+        settings,
+        stats,
+        limits,
+        down,
+        peer,
+        rbuf: BytesMut::with_capacity(READ_BUF),
+        wbuf: BytesMut::with_capacity(READ_BUF),
+        ubuf: BytesMut::new(),
+        served: 0,
+        opened: Instant::now(),
+        linger: false,
+        pending_up: None,
+        last_was_reused: false,
+        local_addr: None,
+    };
+    loop {
+        c.shrink_buffers();
+        let Some(head) = c.read_request().await else {
+            break;
+        };
+        c.served += 1;
+        stats.downstream_rq_total.inc();
+        stats.downstream_rq_active.inc();
+        let next = c.request(head).await;
+        stats.downstream_rq_active.dec();
+        if next == Next::Close {
+            break;
+        }
+        if c.last_request() || ctx.drain.is_draining() {
+            break;
+        }
+    }
+    if c.linger
+        && let Some(wait) = settings.delayed_close_timeout
+    {
+        linger_close(&mut c.down, wait).await;
+    }
+    stats.downstream_cx_active.dec();
+}
+
+/// Closes a connection whose peer may still be sending: shut down our side
+/// so the reply is followed by FIN, then read and discard until the peer
+/// closes or `wait` passes (Envoy's delayed close). Dropping a socket with
+/// unread input would send RST, and an RST can discard the reply the peer
+/// has not read yet (RFC 9112 section 9.6).
+async fn linger_close(down: &mut TcpStream, wait: Duration) {
+    use monoio::io::AsyncWriteRent;
+    if down.shutdown().await.is_err() {
+        return;
+    }
+    let until = Instant::now() + wait;
+    let mut sink = BytesMut::with_capacity(READ_BUF);
+    loop {
+        sink.clear();
+        match monoio::time::timeout_at(until.into(), read_some(down, &mut sink, READ_BUF)).await {
+            Ok(Ok(n)) if n > 0 => continue,
+            _ => return,
+        }
+    }
+}
+
+impl Conn<'_> {
+    /// Reads the next request head. None: the connection is done (closed by
+    /// the peer, timed out, drained, or answered with an error already).
+    async fn read_request(&mut self) -> Option<RequestHead> {
+        let mut head_started = (!self.rbuf.is_empty()).then(Instant::now);
+        loop {
+            match parse_request(&mut self.rbuf, &self.limits) {
+                Ok(Some(head)) => return Some(head),
+                Ok(None) => {}
+                Err(e) => {
+                    debug!(peer = %self.peer, reason = e.reason(), "bad request");
+                    self.stats.reject(e.reason());
+                    self.stats.flag(Flag::DownstreamProtocolError);
+                    self.local_reply(e.status(), b"", true).await;
+                    return None;
+                }
+            }
+            let read = match head_started {
+                None => {
+                    // Between requests: idle timeout, or close on drain.
+                    if self.ctx.drain.is_draining() {
+                        return None;
+                    }
+                    let drain = self.ctx.drain.clone();
+                    let idle = Limit {
+                        deadline: None,
+                        idle: self.settings.idle_timeout,
+                    };
+                    monoio::select! {
+                        r = within(&idle, read_some(&mut self.down, &mut self.rbuf, READ_BUF)) => match r {
+                            Some(r) => r,
+                            None => {
+                                self.stats.downstream_cx_idle_timeout.inc();
+                                return None;
+                            }
+                        },
+                        _ = drain.wait() => return None,
+                    }
+                }
+                Some(started) => {
+                    let head_deadline = Limit {
+                        deadline: self.settings.request_headers_timeout.map(|t| started + t),
+                        idle: None,
+                    };
+                    match within(
+                        &head_deadline,
+                        read_some(&mut self.down, &mut self.rbuf, READ_BUF),
+                    )
+                    .await
+                    {
+                        Some(r) => r,
+                        None => {
+                            self.stats.downstream_rq_header_timeout.inc();
+                            self.rbuf = BytesMut::with_capacity(READ_BUF);
+                            self.local_reply(408, BODY_HEADER_TIMEOUT, true).await;
+                            return None;
+                        }
+                    }
+                }
+            };
+            match read {
+                Ok(0) | Err(_) => return None,
+                Ok(_) => {
+                    if head_started.is_none() {
+                        head_started = Some(Instant::now());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Between requests: a buffer that a large body grew goes back to its
+    /// starting size, so an idle keep-alive connection holds 32 KiB, not
+    /// the peak of its largest exchange.
+    fn shrink_buffers(&mut self) {
+        const KEEP: usize = 4 * READ_BUF;
+        if self.rbuf.is_empty() && self.rbuf.capacity() > KEEP {
+            self.rbuf = BytesMut::with_capacity(READ_BUF);
+        }
+        if self.wbuf.capacity() > KEEP {
+            self.wbuf = BytesMut::with_capacity(READ_BUF);
+        }
+        if self.ubuf.capacity() > KEEP {
+            self.ubuf = BytesMut::new();
+        }
+    }
+
+    /// True when the connection must close after the current request
+    /// (`max_requests_per_connection`, `max_connection_duration`), so its
+    /// response says `connection: close` before the proxy closes.
+    fn last_request(&self) -> bool {
+        let max_requests = self
+            .settings
+            .max_requests_per_connection
+            .is_some_and(|m| self.served >= m);
+        let too_old = self
+            .settings
+            .max_connection_duration
+            .is_some_and(|d| self.opened.elapsed() >= d);
+        max_requests || too_old
+    }
+
+    /// Sends a proxy-generated reply and counts it.
+    async fn local_reply(&mut self, status: u16, body: &[u8], close: bool) {
+        let close = close || self.last_request();
+        self.linger |= close;
+        self.wbuf.clear();
+        encode_local_reply(&mut self.wbuf, status, body, close);
+        self.stats.response(status);
+        let _ = write_buf(&mut self.down, &mut self.wbuf).await;
+    }
+
+    /// [`Conn::local_reply`] with more response fields.
+    pub(super) async fn local_reply_with(
+        &mut self,
+        status: u16,
+        body: &[u8],
+        close: bool,
+        fields: &[(&[u8], &[u8])],
+    ) {
+        let close = close || self.last_request();
+        self.linger |= close;
+        self.wbuf.clear();
+        encode_local_reply_with(&mut self.wbuf, status, body, close, fields);
+        self.stats.response(status);
+        let _ = write_buf(&mut self.down, &mut self.wbuf).await;
+    }
+
+    /// The address the client connected to, looked up once per connection
+    /// and only when a header template asks for it.
+    pub(super) fn local_addr(&mut self) -> SocketAddr {
+        *self.local_addr.get_or_insert_with(|| {
+            self.down
+                .local_addr()
+                .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
+        })
+    }
+}
