@@ -203,12 +203,33 @@ pub struct Upstreams {
 
 impl Upstreams {
     pub fn start(tags: &[&str]) -> Upstreams {
+        Upstreams::start_with(tags, &[])
+    }
+
+    /// Like [`Upstreams::start`], plus upstreams that answer every request
+    /// with a fixed status (`(tag, status)`).
+    pub fn start_with(tags: &[&str], failing: &[(&str, u16)]) -> Upstreams {
         let attempts: Attempts = Arc::default();
-        let servers = tags
+        let mut servers: BTreeMap<String, Scripted> = tags
             .iter()
-            .map(|t| ((*t).to_owned(), tagged(t, attempts.clone())))
+            .map(|t| ((*t).to_owned(), tagged(t, attempts.clone(), None)))
             .collect();
+        for (t, status) in failing {
+            servers.insert((*t).to_owned(), tagged(t, attempts.clone(), Some(*status)));
+        }
         Upstreams { servers, attempts }
+    }
+
+    /// Requests upstream `tag` has read so far.
+    pub fn count(&self, tag: &str) -> usize {
+        self.servers
+            .get(tag)
+            .unwrap_or_else(|| panic!("no upstream tagged {tag}"))
+            .seen
+            .heads
+            .lock()
+            .unwrap()
+            .len()
     }
 
     pub fn addr(&self, tag: &str) -> SocketAddr {
@@ -240,25 +261,87 @@ impl Upstreams {
     /// `clusters:`) whose endpoints are the upstreams `tags`; `extra` is
     /// spliced into the cluster at 4 spaces.
     pub fn cluster(name: &str, tags: &[&str], extra: &str) -> String {
-        let mut eps = String::new();
-        for t in tags {
-            let _ = write!(
-                eps,
-                "\n        - endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: {{up:{t}}} }} }} }}"
-            );
-        }
-        let endpoints = if tags.is_empty() {
-            "      endpoints: []".to_owned()
-        } else {
-            format!("      endpoints:\n      - lb_endpoints:{eps}")
-        };
-        format!(
-            "  - name: {name}\n    type: STATIC\n    connect_timeout: 1s\n{extra}    load_assignment:\n      cluster_name: {name}\n{endpoints}\n"
-        )
+        let ports: Vec<String> = tags.iter().map(|t| format!("{{up:{t}}}")).collect();
+        static_cluster(name, &ports, extra)
     }
 }
 
-fn tagged(tag: &str, attempts: Attempts) -> Scripted {
+/// A STATIC cluster `name` (YAML list item at 2 spaces, under `clusters:`)
+/// with endpoints 127.0.0.1:`port` for each of `ports` (numbers or
+/// placeholders); `extra` is spliced into the cluster at 4 spaces.
+pub fn static_cluster(name: &str, ports: &[String], extra: &str) -> String {
+    let mut eps = String::new();
+    for p in ports {
+        let _ = write!(
+            eps,
+            "\n        - endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: {p} }} }} }}"
+        );
+    }
+    let endpoints = if ports.is_empty() {
+        "      endpoints: []".to_owned()
+    } else {
+        format!("      endpoints:\n      - lb_endpoints:{eps}")
+    };
+    format!(
+        "  - name: {name}\n    type: STATIC\n    connect_timeout: 1s\n{extra}    load_assignment:\n      cluster_name: {name}\n{endpoints}\n"
+    )
+}
+
+/// The tag of the upstream that produced `body`, if an upstream did.
+pub fn upstream_tag(body: &str) -> Option<&str> {
+    body.strip_prefix(BODY_MAGIC)
+        .map(|rest| rest.split_once('\n').map_or(rest, |(t, _)| t))
+}
+
+/// A keep-alive HTTP/1.1 client: one connection reused until the server
+/// says `connection: close` or an error ends it.
+#[derive(Debug)]
+pub struct KeepAlive {
+    addr: SocketAddr,
+    conn: Option<(std::net::TcpStream, Vec<u8>)>,
+    /// Connections opened so far.
+    pub connections: usize,
+}
+
+impl KeepAlive {
+    pub fn new(addr: SocketAddr) -> KeepAlive {
+        KeepAlive {
+            addr,
+            conn: None,
+            connections: 0,
+        }
+    }
+
+    /// GET `path` with Host `host` and `extra` header lines (each ending in
+    /// CRLF).
+    pub fn get(&mut self, host: &str, path: &str, extra: &str) -> anyhow::Result<http::Response> {
+        use std::io::Write;
+        if self.conn.is_none() {
+            self.conn = Some((http::connect(self.addr)?, Vec::new()));
+            self.connections += 1;
+        }
+        let (s, buf) = self.conn.as_mut().expect("connected");
+        let req = format!("GET {path} HTTP/1.1\r\nhost: {host}\r\n{extra}\r\n");
+        let r = s
+            .write_all(req.as_bytes())
+            .map_err(anyhow::Error::from)
+            .and_then(|()| http::read_response(s, buf, false));
+        match &r {
+            Ok(resp)
+                if resp
+                    .header("connection")
+                    .is_some_and(|v| v.eq_ignore_ascii_case("close")) =>
+            {
+                self.conn = None;
+            }
+            Ok(_) => {}
+            Err(_) => self.conn = None,
+        }
+        r
+    }
+}
+
+fn tagged(tag: &str, attempts: Attempts, fixed: Option<u16>) -> Scripted {
     let tag = tag.to_owned();
     Scripted::start(move |mut c| {
         while let Some(head) = c.read_head() {
@@ -274,6 +357,7 @@ fn tagged(tag: &str, attempts: Attempts) -> Scripted {
                 std::thread::sleep(Duration::from_millis(ms));
             }
             let status = match (h(FAIL_ALWAYS), h(FAIL_FIRST)) {
+                _ if fixed.is_some() => fixed.unwrap_or(200).to_string(),
                 (Some(s), _) => s,
                 (None, Some(s)) if n == 1 => s,
                 _ => "200".to_owned(),
@@ -482,8 +566,9 @@ pub fn stat_sum(stats: &str, suffix: &str, must_contain: &str) -> i64 {
         .sum()
 }
 
-/// The listener address a template's `{listen}` became.
-fn fill_listen(template: &str) -> (String, SocketAddr) {
+/// Fills a template's `{listen}` with a free port; returns the YAML and the
+/// listener address.
+pub fn fill_listen(template: &str) -> (String, SocketAddr) {
     let port = free_port();
     let addr = format!("127.0.0.1:{port}").parse().unwrap();
     (template.replace("{listen}", &port.to_string()), addr)

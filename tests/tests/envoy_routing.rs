@@ -17,6 +17,28 @@
 //! local replies), `seen{}` request headers at the upstream, `resp{}`
 //! response headers at the client.
 //!
+//! Envoy semantics the table pins down that are easy to get wrong:
+//! - a header matcher on a repeated header matches if any one value does;
+//!   the values are not joined with `,` (`/joined`, `/exact` cases);
+//! - an inverted string matcher does not match a missing header;
+//! - `path_separated_prefix: /api` matches `/api`, `/api/x`, `/api?x`, not
+//!   `/apix`; regexes (path, header, query) are full matches and the path
+//!   regex never sees the query;
+//! - no port stripping: `host:9090` only matches a domain with that port or
+//!   a prefix wildcard (`www.*`); suffix wildcards beat prefix wildcards;
+//! - redirects keep the query unless `strip_query` or `path_redirect`
+//!   carries its own; `host_redirect` drops the request's port;
+//!   `https_redirect` keeps a non-default port and drops `:80`;
+//! - `prefix: /rw/strip` + `prefix_rewrite: /` turns `/rw/strip/x` into
+//!   `//x`;
+//! - route `response_headers_to_add` (and virtual host / route config
+//!   level ones) apply to direct responses too;
+//! - the fault filter only honours `x-envoy-fault-abort-request` on routes
+//!   whose fault config has `header_abort`;
+//! - CORS: a preflight from a disallowed origin, and an OPTIONS without
+//!   `access-control-request-method`, go to the upstream; the latter still
+//!   gets `access-control-allow-origin`.
+//!
 //! `SPAR_DIFF_ENVOY_ONLY=1 cargo nextest run -p spar-tests --test
 //! envoy_routing --run-ignored all --no-capture` runs the table under Envoy
 //! only and prints the observations.
@@ -256,7 +278,7 @@ static_resources:
               - match: { path: "/noretry" }
                 route: { cluster: flaky }
               - match: { path: "/timeout/set" }
-                route: { cluster: slow, timeout: 0.25s }
+                route: { cluster: slow, timeout: 1s }
               - match: { path: "/timeout/zero" }
                 route: { cluster: slow, timeout: 0s }
               - match: { path: "/empty" }
@@ -441,9 +463,9 @@ fn table() -> Vec<Case> {
         Case::get(act, "/retry").header(FAIL_FIRST, "404").note("4xx is not retried on 5xx").expect("404 flaky /retry"),
         Case::get(act, "/noretry").header(FAIL_FIRST, "503").expect("503 flaky /noretry"),
         // --- timeouts ---
-        Case::get(act, "/timeout/set").header(DELAY_MS, "3000").body().note("0.25s route timeout").expect("504 none - tries=1 body=\"upstream request timeout\""),
+        Case::get(act, "/timeout/set").header(DELAY_MS, "1500").body().note("1s route timeout, upstream answers after 1.5s").expect("504 none - tries=1 body=\"upstream request timeout\""),
         Case::get(act, "/timeout/set").expect("200 slow /timeout/set"),
-        Case::get(act, "/timeout/zero").header(DELAY_MS, "600").note("timeout 0 disables the timeout").expect("200 slow /timeout/zero"),
+        Case::get(act, "/timeout/zero").header(DELAY_MS, "1500").note("timeout 0 disables the timeout: same 1.5s upstream").expect("200 slow /timeout/zero"),
         // --- no endpoint ---
         Case::get(act, "/empty").body().expect("503 none - body=\"no healthy upstream\""),
     ]
