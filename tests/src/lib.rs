@@ -6,6 +6,7 @@
 //! socket is on 127.0.0.1: tests stop by themselves and touch nothing else.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
+pub mod differential;
 pub mod http;
 pub mod proc;
 pub mod upstream;
