@@ -7,9 +7,8 @@ fn cluster(weights: &[u32]) -> Cluster {
     let endpoints = weights
         .iter()
         .enumerate()
-        .map(|(i, &weight)| Endpoint {
-            address: SocketAddr::from(([127, 0, 0, 1], 8000 + i as u16)),
-            weight,
+        .map(|(i, &weight)| {
+            Endpoint::new(SocketAddr::from(([127, 0, 0, 1], 8000 + i as u16)), weight)
         })
         .collect();
     Cluster::new("c", endpoints)
@@ -81,9 +80,10 @@ fn defaults_are_envoys() {
             t.max_connections,
             t.max_pending_requests,
             t.max_requests,
-            t.max_retries
+            t.max_retries,
+            t.retry_budget
         ),
-        (1024, 1024, 1024, 3)
+        (1024, 1024, 1024, 3, None)
     );
     let c = cluster(&[1]);
     assert_eq!(c.connect_timeout, std::time::Duration::from_secs(5));

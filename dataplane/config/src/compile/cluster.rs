@@ -176,7 +176,7 @@ fn endpoints(ctx: &mut Ctx<'_>, c: &PbCluster, p: &FieldPath) -> Vec<Endpoint> {
                 }
             };
             if let Some(address) = address {
-                out.push(Endpoint { address, weight });
+                out.push(Endpoint::new(address, weight));
             }
         }
     }
@@ -214,6 +214,7 @@ fn thresholds(ctx: &mut Ctx<'_>, c: &PbCluster, p: &FieldPath) -> Thresholds {
                 .map_or(d.max_pending_requests, |v| v.value),
             max_requests: t.max_requests.map_or(d.max_requests, |v| v.value),
             max_retries: t.max_retries.map_or(d.max_retries, |v| v.value),
+            retry_budget: None,
         };
     }
     out
