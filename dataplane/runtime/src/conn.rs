@@ -18,8 +18,8 @@ pub(crate) async fn serve(
 ) {
     let listener = &local.snapshot.listeners[index];
     match (&listener.kind, &local.listeners[index].1) {
-        (ListenerKind::Http(settings), KindStats::Http(stats)) => {
-            crate::http1::serve(&ctx, &local, settings, stats, stream, peer).await;
+        (ListenerKind::Http(_), KindStats::Http(_)) => {
+            crate::http1::serve(&ctx, local.clone(), index, stream, peer).await;
         }
         (ListenerKind::Tcp(settings), KindStats::Tcp(stats)) => {
             crate::tcp::serve(&ctx, &local, settings, stats, stream).await;

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use monoio::net::TcpStream;
-use spar_config::HttpSettings;
+use spar_config::{HttpSettings, ListenerKind};
 use spar_http::{Limits, RequestHead, encode_local_reply, encode_local_reply_with, parse_request};
 use spar_telemetry::{Flag, HttpStats};
 use tracing::debug;
@@ -20,7 +20,7 @@ use tracing::debug;
 use crate::body::{Limit, within};
 use crate::io::{READ_BUF, read_some, write_buf};
 use crate::upstream::Upstream;
-use crate::worker::{Local, Worker};
+use crate::worker::{KindStats, Local, Worker};
 
 pub(super) const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
@@ -75,60 +75,139 @@ pub(super) struct Conn<'a> {
 
 pub(crate) async fn serve(
     ctx: &Rc<Worker>,
-    local: &Rc<Local>,
-    settings: &HttpSettings,
-    stats: &HttpStats,
+    local: Rc<Local>,
+    index: usize,
     down: TcpStream,
     peer: SocketAddr,
 ) {
-    stats.downstream_cx_total.inc();
-    stats.downstream_cx_active.inc();
-    let limits = Limits {
-        max_head_bytes: settings.max_request_headers_kb as usize * 1024,
-        max_headers: settings.max_headers_count as usize,
-        ..Limits::default()
-    };
-    let mut c = Conn {
-        ctx,
-        local,
-        settings,
-        stats,
-        limits,
+    let mut local = local;
+    let mut index = index;
+    let mut carried = Carry {
         down,
-        peer,
         rbuf: BytesMut::with_capacity(READ_BUF),
         wbuf: BytesMut::with_capacity(READ_BUF),
         ubuf: BytesMut::new(),
         served: 0,
         opened: Instant::now(),
-        linger: false,
-        pending_up: None,
-        last_was_reused: false,
         local_addr: None,
     };
+    let mut first = true;
+    let mut waiting: Option<RequestHead> = None;
+    // One pass per snapshot: a new snapshot takes over between requests.
     loop {
-        c.shrink_buffers();
-        let Some(head) = c.read_request().await else {
-            break;
+        let ListenerKind::Http(settings) = &local.snapshot.listeners[index].kind else {
+            return;
         };
-        c.served += 1;
-        stats.downstream_rq_total.inc();
-        stats.downstream_rq_active.inc();
-        let next = c.request(head).await;
-        stats.downstream_rq_active.dec();
-        if next == Next::Close {
-            break;
+        let KindStats::Http(stats) = &local.listeners[index].1 else {
+            return;
+        };
+        if first {
+            stats.downstream_cx_total.inc();
+            first = false;
         }
-        if c.last_request() || ctx.drain.is_draining() {
-            break;
+        stats.downstream_cx_active.inc();
+        let limits = Limits {
+            max_head_bytes: settings.max_request_headers_kb as usize * 1024,
+            max_headers: settings.max_headers_count as usize,
+            ..Limits::default()
+        };
+        let mut c = Conn {
+            ctx,
+            local: &local,
+            settings,
+            stats,
+            limits,
+            down: carried.down,
+            peer,
+            rbuf: carried.rbuf,
+            wbuf: carried.wbuf,
+            ubuf: carried.ubuf,
+            served: carried.served,
+            opened: carried.opened,
+            linger: false,
+            pending_up: None,
+            last_was_reused: false,
+            local_addr: carried.local_addr,
+        };
+        let newer = loop {
+            let head = match waiting.take() {
+                Some(head) => head,
+                None => {
+                    c.shrink_buffers();
+                    let Some(head) = c.read_request().await else {
+                        break None;
+                    };
+                    // Routes changed while this connection was open: the
+                    // next request follows the newest config (as Envoy applies
+                    // a route update to new requests on open connections).
+                    if let Some(newer) = newer_listener(ctx, &local, index) {
+                        waiting = Some(head);
+                        break Some(newer);
+                    }
+                    head
+                }
+            };
+            c.served += 1;
+            stats.downstream_rq_total.inc();
+            stats.downstream_rq_active.inc();
+            let next = c.request(head).await;
+            stats.downstream_rq_active.dec();
+            if next == Next::Close || c.last_request() || ctx.drain.is_draining() {
+                break None;
+            }
+        };
+        stats.downstream_cx_active.dec();
+        match newer {
+            Some((newest, i)) => {
+                carried = Carry {
+                    down: c.down,
+                    rbuf: c.rbuf,
+                    wbuf: c.wbuf,
+                    ubuf: c.ubuf,
+                    served: c.served,
+                    opened: c.opened,
+                    local_addr: c.local_addr,
+                };
+                local = newest;
+                index = i;
+            }
+            None => {
+                if c.linger
+                    && let Some(wait) = settings.delayed_close_timeout
+                {
+                    linger_close(&mut c.down, wait).await;
+                }
+                return;
+            }
         }
     }
-    if c.linger
-        && let Some(wait) = settings.delayed_close_timeout
-    {
-        linger_close(&mut c.down, wait).await;
+}
+
+/// What a connection keeps when it moves to a newer snapshot.
+struct Carry {
+    down: TcpStream,
+    rbuf: BytesMut,
+    wbuf: BytesMut,
+    ubuf: BytesMut,
+    served: u32,
+    opened: Instant,
+    local_addr: Option<SocketAddr>,
+}
+
+/// The worker's newest snapshot and this listener's index in it, when it is
+/// newer than `local` and still has this listener as an HTTP listener.
+fn newer_listener(ctx: &Worker, local: &Rc<Local>, index: usize) -> Option<(Rc<Local>, usize)> {
+    let current = ctx.current.borrow();
+    if Rc::ptr_eq(&current, local) {
+        return None;
     }
-    stats.downstream_cx_active.dec();
+    let name = &local.snapshot.listeners[index].name;
+    let i = current
+        .snapshot
+        .listeners
+        .iter()
+        .position(|l| &l.name == name && matches!(l.kind, ListenerKind::Http(_)))?;
+    Some((current.clone(), i))
 }
 
 /// Closes a connection whose peer may still be sending: shut down our side
