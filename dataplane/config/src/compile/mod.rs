@@ -4,6 +4,8 @@
 mod cluster;
 mod http;
 mod listener;
+mod policy;
+mod route;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
