@@ -35,6 +35,11 @@ pub(crate) const HCM: &str =
 pub(crate) const TCP_PROXY: &str = "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy";
 pub(crate) const ROUTER: &str = "envoy.extensions.filters.http.router.v3.Router";
 pub(crate) const UPSTREAM_HTTP: &str = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions";
+pub(crate) const HTTP_FAULT: &str = "envoy.extensions.filters.http.fault.v3.HTTPFault";
+pub(crate) const CORS: &str = "envoy.extensions.filters.http.cors.v3.Cors";
+pub(crate) const CORS_POLICY: &str = "envoy.extensions.filters.http.cors.v3.CorsPolicy";
+pub(crate) const PREVIOUS_HOSTS: &str =
+    "envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate";
 
 const BOOTSTRAP: &str = "envoy.config.bootstrap.v3.Bootstrap";
 const STATIC: &str = "envoy.config.bootstrap.v3.Bootstrap.StaticResources";
@@ -55,6 +60,33 @@ const VIRTUAL_HOST: &str = "envoy.config.route.v3.VirtualHost";
 const ROUTE: &str = "envoy.config.route.v3.Route";
 const ROUTE_MATCH: &str = "envoy.config.route.v3.RouteMatch";
 const ROUTE_ACTION: &str = "envoy.config.route.v3.RouteAction";
+const HEADER_MATCHER: &str = "envoy.config.route.v3.HeaderMatcher";
+const QUERY_MATCHER: &str = "envoy.config.route.v3.QueryParameterMatcher";
+const STRING_MATCHER: &str = "envoy.type.matcher.v3.StringMatcher";
+const REGEX_MATCHER: &str = "envoy.type.matcher.v3.RegexMatcher";
+const REGEX_SUBSTITUTE: &str = "envoy.type.matcher.v3.RegexMatchAndSubstitute";
+const INT64_RANGE: &str = "envoy.type.v3.Int64Range";
+const FRACTIONAL_PERCENT: &str = "envoy.type.v3.FractionalPercent";
+const RUNTIME_FRACTION: &str = "envoy.config.core.v3.RuntimeFractionalPercent";
+const METADATA: &str = "envoy.config.core.v3.Metadata";
+const HEADER_VALUE_OPTION: &str = "envoy.config.core.v3.HeaderValueOption";
+const HEADER_VALUE: &str = "envoy.config.core.v3.HeaderValue";
+const DATA_SOURCE: &str = "envoy.config.core.v3.DataSource";
+const WEIGHTED_CLUSTER: &str = "envoy.config.route.v3.WeightedCluster";
+const CLUSTER_WEIGHT: &str = "envoy.config.route.v3.WeightedCluster.ClusterWeight";
+const RETRY_POLICY: &str = "envoy.config.route.v3.RetryPolicy";
+const RETRY_BACK_OFF: &str = "envoy.config.route.v3.RetryPolicy.RetryBackOff";
+const RETRY_HOST_PREDICATE: &str = "envoy.config.route.v3.RetryPolicy.RetryHostPredicate";
+const HASH_POLICY: &str = "envoy.config.route.v3.RouteAction.HashPolicy";
+const HASH_HEADER: &str = "envoy.config.route.v3.RouteAction.HashPolicy.Header";
+const HASH_COOKIE: &str = "envoy.config.route.v3.RouteAction.HashPolicy.Cookie";
+const HASH_CONNECTION: &str = "envoy.config.route.v3.RouteAction.HashPolicy.ConnectionProperties";
+const HASH_QUERY: &str = "envoy.config.route.v3.RouteAction.HashPolicy.QueryParameter";
+const MIRROR_POLICY: &str = "envoy.config.route.v3.RouteAction.RequestMirrorPolicy";
+const REDIRECT: &str = "envoy.config.route.v3.RedirectAction";
+const DIRECT_RESPONSE: &str = "envoy.config.route.v3.DirectResponseAction";
+const FAULT_DELAY: &str = "envoy.extensions.filters.common.fault.v3.FaultDelay";
+const FAULT_ABORT: &str = "envoy.extensions.filters.http.fault.v3.FaultAbort";
 const CLUSTER: &str = "envoy.config.cluster.v3.Cluster";
 const LOAD_ASSIGNMENT: &str = "envoy.config.endpoint.v3.ClusterLoadAssignment";
 const LOCALITY_ENDPOINTS: &str = "envoy.config.endpoint.v3.LocalityLbEndpoints";
@@ -133,26 +165,164 @@ pub(crate) const FIELDS: &[(&str, &str, Rule)] = &[
     (HCM, "merge_slashes", Any),
     (HCM, "path_with_escaped_slashes_action", Any),
     (HTTP_FILTER, "name", Any),
-    (HTTP_FILTER, "typed_config", Types(&[ROUTER])),
+    (HTTP_FILTER, "typed_config", Types(&[HTTP_FAULT, CORS, ROUTER])),
     // Shared by HCM and Cluster `common_http_protocol_options` and upstream HttpProtocolOptions.
     (HTTP_OPTIONS, "idle_timeout", Any),
     (HTTP_OPTIONS, "max_headers_count", Any),
     (HTTP_OPTIONS, "max_connection_duration", Any),
     (HTTP_OPTIONS, "max_requests_per_connection", Any),
-    // Routes: domain and path matching, forward to one cluster.
+    // Routes (compile/route.rs, compile/policy.rs).
     (ROUTE_CONFIG, "name", Any),
     (ROUTE_CONFIG, "virtual_hosts", Any),
+    (ROUTE_CONFIG, "request_headers_to_add", Any),
+    (ROUTE_CONFIG, "request_headers_to_remove", Any),
+    (ROUTE_CONFIG, "response_headers_to_add", Any),
+    (ROUTE_CONFIG, "response_headers_to_remove", Any),
     (VIRTUAL_HOST, "name", Any),
     (VIRTUAL_HOST, "domains", Any),
     (VIRTUAL_HOST, "routes", Any),
+    (VIRTUAL_HOST, "request_headers_to_add", Any),
+    (VIRTUAL_HOST, "request_headers_to_remove", Any),
+    (VIRTUAL_HOST, "response_headers_to_add", Any),
+    (VIRTUAL_HOST, "response_headers_to_remove", Any),
+    (VIRTUAL_HOST, "retry_policy", Any),
+    (VIRTUAL_HOST, "typed_per_filter_config", Types(&[HTTP_FAULT, CORS_POLICY])),
     (ROUTE, "name", Any),
     (ROUTE, "match", Any),
     (ROUTE, "route", Any),
+    (ROUTE, "redirect", Any),
+    (ROUTE, "direct_response", Any),
+    (ROUTE, "request_headers_to_add", Any),
+    (ROUTE, "request_headers_to_remove", Any),
+    (ROUTE, "response_headers_to_add", Any),
+    (ROUTE, "response_headers_to_remove", Any),
+    (ROUTE, "typed_per_filter_config", Types(&[HTTP_FAULT, CORS_POLICY])),
     (ROUTE_MATCH, "prefix", Any),
     (ROUTE_MATCH, "path", Any),
+    (ROUTE_MATCH, "safe_regex", Any),
+    (ROUTE_MATCH, "path_separated_prefix", Any),
     (ROUTE_MATCH, "case_sensitive", Any),
+    (ROUTE_MATCH, "headers", Any),
+    (ROUTE_MATCH, "query_parameters", Any),
+    (HEADER_MATCHER, "name", Any),
+    (HEADER_MATCHER, "exact_match", Any),
+    (HEADER_MATCHER, "safe_regex_match", Any),
+    (HEADER_MATCHER, "range_match", Any),
+    (HEADER_MATCHER, "present_match", Any),
+    (HEADER_MATCHER, "prefix_match", Any),
+    (HEADER_MATCHER, "suffix_match", Any),
+    (HEADER_MATCHER, "contains_match", Any),
+    (HEADER_MATCHER, "string_match", Any),
+    (HEADER_MATCHER, "invert_match", Any),
+    (HEADER_MATCHER, "treat_missing_header_as_empty", Any),
+    (QUERY_MATCHER, "name", Any),
+    (QUERY_MATCHER, "string_match", Any),
+    (QUERY_MATCHER, "present_match", Any),
+    (STRING_MATCHER, "exact", Any),
+    (STRING_MATCHER, "prefix", Any),
+    (STRING_MATCHER, "suffix", Any),
+    (STRING_MATCHER, "contains", Any),
+    (STRING_MATCHER, "safe_regex", Any),
+    (STRING_MATCHER, "ignore_case", Any),
+    (REGEX_MATCHER, "regex", Any),
+    (REGEX_SUBSTITUTE, "pattern", Any),
+    (REGEX_SUBSTITUTE, "substitution", Any),
+    (INT64_RANGE, "start", Any),
+    (INT64_RANGE, "end", Any),
+    (FRACTIONAL_PERCENT, "numerator", Any),
+    (FRACTIONAL_PERCENT, "denominator", Any),
+    (RUNTIME_FRACTION, "default_value", Any),
+    (METADATA, "filter_metadata", Any),
+    (HEADER_VALUE_OPTION, "header", Any),
+    (HEADER_VALUE_OPTION, "append", Any),
+    (HEADER_VALUE_OPTION, "append_action", Any),
+    (HEADER_VALUE_OPTION, "keep_empty_value", Any),
+    (HEADER_VALUE, "key", Any),
+    (HEADER_VALUE, "value", Any),
     (ROUTE_ACTION, "cluster", Any),
+    (ROUTE_ACTION, "weighted_clusters", Any),
+    (ROUTE_ACTION, "cluster_not_found_response_code", Enum(&["SERVICE_UNAVAILABLE"])),
     (ROUTE_ACTION, "timeout", Any),
+    (ROUTE_ACTION, "idle_timeout", Any),
+    (ROUTE_ACTION, "prefix_rewrite", Any),
+    (ROUTE_ACTION, "regex_rewrite", Any),
+    (ROUTE_ACTION, "host_rewrite_literal", Any),
+    (ROUTE_ACTION, "host_rewrite_header", Any),
+    (ROUTE_ACTION, "host_rewrite_path_regex", Any),
+    (ROUTE_ACTION, "retry_policy", Any),
+    (ROUTE_ACTION, "hash_policy", Any),
+    (ROUTE_ACTION, "request_mirror_policies", Any),
+    (ROUTE_ACTION, "metadata_match", Any),
+    (WEIGHTED_CLUSTER, "clusters", Any),
+    (WEIGHTED_CLUSTER, "total_weight", Any),
+    (CLUSTER_WEIGHT, "name", Any),
+    (CLUSTER_WEIGHT, "weight", Any),
+    (CLUSTER_WEIGHT, "metadata_match", Any),
+    (CLUSTER_WEIGHT, "request_headers_to_add", Any),
+    (CLUSTER_WEIGHT, "request_headers_to_remove", Any),
+    (CLUSTER_WEIGHT, "response_headers_to_add", Any),
+    (CLUSTER_WEIGHT, "response_headers_to_remove", Any),
+    (CLUSTER_WEIGHT, "host_rewrite_literal", Any),
+    (RETRY_POLICY, "retry_on", Any),
+    (RETRY_POLICY, "num_retries", Any),
+    (RETRY_POLICY, "per_try_timeout", Any),
+    (RETRY_POLICY, "per_try_idle_timeout", Any),
+    (RETRY_POLICY, "retriable_status_codes", Any),
+    (RETRY_POLICY, "retry_back_off", Any),
+    (RETRY_POLICY, "retry_host_predicate", Any),
+    (RETRY_POLICY, "host_selection_retry_max_attempts", Any),
+    (RETRY_BACK_OFF, "base_interval", Any),
+    (RETRY_BACK_OFF, "max_interval", Any),
+    (RETRY_HOST_PREDICATE, "name", Any),
+    (RETRY_HOST_PREDICATE, "typed_config", Types(&[PREVIOUS_HOSTS])),
+    (HASH_POLICY, "header", Any),
+    (HASH_POLICY, "cookie", Any),
+    (HASH_POLICY, "connection_properties", Any),
+    (HASH_POLICY, "query_parameter", Any),
+    (HASH_POLICY, "terminal", Any),
+    (HASH_HEADER, "header_name", Any),
+    (HASH_COOKIE, "name", Any),
+    (HASH_COOKIE, "ttl", Any),
+    (HASH_COOKIE, "path", Any),
+    (HASH_CONNECTION, "source_ip", Any),
+    (HASH_QUERY, "name", Any),
+    (MIRROR_POLICY, "cluster", Any),
+    (MIRROR_POLICY, "runtime_fraction", Any),
+    (REDIRECT, "scheme_redirect", Any),
+    (REDIRECT, "https_redirect", Any),
+    (REDIRECT, "host_redirect", Any),
+    (REDIRECT, "port_redirect", Any),
+    (REDIRECT, "path_redirect", Any),
+    (REDIRECT, "prefix_rewrite", Any),
+    (REDIRECT, "regex_rewrite", Any),
+    (REDIRECT, "response_code", Any),
+    (REDIRECT, "strip_query", Any),
+    (DIRECT_RESPONSE, "status", Any),
+    (DIRECT_RESPONSE, "body", Any),
+    (DATA_SOURCE, "inline_string", Any),
+    (DATA_SOURCE, "inline_bytes", Any),
+    // Fault filter (filter config and per-route overrides): fixed or header-controlled
+    // delay and abort. Runtime keys, rate limits and upstream_cluster are refused.
+    (HTTP_FAULT, "delay", Any),
+    (HTTP_FAULT, "abort", Any),
+    (HTTP_FAULT, "headers", Any),
+    (HTTP_FAULT, "max_active_faults", Any),
+    (FAULT_DELAY, "fixed_delay", Any),
+    (FAULT_DELAY, "header_delay", Any),
+    (FAULT_DELAY, "percentage", Any),
+    (FAULT_ABORT, "http_status", Any),
+    (FAULT_ABORT, "grpc_status", Any),
+    (FAULT_ABORT, "header_abort", Any),
+    (FAULT_ABORT, "percentage", Any),
+    // CORS filter (empty `Cors`) and its per-route policy.
+    (CORS_POLICY, "allow_origin_string_match", Any),
+    (CORS_POLICY, "allow_methods", Any),
+    (CORS_POLICY, "allow_headers", Any),
+    (CORS_POLICY, "expose_headers", Any),
+    (CORS_POLICY, "max_age", Any),
+    (CORS_POLICY, "allow_credentials", Any),
+    (CORS_POLICY, "filter_enabled", Any),
+    (CORS_POLICY, "forward_not_matching_preflights", True),
     // TCP proxy to one cluster.
     (TCP_PROXY, "stat_prefix", Any),
     (TCP_PROXY, "cluster", Any),

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use spar_cluster::{Cluster, ClusterId};
-use spar_route::RouteTable;
+use spar_route::{FaultPolicy, RouteTable};
 
 /// Everything a worker needs, compiled from a bootstrap (and later from xDS).
 /// A connection keeps the snapshot it started with.
@@ -138,6 +138,13 @@ pub struct HttpSettings {
     pub merge_slashes: bool,
     /// What to do with `%2F`, `%5C` in paths.
     pub escaped_slashes: EscapedSlashesAction,
+    /// The fault filter's own policy (`envoy.filters.http.fault` in `http_filters`); a
+    /// route's or virtual host's `typed_per_filter_config` overrides it. `None` without the
+    /// filter.
+    pub fault: Option<FaultPolicy>,
+    /// Whether the CORS filter is in `http_filters`: CORS policies of routes and virtual
+    /// hosts act only then, as in Envoy.
+    pub cors_enabled: bool,
 }
 
 /// Envoy's `ServerHeaderTransformation`.

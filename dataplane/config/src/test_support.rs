@@ -175,3 +175,67 @@ pub(crate) fn assert_one(
 pub(crate) fn show(errors: &[ConfigError]) -> String {
     errors.iter().map(|e| format!("{e}\n")).collect()
 }
+
+/// A request for routing tests: method, authority, path (with query), https or http, headers.
+#[derive(Clone, Debug)]
+pub(crate) struct Req {
+    pub(crate) method: &'static str,
+    pub(crate) authority: String,
+    pub(crate) path: String,
+    pub(crate) scheme: &'static str,
+    pub(crate) headers: Vec<(String, String)>,
+}
+
+impl Req {
+    pub(crate) fn new(authority: &str, path: &str) -> Self {
+        Self {
+            method: "GET",
+            authority: authority.to_owned(),
+            path: path.to_owned(),
+            scheme: "http",
+            headers: Vec::new(),
+        }
+    }
+
+    pub(crate) fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers
+            .push((name.to_ascii_lowercase(), value.to_owned()));
+        self
+    }
+}
+
+impl spar_route::RequestView for Req {
+    fn method(&self) -> &[u8] {
+        self.method.as_bytes()
+    }
+    fn authority(&self) -> &[u8] {
+        self.authority.as_bytes()
+    }
+    fn path(&self) -> &[u8] {
+        self.path.as_bytes()
+    }
+    fn scheme(&self) -> &[u8] {
+        self.scheme.as_bytes()
+    }
+    fn header(&self, lower_name: &str) -> Option<std::borrow::Cow<'_, [u8]>> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == lower_name)
+            .map(|(_, v)| std::borrow::Cow::Borrowed(v.as_bytes()))
+    }
+}
+
+/// The cluster name and timeout of the route `req` takes (forward to one cluster only).
+pub(crate) fn routed(
+    table: &spar_route::RouteTable,
+    req: &Req,
+) -> Option<(String, Option<std::time::Duration>)> {
+    let (_, r) = table.route(req)?;
+    match &r.action {
+        spar_route::Action::Forward(a) => match &a.target {
+            spar_route::Target::Cluster(c) => Some((c.name.clone(), a.timeout)),
+            spar_route::Target::Weighted(_) => None,
+        },
+        _ => None,
+    }
+}

@@ -50,9 +50,8 @@ fn sample_yaml_loads_and_compiles() {
     let api = s.cluster_by_name("api");
     assert_eq!((web, api), (Some(ClusterId(0)), Some(ClusterId(1))));
     let route = |authority: &str, path: &str| {
-        h.routes
-            .find(authority.as_bytes(), path.as_bytes())
-            .map(|r| (r.action.cluster_name.as_str(), r.action.timeout))
+        routed(&h.routes, &Req::new(authority, path))
+            .map(|(c, t)| (if c == "web" { "web" } else { "api" }, t))
     };
     assert_eq!(
         route("api.example.com", "/healthz"),
@@ -224,8 +223,15 @@ static_resources:
 "#;
     let s = compiled(text);
     let h = http(&s, 0);
-    let r = h.routes.find(b"anything", b"/x");
-    assert_eq!(r.map(|r| r.action.cluster), Some(ClusterId(0)));
+    let r = &h.routes.virtual_hosts()[0].routes[0];
+    let cluster = match &r.action {
+        spar_route::Action::Forward(a) => match &a.target {
+            spar_route::Target::Cluster(c) => Some(c.id),
+            spar_route::Target::Weighted(_) => None,
+        },
+        _ => None,
+    };
+    assert_eq!(cluster, Some(ClusterId(0)));
     assert_eq!(s.admin, None);
 }
 

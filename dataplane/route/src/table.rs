@@ -1,4 +1,4 @@
-//! The lookup structure behind [`RouteTable::find`].
+//! The lookup structure behind [`RouteTable::route`].
 //!
 //! Envoy's order: exact domain, then the longest suffix wildcard, then the longest prefix
 //! wildcard, then `*`. Exact domains sit in a hash map. Wildcards sit in hash maps keyed by
@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 
-use crate::{DomainMatch, Route, VirtualHost};
+use crate::{ConfigHeaders, DomainMatch, RequestView, Route, VirtualHost};
 
 /// Host names up to this many bytes are lower-cased on the stack. DNS names are at most 253
 /// bytes; with ":port" an authority fits in 260. Longer authorities are lower-cased into a
@@ -19,6 +19,7 @@ const STACK_HOST_BYTES: usize = 272;
 #[derive(Clone, Debug, Default)]
 pub struct RouteTable {
     virtual_hosts: Vec<VirtualHost>,
+    headers: ConfigHeaders,
     exact: HashMap<Box<[u8]>, usize>,
     suffixes: Wildcards,
     prefixes: Wildcards,
@@ -56,8 +57,11 @@ impl Wildcards {
 impl RouteTable {
     /// Indexes `virtual_hosts`. When two virtual hosts list the same domain the first one
     /// keeps it (spar-config rejects such configs, as Envoy does).
-    pub fn new(virtual_hosts: Vec<VirtualHost>) -> Self {
-        let mut table = Self::default();
+    pub fn new(virtual_hosts: Vec<VirtualHost>, headers: ConfigHeaders) -> Self {
+        let mut table = Self {
+            headers,
+            ..Self::default()
+        };
         for (i, vh) in virtual_hosts.iter().enumerate() {
             for domain in &vh.domains {
                 match domain {
@@ -81,14 +85,18 @@ impl RouteTable {
         &self.virtual_hosts
     }
 
-    /// The route for a request: the virtual host chosen by `authority` (Host or :authority,
-    /// may carry ":port", compared case-insensitively), then its first route whose matcher
-    /// accepts `path`. `None` means Envoy's "no route" (404).
-    pub fn find(&self, authority: &[u8], path: &[u8]) -> Option<&Route> {
-        self.find_virtual_host(authority)?
-            .routes
-            .iter()
-            .find(|r| r.matches(path))
+    /// Header mutations of the route configuration (applied after all other levels).
+    pub fn headers(&self) -> &ConfigHeaders {
+        &self.headers
+    }
+
+    /// The route for a request: the virtual host chosen by its authority (may carry
+    /// ":port", compared case-insensitively), then its first route that accepts the
+    /// request. `None` means Envoy's "no route" (404).
+    pub fn route(&self, req: &impl RequestView) -> Option<(&VirtualHost, &Route)> {
+        let vh = self.find_virtual_host(req.authority())?;
+        let route = vh.routes.iter().find(|r| r.matches(req))?;
+        Some((vh, route))
     }
 
     /// The virtual host for `authority`, matched as sent, port included, as Envoy does
@@ -121,3 +129,6 @@ impl RouteTable {
             .or_else(|| self.prefixes.find(host, |h, len| &h[..len]))
     }
 }
+
+#[cfg(test)]
+mod tests;

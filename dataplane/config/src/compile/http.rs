@@ -3,21 +3,17 @@
 
 use std::collections::HashMap;
 
-use envoy_types::pb::envoy::config::route::v3::{
-    RouteConfiguration, route, route_action, route_match,
-};
 pub(super) use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::HttpConnectionManager;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
     http_connection_manager as hcm, http_filter,
 };
 use spar_cluster::ClusterId;
-use spar_route::{
-    DEFAULT_ROUTE_TIMEOUT, DomainMatch, PathMatch, Route, RouteAction, RouteTable, VirtualHost,
-};
+use spar_route::{FaultPolicy, RouteTable};
 
 use super::Ctx;
-use super::listener::cluster_ref;
-use crate::allowlist::ROUTER;
+use super::policy;
+use super::route::{FilterNames, Scope, route_table};
+use crate::allowlist::{CORS, HTTP_FAULT, ROUTER};
 use crate::error::FieldPath;
 use crate::snapshot::{
     DEFAULT_DELAYED_CLOSE_TIMEOUT, DEFAULT_DRAIN_TIMEOUT, DEFAULT_HTTP_IDLE_TIMEOUT,
@@ -47,10 +43,14 @@ pub(super) fn compile(
             "only AUTO and HTTP1 are supported by spar-proxy yet",
         ),
     }
-    http_filters(ctx, h, p);
+    let (filters, fault) = http_filters(ctx, h, p);
+    let scope = Scope {
+        clusters,
+        filters: &filters,
+    };
     let routes = match &h.route_specifier {
         Some(hcm::RouteSpecifier::RouteConfig(rc)) => {
-            route_table(ctx, rc, &p.field("route_config"), clusters)
+            route_table(ctx, rc, &p.field("route_config"), &scope)
         }
         _ => {
             ctx.error(
@@ -189,162 +189,101 @@ pub(super) fn compile(
         normalize_path: h.normalize_path.is_some_and(|v| v.value),
         merge_slashes: h.merge_slashes,
         escaped_slashes,
+        fault,
+        cors_enabled: filters.cors.is_some(),
     })
 }
 
-/// `http_filters` must be exactly the router.
-fn http_filters(ctx: &mut Ctx<'_>, h: &HttpConnectionManager, p: &FieldPath) {
-    let fp = p.field("http_filters");
-    if h.http_filters.is_empty() {
-        ctx.error(
-            &fp,
-            "the router filter (envoy.extensions.filters.http.router.v3.Router) is required",
-        );
-    }
-    for (i, f) in h.http_filters.iter().enumerate() {
-        let is_router = match &f.config_type {
-            Some(http_filter::ConfigType::TypedConfig(any)) => {
-                any.type_url.rsplit('/').next() == Some(ROUTER)
-            }
-            None => f.name == ROUTER_NAME,
-            Some(_) => false,
-        };
-        if !is_router {
-            ctx.error(
-                &fp.index(i),
-                "only the router filter is supported by spar-proxy yet",
-            );
-        } else if i > 0 {
-            ctx.error(&fp.index(i), "the router filter is given twice");
-        }
-    }
+/// The CORS filter's name when it is given without `typed_config`.
+const CORS_NAME: &str = "envoy.filters.http.cors";
+
+/// Which HTTP filter an `http_filters` entry is.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Filter {
+    Fault,
+    Cors,
+    Router,
 }
 
-fn route_table(
+/// `http_filters`: optionally the fault filter, then optionally the CORS filter, then the
+/// router, in that order, each at most once. Returns the names of the optional filters and
+/// the fault filter's own policy.
+fn http_filters(
     ctx: &mut Ctx<'_>,
-    rc: &RouteConfiguration,
+    h: &HttpConnectionManager,
     p: &FieldPath,
-    clusters: &HashMap<&str, ClusterId>,
-) -> RouteTable {
-    // Lower-cased domain text -> (virtual host index, domain index), for Envoy's rule that a
-    // domain may appear only once in a route configuration.
-    let mut domains_seen: HashMap<String, (usize, usize)> = HashMap::new();
-    let vp = p.field("virtual_hosts");
-    let mut vhosts = Vec::with_capacity(rc.virtual_hosts.len());
-    for (i, vh) in rc.virtual_hosts.iter().enumerate() {
-        let vhp = vp.index(i);
-        if vh.name.is_empty() {
-            ctx.error(&vhp.field("name"), "name is required");
+) -> (FilterNames, Option<FaultPolicy>) {
+    let fp = p.field("http_filters");
+    let mut names = FilterNames::default();
+    let mut fault = None;
+    let mut last: Option<(Filter, usize)> = None;
+    for (i, f) in h.http_filters.iter().enumerate() {
+        let ip = fp.index(i);
+        let any = match &f.config_type {
+            Some(http_filter::ConfigType::TypedConfig(any)) => Some(any),
+            _ => None,
+        };
+        let kind = match any.map(|a| a.type_url.rsplit('/').next().unwrap_or_default()) {
+            Some(ROUTER) => Some(Filter::Router),
+            Some(HTTP_FAULT) => Some(Filter::Fault),
+            Some(CORS) => Some(Filter::Cors),
+            None if f.name == ROUTER_NAME => Some(Filter::Router),
+            None if f.name == CORS_NAME => Some(Filter::Cors),
+            _ => None,
+        };
+        let Some(kind) = kind else {
+            ctx.error(
+                &ip,
+                "only the fault (typed_config HTTPFault), CORS and router filters are supported by spar-proxy yet",
+            );
+            continue;
+        };
+        if f.name.is_empty() {
+            ctx.error(&ip.field("name"), "name is required");
         }
-        if vh.domains.is_empty() {
-            ctx.error(&vhp.field("domains"), "at least one domain is required");
-        }
-        let mut domains = Vec::with_capacity(vh.domains.len());
-        for (j, d) in vh.domains.iter().enumerate() {
-            let dp = vhp.field("domains").index(j);
-            match DomainMatch::parse(d) {
-                Ok(m) => domains.push(m),
-                Err(e) => ctx.error(&dp, format!("`{d}`: {e}")),
+        match last {
+            Some((prev, _)) if prev == kind => {
+                let what = match kind {
+                    Filter::Router => "the router filter",
+                    Filter::Fault => "the fault filter",
+                    Filter::Cors => "the CORS filter",
+                };
+                ctx.error(&ip, format!("{what} is given twice"));
+                continue;
             }
-            if let Some((fi, fj)) = domains_seen.get(&d.to_ascii_lowercase()).copied() {
+            Some((Filter::Router, _)) => {
+                ctx.error(&ip, "the router filter must be the last HTTP filter");
+                continue;
+            }
+            Some((prev, at)) if prev > kind => {
                 ctx.error(
-                    &dp,
+                    &ip,
                     format!(
-                        "duplicate domain `{d}` (also at {})",
-                        vp.index(fi).field("domains").index(fj)
+                        "the fault filter must come before the CORS filter ({})",
+                        fp.index(at)
                     ),
                 );
-            } else {
-                domains_seen.insert(d.to_ascii_lowercase(), (i, j));
+                continue;
             }
+            _ => {}
         }
-        let routes = vh
-            .routes
-            .iter()
-            .enumerate()
-            .filter_map(|(j, r)| route(ctx, r, &vhp.field("routes").index(j), clusters))
-            .collect();
-        vhosts.push(VirtualHost {
-            name: vh.name.clone(),
-            domains,
-            routes,
-        });
+        last = Some((kind, i));
+        match kind {
+            Filter::Fault => {
+                names.fault = Some(f.name.clone());
+                fault = any
+                    .and_then(|a| policy::decode(ctx, a, &ip.field("typed_config"), HTTP_FAULT))
+                    .and_then(|hf| policy::fault(ctx, &hf, &ip.field("typed_config")));
+            }
+            Filter::Cors => names.cors = Some(f.name.clone()),
+            Filter::Router => {}
+        }
     }
-    RouteTable::new(vhosts)
-}
-
-fn route(
-    ctx: &mut Ctx<'_>,
-    r: &envoy_types::pb::envoy::config::route::v3::Route,
-    p: &FieldPath,
-    clusters: &HashMap<&str, ClusterId>,
-) -> Option<Route> {
-    let mp = p.field("match");
-    let (path, case_sensitive) = match &r.r#match {
-        None => {
-            ctx.error(&mp, "match is required");
-            (None, true)
-        }
-        Some(m) => {
-            let path = match &m.path_specifier {
-                Some(route_match::PathSpecifier::Prefix(s)) => Some(PathMatch::Prefix(s.clone())),
-                Some(route_match::PathSpecifier::Path(s)) => Some(PathMatch::Exact(s.clone())),
-                Some(_) => {
-                    ctx.error(
-                        &mp,
-                        "only prefix and path matches are supported by spar-proxy yet",
-                    );
-                    None
-                }
-                None => {
-                    ctx.error(&mp, "match needs prefix or path");
-                    None
-                }
-            };
-            (path, m.case_sensitive.is_none_or(|v| v.value))
-        }
-    };
-    let action = match &r.action {
-        Some(route::Action::Route(a)) => {
-            let ap = p.field("route");
-            let cluster = match &a.cluster_specifier {
-                Some(route_action::ClusterSpecifier::Cluster(name)) => {
-                    cluster_ref(ctx, clusters, name, &ap.field("cluster"))
-                        .map(|id| (id, name.clone()))
-                }
-                Some(_) => {
-                    ctx.error(&ap, "only route.cluster is supported by spar-proxy yet");
-                    None
-                }
-                None => {
-                    ctx.error(&ap.field("cluster"), "cluster is required");
-                    None
-                }
-            };
-            let timeout = ctx.timeout(
-                a.timeout.as_ref(),
-                &ap.field("timeout"),
-                Some(DEFAULT_ROUTE_TIMEOUT),
-            );
-            cluster.map(|(cluster, cluster_name)| RouteAction {
-                cluster,
-                cluster_name,
-                timeout,
-            })
-        }
-        Some(_) => {
-            ctx.error(p, "only the `route` action is supported by spar-proxy yet");
-            None
-        }
-        None => {
-            ctx.error(p, "route has no action (set route.cluster)");
-            None
-        }
-    };
-    Some(Route {
-        name: r.name.clone(),
-        path: path?,
-        case_sensitive,
-        action: action?,
-    })
+    if last.is_none_or(|(k, _)| k != Filter::Router) {
+        ctx.error(
+            &fp,
+            "the router filter (envoy.extensions.filters.http.router.v3.Router) is required, last",
+        );
+    }
+    (names, fault)
 }

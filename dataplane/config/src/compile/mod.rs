@@ -1,9 +1,12 @@
 //! `compile`: a checked bootstrap into a [`Snapshot`]. Pure: no I/O, no clock. Every
 //! semantic problem is collected, so one run reports them all.
 
+mod action;
 mod cluster;
 mod http;
 mod listener;
+mod policy;
+mod route;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};

@@ -13,6 +13,15 @@ const VH: &str = "static_resources.listeners[0].filter_chains[0].filters[0].type
 const TCP: &str = "static_resources.listeners[1].filter_chains[0].filters[0].typed_config";
 const C: &str = "static_resources.clusters[0]";
 
+/// The first route of the first virtual host, and its forward action.
+fn first_route(h: &HttpSettings) -> (&spar_route::Route, &spar_route::RouteAction) {
+    let r = &h.routes.virtual_hosts()[0].routes[0];
+    match &r.action {
+        spar_route::Action::Forward(a) => (r, a),
+        other => panic!("not a forward action: {other:?}"),
+    }
+}
+
 fn http(s: &Snapshot) -> &HttpSettings {
     match s.listeners.first().map(|l| &l.kind) {
         Some(ListenerKind::Http(h)) => h,
@@ -50,13 +59,14 @@ fn semantic_errors_have_path_and_line() {
         (BASE.replace("domains: [\"*\"]", "domains: [\"x.com\"]").replace("#VHOSTS", "- {name: other, domains: [\"X.COM\"]}"), "X.COM", format!("{HCM}.route_config.virtual_hosts[1].domains[0]"), "duplicate domain `X.COM`"),
         (BASE.replace("                route:\n                  cluster: backend\n", ""), "- match:", format!("{VH}.routes[0]"), "route has no action"),
         (BASE.replace("                  prefix: /\n", ""), "- match:", format!("{VH}.routes[0].match"), "match is required"),
-        (BASE.replace("                  prefix: /\n", "                  case_sensitive: true\n"), "- match:", format!("{VH}.routes[0].match"), "match needs prefix or path"),
+        (BASE.replace("                  prefix: /\n", "                  case_sensitive: true\n"), "- match:", format!("{VH}.routes[0].match"), "match needs prefix, path, safe_regex or path_separated_prefix"),
         (BASE.replace("    filter_chains:\n    - filters:\n      - name: envoy.filters.network.tcp_proxy\n        typed_config: # tcp\n          \"@type\": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy\n          stat_prefix: tcp\n          cluster: backend\n          #TCP\n", ""), "- name: tcp", "static_resources.listeners[1].filter_chains".into(), "listener has no filter chain"),
         (with(&[("#FILTERS", "- name: second\n  typed_config: {\"@type\": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy, stat_prefix: t, cluster: backend}")]), "    - filters:", format!("{L0}.filter_chains[0].filters"), "exactly one network filter"),
         (BASE.replace("          stat_prefix: http\n", ""), "typed_config:", format!("{HCM}.stat_prefix"), "stat_prefix is required"),
         (BASE.replace("          stat_prefix: tcp\n", ""), "typed_config: # tcp", format!("{TCP}.stat_prefix"), "stat_prefix is required"),
         (with(&[("#HTTP_FILTERS", "- name: envoy.filters.http.router # again")]), "# again", format!("{HCM}.http_filters[1]"), "the router filter is given twice"),
-        (with(&[("#HTTP_FILTERS", "- name: envoy.filters.http.cors")]), "http.cors", format!("{HCM}.http_filters[1]"), "only the router filter"),
+        (with(&[("#HTTP_FILTERS", "- name: envoy.filters.http.cors")]), "http.cors", format!("{HCM}.http_filters[1]"), "the router filter must be the last"),
+        (with(&[("#HTTP_FILTERS", "- name: lua")]), "name: lua", format!("{HCM}.http_filters[1]"), "only the fault (typed_config HTTPFault), CORS and router filters"),
         (with(&[("#TCP", "max_connect_attempts: 0")]), "max_connect_attempts", format!("{TCP}.max_connect_attempts"), "at least 1"),
         (with(&[("#LB_ENDPOINT", "load_balancing_weight: 0")]), "load_balancing_weight", format!("{C}.load_assignment.endpoints[0].lb_endpoints[0].load_balancing_weight"), "at least 1"),
         (BASE.replace("connect_timeout: 1s", "connect_timeout: 0s"), "connect_timeout", format!("{C}.connect_timeout"), "greater than 0s"),
@@ -138,11 +148,12 @@ fn envoy_defaults() {
         ServerHeaderTransformation::Overwrite
     );
     assert_eq!(h.escaped_slashes, EscapedSlashesAction::KeepUnchanged);
-    let route = h.routes.find(b"x", b"/");
+    let (r, a) = first_route(h);
     assert_eq!(
-        route.map(|r| (r.action.timeout, r.case_sensitive)),
-        Some((Some(Duration::from_secs(15)), true))
+        (a.timeout, r.r#match.case_sensitive),
+        (Some(Duration::from_secs(15)), true)
     );
+    assert!(h.fault.is_none() && !h.cors_enabled);
 
     let t = tcp(&s);
     assert_eq!(
@@ -202,10 +213,7 @@ fn zero_timeouts_disable() {
     assert_eq!(timeouts, [None; 6]);
     assert_eq!(h.drain_timeout, Duration::ZERO);
     assert_eq!(h.max_requests_per_connection, None);
-    assert_eq!(
-        h.routes.find(b"x", b"/").map(|r| r.action.timeout),
-        Some(None)
-    );
+    assert_eq!(first_route(h).1.timeout, None);
     assert_eq!(tcp(&s).idle_timeout, None);
     assert_eq!(s.cluster(ClusterId(0)).idle_timeout, None);
 }
@@ -223,10 +231,7 @@ fn settings_are_carried_over() {
     let h = http(&s);
     assert!(!h.generate_request_id);
     assert_eq!(h.max_request_headers_kb, 8192);
-    assert_eq!(
-        h.routes.find(b"x", b"/").map(|r| r.case_sensitive),
-        Some(false)
-    );
+    assert!(!first_route(h).0.r#match.case_sensitive);
 }
 
 #[test]

@@ -192,9 +192,9 @@ fn unsupported_fields_are_refused_with_path_and_line() {
         ),
         (
             "#MATCH",
-            "headers: [{name: x-a, present_match: true}]",
-            "headers",
-            format!("{VH}.routes[0].match.headers"),
+            "grpc: {}",
+            "grpc",
+            format!("{VH}.routes[0].match.grpc"),
             NS,
         ),
         (
@@ -206,23 +206,23 @@ fn unsupported_fields_are_refused_with_path_and_line() {
         ),
         (
             "#ACTION",
-            "prefix_rewrite: /x",
-            "prefix_rewrite",
-            format!("{VH}.routes[0].route.prefix_rewrite"),
+            "auto_host_rewrite: true",
+            "auto_host_rewrite",
+            format!("{VH}.routes[0].route.auto_host_rewrite"),
             NS,
         ),
         (
             "#ACTION",
-            "retry_policy: {retry_on: 5xx}",
+            "retry_policy: {retry_on: 5xx, retriable_headers: [{name: x}]}",
             "retry_policy",
-            format!("{VH}.routes[0].route.retry_policy"),
+            format!("{VH}.routes[0].route.retry_policy.retriable_headers"),
             NS,
         ),
         (
             "#ROUTES",
-            "- match: {prefix: /old}\n  redirect: {path_redirect: /new}",
-            "redirect",
-            format!("{VH}.routes[1].redirect"),
+            "- match: {prefix: /old}\n  direct_response: {status: 200, body: {filename: /etc/passwd}}",
+            "direct_response",
+            format!("{VH}.routes[1].direct_response.body.filename"),
             NS,
         ),
         (
@@ -230,7 +230,7 @@ fn unsupported_fields_are_refused_with_path_and_line() {
             foreign_filter,
             "TcpProxy}",
             format!("{HCM}.http_filters[1].typed_config.@type"),
-            "type envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy not supported by spar-proxy yet here (supported: envoy.extensions.filters.http.router.v3.Router)",
+            "type envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy not supported by spar-proxy yet here (supported: envoy.extensions.filters.http.fault.v3.HTTPFault, envoy.extensions.filters.http.cors.v3.Cors, envoy.extensions.filters.http.router.v3.Router)",
         ),
         (
             "#ROUTER",

@@ -1,17 +1,5 @@
-use super::*;
-
-fn route(path: PathMatch, case_sensitive: bool, cluster: u32) -> Route {
-    Route {
-        name: String::new(),
-        path,
-        case_sensitive,
-        action: RouteAction {
-            cluster: ClusterId(cluster),
-            cluster_name: format!("c{cluster}"),
-            timeout: Some(DEFAULT_ROUTE_TIMEOUT),
-        },
-    }
-}
+use crate::test_support::{Req, cluster_of, path_match, route};
+use crate::*;
 
 /// One virtual host per entry, named after its index; each has a single catch-all route.
 fn table(domains: &[&[&str]]) -> RouteTable {
@@ -24,10 +12,11 @@ fn table(domains: &[&[&str]]) -> RouteTable {
                 .iter()
                 .filter_map(|d| DomainMatch::parse(d).ok())
                 .collect(),
-            routes: vec![route(PathMatch::Prefix("/".into()), true, i as u32)],
+            routes: vec![route(path_match(PathMatch::Prefix("/".into())), i as u32)],
+            ..VirtualHost::default()
         })
         .collect();
-    RouteTable::new(vhosts)
+    RouteTable::new(vhosts, ConfigHeaders::default())
 }
 
 fn vhost<'t>(t: &'t RouteTable, authority: &str) -> Option<&'t str> {
@@ -149,49 +138,19 @@ fn first_domain_registration_wins() {
 }
 
 #[test]
-fn path_matching() {
-    use PathMatch::{Exact, Prefix};
-    // (matcher, case_sensitive, path, matches)
-    let cases: &[(PathMatch, bool, &str, bool)] = &[
-        (Prefix("/".into()), true, "/anything", true),
-        (Prefix("".into()), true, "", true),
-        (Prefix("/api".into()), true, "/api/v1", true),
-        (Prefix("/api".into()), true, "/apix", true),
-        (Prefix("/api".into()), true, "/ap", false),
-        (Prefix("/api".into()), true, "/API/v1", false),
-        (Prefix("/api".into()), false, "/API/v1", true),
-        (Prefix("/api/".into()), true, "/api?x=/api/", false),
-        (Exact("/health".into()), true, "/health", true),
-        (Exact("/health".into()), true, "/health?full=1", true),
-        (Exact("/health".into()), true, "/health#top", true),
-        (Exact("/health".into()), true, "/health/", false),
-        (Exact("/health".into()), true, "/HEALTH", false),
-        (Exact("/health".into()), false, "/HEALTH", true),
-        (Exact("/".into()), true, "/?", true),
-    ];
-    for (matcher, cs, path, want) in cases {
-        let r = route(matcher.clone(), *cs, 0);
-        assert_eq!(
-            r.matches(path.as_bytes()),
-            *want,
-            "{matcher:?} cs={cs} {path:?}"
-        );
-    }
-}
-
-#[test]
 fn first_matching_route_wins() {
     let vh = VirtualHost {
         name: "vh".into(),
         domains: vec![DomainMatch::Any],
         routes: vec![
-            route(PathMatch::Exact("/api/special".into()), true, 1),
-            route(PathMatch::Prefix("/api".into()), true, 2),
-            route(PathMatch::Prefix("/api/special".into()), true, 3), // shadowed
-            route(PathMatch::Prefix("/".into()), true, 4),
+            route(path_match(PathMatch::Exact("/api/special".into())), 1),
+            route(path_match(PathMatch::Prefix("/api".into())), 2),
+            route(path_match(PathMatch::Prefix("/api/special".into())), 3), // shadowed
+            route(path_match(PathMatch::Prefix("/".into())), 4),
         ],
+        ..VirtualHost::default()
     };
-    let t = RouteTable::new(vec![vh]);
+    let t = RouteTable::new(vec![vh], ConfigHeaders::default());
     let cases: &[(&str, Option<u32>)] = &[
         ("/api/special", Some(1)),
         ("/api/special/x", Some(2)),
@@ -201,15 +160,17 @@ fn first_matching_route_wins() {
         ("", None),
     ];
     for (path, want) in cases {
-        let got = t.find(b"host", path.as_bytes()).map(|r| r.action.cluster.0);
+        let got = t
+            .route(&Req::new(path).authority("host"))
+            .and_then(|(_, r)| cluster_of(r));
         assert_eq!(got, *want, "{path:?}");
     }
 }
 
 #[test]
 fn no_virtual_host_no_route() {
-    let t = RouteTable::new(Vec::new());
-    assert!(t.find(b"a", b"/").is_none());
+    let t = RouteTable::new(Vec::new(), ConfigHeaders::default());
+    assert!(t.route(&Req::new("/")).is_none());
     assert!(t.virtual_hosts().is_empty());
 }
 
@@ -223,10 +184,11 @@ fn ten_thousand_virtual_hosts() {
                 DomainMatch::Suffix(format!(".tenant{i}.example.com")),
                 DomainMatch::Prefix(format!("svc{i}.")),
             ],
-            routes: vec![route(PathMatch::Prefix("/".into()), true, i)],
+            routes: vec![route(path_match(PathMatch::Prefix("/".into())), i)],
+            ..VirtualHost::default()
         })
         .collect();
-    let t = RouteTable::new(vhosts);
+    let t = RouteTable::new(vhosts, ConfigHeaders::default());
     let cases: &[(&str, Option<u32>)] = &[
         ("svc9999.ns.svc.cluster.local:80", Some(9999)),
         ("www.tenant4242.example.com", Some(4242)),
@@ -235,8 +197,30 @@ fn ten_thousand_virtual_hosts() {
     ];
     for (authority, want) in cases {
         let got = t
-            .find(authority.as_bytes(), b"/")
-            .map(|r| r.action.cluster.0);
+            .route(&Req::new("/").authority(authority))
+            .and_then(|(_, r)| cluster_of(r));
         assert_eq!(got, *want, "{authority}");
     }
+}
+
+#[test]
+fn route_returns_the_virtual_host_and_config_headers_are_kept() {
+    let headers = ConfigHeaders {
+        request: HeaderMutation {
+            add: Vec::new(),
+            remove: vec!["x-internal".into()],
+        },
+        response: HeaderMutation::default(),
+    };
+    let vh = VirtualHost {
+        name: "vh".into(),
+        domains: vec![DomainMatch::Exact("a.com".into())],
+        routes: vec![route(path_match(PathMatch::Prefix("/".into())), 7)],
+        ..VirtualHost::default()
+    };
+    let t = RouteTable::new(vec![vh], headers.clone());
+    assert_eq!(t.headers(), &headers);
+    let (vh, r) = t.route(&Req::new("/x").authority("A.com")).expect("route");
+    assert_eq!((vh.name.as_str(), cluster_of(r)), ("vh", Some(7)));
+    assert!(t.route(&Req::new("/x").authority("b.com")).is_none());
 }
