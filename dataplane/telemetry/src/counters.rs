@@ -44,6 +44,11 @@ impl Gauge {
         self.0.store(v - 1, Ordering::Relaxed);
     }
 
+    #[inline]
+    pub fn set(&self, v: i64) {
+        self.0.store(v, Ordering::Relaxed);
+    }
+
     pub fn get(&self) -> i64 {
         self.0.load(Ordering::Relaxed)
     }
