@@ -2,8 +2,11 @@
 //! semantic problem is collected, so one run reports them all.
 
 mod cluster;
+mod endpoints;
 mod http;
+mod lb;
 mod listener;
+mod resilience;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
