@@ -98,6 +98,21 @@ const EXPLICIT_HTTP: &str =
     "envoy.extensions.upstreams.http.v3.HttpProtocolOptions.ExplicitHttpConfig";
 const CONNECTION_OPTIONS: &str = "envoy.config.cluster.v3.UpstreamConnectionOptions";
 const TCP_KEEPALIVE: &str = "envoy.config.core.v3.TcpKeepalive";
+const LEAST_REQUEST: &str = "envoy.config.cluster.v3.Cluster.LeastRequestLbConfig";
+const RING_HASH: &str = "envoy.config.cluster.v3.Cluster.RingHashLbConfig";
+const MAGLEV: &str = "envoy.config.cluster.v3.Cluster.MaglevLbConfig";
+const COMMON_LB: &str = "envoy.config.cluster.v3.Cluster.CommonLbConfig";
+const PERCENT: &str = "envoy.type.v3.Percent";
+const LB_SUBSET: &str = "envoy.config.cluster.v3.Cluster.LbSubsetConfig";
+const LB_SUBSET_SELECTOR: &str = "envoy.config.cluster.v3.Cluster.LbSubsetConfig.LbSubsetSelector";
+const METADATA: &str = "envoy.config.core.v3.Metadata";
+const RETRY_BUDGET: &str = "envoy.config.cluster.v3.CircuitBreakers.Thresholds.RetryBudget";
+const OUTLIER: &str = "envoy.config.cluster.v3.OutlierDetection";
+const HEALTH_CHECK: &str = "envoy.config.core.v3.HealthCheck";
+const HTTP_HEALTH_CHECK: &str = "envoy.config.core.v3.HealthCheck.HttpHealthCheck";
+const TCP_HEALTH_CHECK: &str = "envoy.config.core.v3.HealthCheck.TcpHealthCheck";
+const PAYLOAD: &str = "envoy.config.core.v3.HealthCheck.Payload";
+const INT64_RANGE: &str = "envoy.type.v3.Int64Range";
 
 use Rule::{Any, AtMost, Enum, KeyedTypes, RuntimeKeys, True, Types};
 
@@ -328,30 +343,97 @@ pub(crate) const FIELDS: &[(&str, &str, Rule)] = &[
     (TCP_PROXY, "cluster", Any),
     (TCP_PROXY, "idle_timeout", Any),
     (TCP_PROXY, "max_connect_attempts", Any),
-    // Clusters: STATIC, round robin. dns_lookup_family means nothing for STATIC: harmless.
+    // Clusters: STATIC. dns_lookup_family means nothing for STATIC: harmless.
     (CLUSTER, "name", Any),
     (CLUSTER, "type", Enum(&["STATIC"])),
     (CLUSTER, "connect_timeout", Any),
-    (CLUSTER, "lb_policy", Enum(&["ROUND_ROBIN"])),
+    (CLUSTER, "lb_policy", Enum(&["ROUND_ROBIN", "LEAST_REQUEST", "RANDOM", "RING_HASH", "MAGLEV"])),
+    (CLUSTER, "least_request_lb_config", Any),
+    (CLUSTER, "ring_hash_lb_config", Any),
+    (CLUSTER, "maglev_lb_config", Any),
+    (CLUSTER, "common_lb_config", Any),
+    (CLUSTER, "lb_subset_config", Any),
     (CLUSTER, "load_assignment", Any),
     (CLUSTER, "circuit_breakers", Any),
+    (CLUSTER, "outlier_detection", Any),
+    (CLUSTER, "health_checks", Any),
     (CLUSTER, "per_connection_buffer_limit_bytes", Any),
     (CLUSTER, "common_http_protocol_options", Any),
     (CLUSTER, "typed_extension_protocol_options", KeyedTypes(&[UPSTREAM_HTTP])),
     (CLUSTER, "upstream_connection_options", Any),
     (CLUSTER, "dns_lookup_family", Any),
+    // Load balancing. Ring hash's hash_function is refused: Spar's ring hashes hosts its own
+    // way (spar-cluster `balance.rs`), so neither XX_HASH nor MURMUR_HASH_2 would be true.
+    (LEAST_REQUEST, "choice_count", Any),
+    (RING_HASH, "minimum_ring_size", Any),
+    (RING_HASH, "maximum_ring_size", Any),
+    (MAGLEV, "table_size", Any),
+    (COMMON_LB, "healthy_panic_threshold", Any),
+    (COMMON_LB, "locality_weighted_lb_config", Any),
+    (PERCENT, "value", Any),
+    (LB_SUBSET, "fallback_policy", Enum(&["NO_FALLBACK", "ANY_ENDPOINT", "DEFAULT_SUBSET"])),
+    (LB_SUBSET, "default_subset", Any),
+    (LB_SUBSET, "subset_selectors", Any),
+    (LB_SUBSET_SELECTOR, "keys", Any),
+    // Endpoints: priorities, localities, weights, configured health, envoy.lb metadata
+    // (other filter_metadata namespaces are refused by compile).
     (LOAD_ASSIGNMENT, "cluster_name", Any),
     (LOAD_ASSIGNMENT, "endpoints", Any),
     (LOCALITY_ENDPOINTS, "lb_endpoints", Any),
+    (LOCALITY_ENDPOINTS, "locality", Any),
+    (LOCALITY_ENDPOINTS, "load_balancing_weight", Any),
+    (LOCALITY_ENDPOINTS, "priority", Any),
     (LB_ENDPOINT, "endpoint", Any),
     (LB_ENDPOINT, "load_balancing_weight", Any),
+    (LB_ENDPOINT, "health_status", Any),
+    (LB_ENDPOINT, "metadata", Any),
+    (METADATA, "filter_metadata", Any),
     (ENDPOINT, "address", Any),
+    // Circuit breakers. HIGH is kept but never applies: no route is HIGH priority.
     (CIRCUIT_BREAKERS, "thresholds", Any),
-    (THRESHOLDS, "priority", Enum(&["DEFAULT"])),
+    (THRESHOLDS, "priority", Enum(&["DEFAULT", "HIGH"])),
     (THRESHOLDS, "max_connections", Any),
     (THRESHOLDS, "max_pending_requests", Any),
     (THRESHOLDS, "max_requests", Any),
     (THRESHOLDS, "max_retries", Any),
+    (THRESHOLDS, "retry_budget", Any),
+    (RETRY_BUDGET, "budget_percent", Any),
+    (RETRY_BUDGET, "min_retry_concurrency", Any),
+    // Outlier detection: consecutive detectors. The success-rate / failure-percentage
+    // enforcing fields are listed so that compile can accept 0 and refuse anything else.
+    (OUTLIER, "consecutive_5xx", Any),
+    (OUTLIER, "interval", Any),
+    (OUTLIER, "base_ejection_time", Any),
+    (OUTLIER, "max_ejection_time", Any),
+    (OUTLIER, "max_ejection_time_jitter", Any),
+    (OUTLIER, "max_ejection_percent", Any),
+    (OUTLIER, "enforcing_consecutive_5xx", Any),
+    (OUTLIER, "consecutive_gateway_failure", Any),
+    (OUTLIER, "enforcing_consecutive_gateway_failure", Any),
+    (OUTLIER, "split_external_local_origin_errors", Any),
+    (OUTLIER, "consecutive_local_origin_failure", Any),
+    (OUTLIER, "enforcing_consecutive_local_origin_failure", Any),
+    (OUTLIER, "enforcing_success_rate", Any),
+    (OUTLIER, "enforcing_local_origin_success_rate", Any),
+    (OUTLIER, "enforcing_failure_percentage", Any),
+    (OUTLIER, "enforcing_failure_percentage_local_origin", Any),
+    // Active health checks: HTTP/1.1 GET and TCP.
+    (HEALTH_CHECK, "timeout", Any),
+    (HEALTH_CHECK, "interval", Any),
+    (HEALTH_CHECK, "interval_jitter", Any),
+    (HEALTH_CHECK, "unhealthy_threshold", Any),
+    (HEALTH_CHECK, "healthy_threshold", Any),
+    (HEALTH_CHECK, "http_health_check", Any),
+    (HEALTH_CHECK, "tcp_health_check", Any),
+    (HTTP_HEALTH_CHECK, "path", Any),
+    (HTTP_HEALTH_CHECK, "host", Any),
+    (HTTP_HEALTH_CHECK, "expected_statuses", Any),
+    (INT64_RANGE, "start", Any),
+    (INT64_RANGE, "end", Any),
+    (TCP_HEALTH_CHECK, "send", Any),
+    (TCP_HEALTH_CHECK, "receive", Any),
+    (PAYLOAD, "text", Any),
+    (PAYLOAD, "binary", Any),
     // Upstream HTTP/1.1 with default options.
     (UPSTREAM_HTTP, "explicit_http_config", Any),
     (UPSTREAM_HTTP, "common_http_protocol_options", Any),

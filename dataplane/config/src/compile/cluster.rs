@@ -1,20 +1,21 @@
-//! Envoy `Cluster` (STATIC, round robin) into [`spar_cluster::Cluster`].
+//! Envoy `Cluster` (STATIC) into [`spar_cluster::Cluster`]: connection settings here;
+//! endpoints in `endpoints.rs`, load balancing in `lb.rs`, circuit breakers, outlier
+//! detection and health checks in `resilience.rs`.
 
 use std::collections::HashMap;
 
 use envoy_types::pb::envoy::config::cluster::v3::{Cluster as PbCluster, cluster};
 use envoy_types::pb::envoy::config::core::v3::HttpProtocolOptions as CommonHttp;
-use envoy_types::pb::envoy::config::endpoint::v3::lb_endpoint;
 use envoy_types::pb::envoy::extensions::upstreams::http::v3::{
     HttpProtocolOptions as UpstreamHttp, http_protocol_options,
 };
 use prost::Message;
 use spar_cluster::{
     Cluster, DEFAULT_BUFFER_LIMIT_BYTES, DEFAULT_CONNECT_TIMEOUT, DEFAULT_IDLE_TIMEOUT,
-    DEFAULT_MAX_HEADERS_COUNT, Endpoint, TcpKeepalive, Thresholds,
+    DEFAULT_MAX_HEADERS_COUNT, TcpKeepalive,
 };
 
-use super::Ctx;
+use super::{Ctx, endpoints, lb, resilience};
 use crate::allowlist::UPSTREAM_HTTP;
 use crate::error::FieldPath;
 
@@ -55,12 +56,6 @@ fn compile_one(ctx: &mut Ctx<'_>, c: &PbCluster, p: &FieldPath) -> Cluster {
             "only STATIC clusters are supported by spar-proxy yet",
         ),
     }
-    if c.lb_policy != cluster::LbPolicy::RoundRobin as i32 {
-        ctx.error(
-            &p.field("lb_policy"),
-            "only ROUND_ROBIN is supported by spar-proxy yet",
-        );
-    }
     let connect_timeout = match &c.connect_timeout {
         None => DEFAULT_CONNECT_TIMEOUT,
         Some(d) => match ctx.duration(d, &p.field("connect_timeout")) {
@@ -75,10 +70,21 @@ fn compile_one(ctx: &mut Ctx<'_>, c: &PbCluster, p: &FieldPath) -> Cluster {
             None => DEFAULT_CONNECT_TIMEOUT,
         },
     };
+    let (endpoints, localities) = endpoints::compile(ctx, c, p);
+    let (thresholds, thresholds_high) = resilience::thresholds(ctx, c, p);
+    let lb = lb::compile(ctx, c, p);
     let mut out = Cluster {
         connect_timeout,
-        endpoints: endpoints(ctx, c, p),
-        thresholds: thresholds(ctx, c, p),
+        lb: lb.policy,
+        panic_threshold_percent: lb.panic_threshold_percent,
+        locality_weighted: lb.locality_weighted,
+        subsets: lb.subsets,
+        endpoints,
+        localities,
+        thresholds,
+        thresholds_high,
+        outlier: resilience::outlier(ctx, c, p),
+        health_checks: resilience::health_checks(ctx, c, p),
         buffer_limit_bytes: c
             .per_connection_buffer_limit_bytes
             .map_or(DEFAULT_BUFFER_LIMIT_BYTES, |v| v.value),
@@ -122,99 +128,6 @@ fn compile_one(ctx: &mut Ctx<'_>, c: &PbCluster, p: &FieldPath) -> Cluster {
                 DEFAULT_MAX_HEADERS_COUNT
             }
             Some(v) => v.value,
-        };
-    }
-    out
-}
-
-fn endpoints(ctx: &mut Ctx<'_>, c: &PbCluster, p: &FieldPath) -> Vec<Endpoint> {
-    let mut out = Vec::new();
-    let Some(la) = &c.load_assignment else {
-        return out;
-    };
-    let lp = p.field("load_assignment").field("endpoints");
-    for (i, locality) in la.endpoints.iter().enumerate() {
-        let locp = lp.index(i).field("lb_endpoints");
-        for (j, lbe) in locality.lb_endpoints.iter().enumerate() {
-            let ep = locp.index(j);
-            let weight = match lbe.load_balancing_weight {
-                None => 1,
-                Some(w) if w.value == 0 => {
-                    ctx.error(
-                        &ep.field("load_balancing_weight"),
-                        "load_balancing_weight must be at least 1",
-                    );
-                    1
-                }
-                Some(w) => w.value,
-            };
-            let address = match &lbe.host_identifier {
-                Some(lb_endpoint::HostIdentifier::Endpoint(e)) => match &e.address {
-                    Some(a) => ctx.socket_addr(
-                        a,
-                        &ep.field("endpoint").field("address"),
-                        super::Bind::Connect,
-                    ),
-                    None => {
-                        ctx.error(
-                            &ep.field("endpoint").field("address"),
-                            "address is required",
-                        );
-                        None
-                    }
-                },
-                Some(lb_endpoint::HostIdentifier::EndpointName(_)) => {
-                    ctx.error(
-                        &ep.field("endpoint_name"),
-                        "named endpoints are not supported by spar-proxy yet",
-                    );
-                    None
-                }
-                None => {
-                    ctx.error(&ep.field("endpoint"), "endpoint is required");
-                    None
-                }
-            };
-            if let Some(address) = address {
-                out.push(Endpoint::new(address, weight));
-            }
-        }
-    }
-    out
-}
-
-fn thresholds(ctx: &mut Ctx<'_>, c: &PbCluster, p: &FieldPath) -> Thresholds {
-    let mut out = Thresholds::default();
-    let Some(cb) = &c.circuit_breakers else {
-        return out;
-    };
-    let tp = p.field("circuit_breakers").field("thresholds");
-    let mut seen_default = false;
-    for (i, t) in cb.thresholds.iter().enumerate() {
-        if t.priority != 0 {
-            ctx.error(
-                &tp.index(i).field("priority"),
-                "only priority DEFAULT is supported by spar-proxy yet",
-            );
-            continue;
-        }
-        if seen_default {
-            ctx.error(
-                &tp.index(i),
-                "thresholds for priority DEFAULT are given twice",
-            );
-            continue;
-        }
-        seen_default = true;
-        let d = Thresholds::default();
-        out = Thresholds {
-            max_connections: t.max_connections.map_or(d.max_connections, |v| v.value),
-            max_pending_requests: t
-                .max_pending_requests
-                .map_or(d.max_pending_requests, |v| v.value),
-            max_requests: t.max_requests.map_or(d.max_requests, |v| v.value),
-            max_retries: t.max_retries.map_or(d.max_retries, |v| v.value),
-            retry_budget: None,
         };
     }
     out
@@ -279,3 +192,6 @@ fn http_options(
     }
     found
 }
+
+#[cfg(test)]
+mod tests;

@@ -3,9 +3,12 @@
 
 mod action;
 mod cluster;
+mod endpoints;
 mod http;
+mod lb;
 mod listener;
 mod policy;
+mod resilience;
 mod route;
 
 use std::collections::HashMap;

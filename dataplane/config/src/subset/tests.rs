@@ -262,23 +262,23 @@ fn unsupported_fields_are_refused_with_path_and_line() {
         ),
         (
             "#CLUSTER",
-            "lb_policy: LEAST_REQUEST",
-            "LEAST_REQUEST",
+            "lb_policy: CLUSTER_PROVIDED",
+            "CLUSTER_PROVIDED",
             format!("{C}.lb_policy"),
-            "LEAST_REQUEST not supported",
+            "CLUSTER_PROVIDED not supported",
         ),
         (
             "#CLUSTER",
-            "health_checks: [{timeout: 1s, interval: 1s}]",
+            "health_checks: [{timeout: 1s, interval: 1s, reuse_connection: false}]",
             "health_checks",
-            format!("{C}.health_checks"),
+            format!("{C}.health_checks[0].reuse_connection"),
             NS,
         ),
         (
             "#CLUSTER",
-            "outlier_detection: {}",
+            "outlier_detection: {success_rate_stdev_factor: 1900}",
             "outlier_detection",
-            format!("{C}.outlier_detection"),
+            format!("{C}.outlier_detection.success_rate_stdev_factor"),
             NS,
         ),
         (
@@ -290,16 +290,16 @@ fn unsupported_fields_are_refused_with_path_and_line() {
         ),
         (
             "#CLUSTER",
-            "circuit_breakers: {thresholds: [{priority: HIGH}]}",
-            "HIGH",
-            format!("{C}.circuit_breakers.thresholds[0].priority"),
-            "HIGH not supported",
+            "circuit_breakers: {thresholds: [{max_connection_pools: 1}]}",
+            "max_connection_pools",
+            format!("{C}.circuit_breakers.thresholds[0].max_connection_pools"),
+            NS,
         ),
         (
             "#CLUSTER",
-            "circuit_breakers: {thresholds: [{retry_budget: {}}]}",
-            "retry_budget",
-            format!("{C}.circuit_breakers.thresholds[0].retry_budget"),
+            "circuit_breakers: {thresholds: [{track_remaining: true}]}",
+            "track_remaining",
+            format!("{C}.circuit_breakers.thresholds[0].track_remaining"),
             NS,
         ),
         (
@@ -335,17 +335,10 @@ fn unsupported_fields_are_refused_with_path_and_line() {
             "extension envoy.extensions.upstreams.tcp.v3.TcpProtocolOptions not supported",
         ),
         (
-            "#LB_ENDPOINT",
-            "health_status: HEALTHY",
-            "health_status",
-            format!("{C}.load_assignment.endpoints[0].lb_endpoints[0].health_status"),
-            NS,
-        ),
-        (
             "#LB_ENDPOINTS",
-            "priority: 1",
-            "priority",
-            format!("{C}.load_assignment.endpoints[0].priority"),
+            "proximity: 1",
+            "proximity",
+            format!("{C}.load_assignment.endpoints[0].proximity"),
             NS,
         ),
         (
@@ -390,7 +383,7 @@ fn wrong_network_filter_type_is_refused() {
 #[test]
 fn all_problems_are_reported_at_once_in_file_order() {
     let text = with(&[
-        ("#CLUSTER", "outlier_detection: {}"),
+        ("#CLUSTER", "outlier_detection: {monitors: [{name: m}]}"),
         ("#ADMIN", "profile_path: /p"),
         ("#HCM", "tracing: {}"),
     ]);
@@ -406,7 +399,7 @@ fn all_problems_are_reported_at_once_in_file_order() {
         ),
         (format!("{HCM}.tracing"), Some(line_of(&text, "tracing"))),
         (
-            format!("{C}.outlier_detection"),
+            format!("{C}.outlier_detection.monitors"),
             Some(line_of(&text, "outlier_detection")),
         ),
     ];
