@@ -105,14 +105,12 @@ const COMMON_LB: &str = "envoy.config.cluster.v3.Cluster.CommonLbConfig";
 const PERCENT: &str = "envoy.type.v3.Percent";
 const LB_SUBSET: &str = "envoy.config.cluster.v3.Cluster.LbSubsetConfig";
 const LB_SUBSET_SELECTOR: &str = "envoy.config.cluster.v3.Cluster.LbSubsetConfig.LbSubsetSelector";
-const METADATA: &str = "envoy.config.core.v3.Metadata";
 const RETRY_BUDGET: &str = "envoy.config.cluster.v3.CircuitBreakers.Thresholds.RetryBudget";
 const OUTLIER: &str = "envoy.config.cluster.v3.OutlierDetection";
 const HEALTH_CHECK: &str = "envoy.config.core.v3.HealthCheck";
 const HTTP_HEALTH_CHECK: &str = "envoy.config.core.v3.HealthCheck.HttpHealthCheck";
 const TCP_HEALTH_CHECK: &str = "envoy.config.core.v3.HealthCheck.TcpHealthCheck";
 const PAYLOAD: &str = "envoy.config.core.v3.HealthCheck.Payload";
-const INT64_RANGE: &str = "envoy.type.v3.Int64Range";
 
 use Rule::{Any, AtMost, Enum, KeyedTypes, RuntimeKeys, True, Types};
 
@@ -387,7 +385,6 @@ pub(crate) const FIELDS: &[(&str, &str, Rule)] = &[
     (LB_ENDPOINT, "load_balancing_weight", Any),
     (LB_ENDPOINT, "health_status", Any),
     (LB_ENDPOINT, "metadata", Any),
-    (METADATA, "filter_metadata", Any),
     (ENDPOINT, "address", Any),
     // Circuit breakers. HIGH is kept but never applies: no route is HIGH priority.
     (CIRCUIT_BREAKERS, "thresholds", Any),
@@ -428,8 +425,6 @@ pub(crate) const FIELDS: &[(&str, &str, Rule)] = &[
     (HTTP_HEALTH_CHECK, "path", Any),
     (HTTP_HEALTH_CHECK, "host", Any),
     (HTTP_HEALTH_CHECK, "expected_statuses", Any),
-    (INT64_RANGE, "start", Any),
-    (INT64_RANGE, "end", Any),
     (TCP_HEALTH_CHECK, "send", Any),
     (TCP_HEALTH_CHECK, "receive", Any),
     (PAYLOAD, "text", Any),

@@ -57,7 +57,7 @@ pub use table::RouteTable;
 
 /// Endpoint metadata for subset load balancing: Envoy's `filter_metadata["envoy.lb"]`, values
 /// stringified. Same type as spar-cluster's `Metadata` (a `BTreeMap<String, String>`).
-pub type Metadata = std::collections::BTreeMap<String, String>;
+pub type Metadata = spar_cluster::Metadata;
 
 /// Envoy's default upstream request timeout for a route: 15 s.
 pub const DEFAULT_ROUTE_TIMEOUT: Duration = Duration::from_secs(15);

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use monoio::net::TcpListener;
 use monoio::{IoUringDriver, LegacyDriver, RuntimeBuilder};
 use spar_config::{ListenerKind, Snapshot};
-use spar_telemetry::{ClusterStats, HttpStats, ListenerStats, TcpStats, WorkerStats};
+use spar_telemetry::{HttpStats, ListenerStats, TcpStats, WorkerStats};
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
