@@ -13,6 +13,8 @@
 //! - [`OutlierDetector`]: consecutive 5xx / gateway / local-origin ejection, one per worker;
 //! - [`health`]: the active health-check state machine and response matching.
 //!
+//! Pick cost per policy: `README.md` (bench `benches/balance.rs`).
+//!
 //! What it does not do: no I/O, no clock, no global randomness, no DNS. Time comes in as
 //! `Instant` arguments and randomness as `u64` arguments, so every decision is a function of
 //! its inputs and is tested as one. Sockets (pools, health-check probes) live in spar-runtime
