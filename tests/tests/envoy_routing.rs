@@ -493,7 +493,6 @@ fn envoy_routes_the_table_as_recorded() {
 }
 
 #[test]
-#[ignore = "enabled when issue 3 routing lands"]
 fn spar_routes_the_table_like_envoy() {
     let cases = table();
     let ups = Upstreams::start(TAGS);

@@ -170,7 +170,6 @@ fn canary_90_10_under_envoy() {
 }
 
 #[test]
-#[ignore = "enabled when issue 3 routing lands"]
 fn canary_90_10_under_spar() {
     canary(&canary_bootstrap(), Under::spar);
 }
@@ -179,7 +178,6 @@ fn canary_90_10_under_spar() {
 
 /// spar-proxy only: Envoy cannot reload a static bootstrap file.
 #[test]
-#[ignore = "enabled when issue 3 routing lands"]
 fn blue_green_switch_under_load_fails_nothing() {
     let ups = Upstreams::start(&["blue", "green"]);
     let before = ups.fill(&bootstrap(&weighted(100, 0), &blue_green_clusters()));
@@ -333,7 +331,6 @@ fn outlier_detection_ejects_a_failing_endpoint_under_envoy() {
 }
 
 #[test]
-#[ignore = "enabled when issue 3 routing lands"]
 fn outlier_detection_ejects_a_failing_endpoint_under_spar() {
     outlier_detection(Under::spar);
 }
@@ -447,7 +444,6 @@ fn retry_budget_caps_retries_under_envoy() {
 }
 
 #[test]
-#[ignore = "enabled when issue 3 routing lands"]
 fn retry_budget_caps_retries_under_spar() {
     retry_budget(Under::spar);
 }
@@ -550,7 +546,6 @@ fn circuit_breaking_overflows_with_503_under_envoy() {
 }
 
 #[test]
-#[ignore = "enabled when issue 3 routing lands"]
 fn circuit_breaking_overflows_with_503_under_spar() {
     circuit_breaking(Under::spar);
 }

@@ -77,6 +77,18 @@ pub trait RequestView {
     /// The value of header `lower_name` (lower case); several fields with that name joined
     /// by `,`; `None` when absent.
     fn header(&self, lower_name: &str) -> Option<Cow<'_, [u8]>>;
+
+    /// Runs `test` on each value of the fields named `lower_name`, in order, until one
+    /// passes. `None` when there is no such field, else whether a value passed. Route
+    /// header matchers use this: Envoy matches repeated fields value by value, not joined.
+    /// The default sees the joined value as one.
+    fn any_header_value(
+        &self,
+        lower_name: &str,
+        test: &mut dyn FnMut(&[u8]) -> bool,
+    ) -> Option<bool> {
+        self.header(lower_name).map(|v| test(&v))
+    }
 }
 
 /// A set of domains and the routes that serve them.

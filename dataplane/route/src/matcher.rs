@@ -176,30 +176,31 @@ impl StringMatcher {
 }
 
 impl HeaderMatcher {
-    /// Envoy's header matching: an absent header fails every test except `Present(false)`
-    /// (unless `treat_missing_as_empty`), and `invert` negates the outcome.
+    /// Envoy's header matching: a repeated header matches when any one of its values does,
+    /// and `invert` negates that. An absent header fails every test except `Present(false)`
+    /// (unless `treat_missing_as_empty`), inverted or not.
     pub fn matches(&self, req: &impl RequestView) -> bool {
-        let value = header(req, &self.name);
-        let value = match (value, self.treat_missing_as_empty) {
-            (Some(v), _) => Some(v),
-            (None, true) => Some(Cow::Borrowed(&b""[..])),
-            (None, false) => None,
-        };
-        let Some(value) = value else {
-            return match self.rule {
-                HeaderRule::Present(present) => present == self.invert,
-                _ => self.invert,
-            };
-        };
-        let hit = match &self.rule {
+        let mut test = |value: &[u8]| match &self.rule {
             HeaderRule::Present(present) => *present,
-            HeaderRule::Value(m) => m.matches(&value),
-            HeaderRule::Range { start, end } => std::str::from_utf8(&value)
+            HeaderRule::Value(m) => m.matches(value),
+            HeaderRule::Range { start, end } => std::str::from_utf8(value)
                 .ok()
                 .and_then(|s| s.parse::<i64>().ok())
                 .is_some_and(|n| *start <= n && n < *end),
         };
-        hit != self.invert
+        let found = if self.name.starts_with(':') {
+            header(req, &self.name).map(|v| test(&v))
+        } else {
+            req.any_header_value(&self.name, &mut test)
+        };
+        match found {
+            Some(hit) => hit != self.invert,
+            None if self.treat_missing_as_empty => test(b"") != self.invert,
+            None => match self.rule {
+                HeaderRule::Present(present) => present == self.invert,
+                _ => false,
+            },
+        }
     }
 }
 

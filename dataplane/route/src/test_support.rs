@@ -84,6 +84,20 @@ impl RequestView for Req {
             }
         }
     }
+    fn any_header_value(
+        &self,
+        lower_name: &str,
+        test: &mut dyn FnMut(&[u8]) -> bool,
+    ) -> Option<bool> {
+        let mut found = None;
+        for (_, v) in self.headers.iter().filter(|(n, _)| n == lower_name) {
+            if test(v) {
+                return Some(true);
+            }
+            found = Some(false);
+        }
+        found
+    }
 }
 
 /// Format variables with fixed addresses.

@@ -33,6 +33,24 @@ impl RequestView for View<'_> {
     fn header(&self, lower_name: &str) -> Option<Cow<'_, [u8]>> {
         joined(self.head, lower_name)
     }
+
+    fn any_header_value(
+        &self,
+        lower_name: &str,
+        test: &mut dyn FnMut(&[u8]) -> bool,
+    ) -> Option<bool> {
+        let name = lower_name.as_bytes();
+        let mut found = None;
+        for h in &self.head.headers {
+            if h.name.eq_ignore_ascii_case(name) {
+                if test(&h.value) {
+                    return Some(true);
+                }
+                found = Some(false);
+            }
+        }
+        found
+    }
 }
 
 /// Every field named `name`, joined with "," as Envoy's matchers see them;

@@ -115,9 +115,12 @@ fn header_matching() {
         (hm("x-env", exact("prod"), false, false), true),
         (hm("x-env", exact("dev"), false, false), false),
         (hm("x-env", exact("dev"), true, false), true),
-        (hm("x-multi", exact("a,b"), false, false), true),
+        // Repeated fields match value by value (Envoy), never joined.
+        (hm("x-multi", exact("a,b"), false, false), false),
+        (hm("x-multi", exact("b"), false, false), true),
+        (hm("x-multi", exact("b"), true, false), false),
         (hm("x-none", exact("x"), false, false), false),
-        (hm("x-none", exact("x"), true, false), true), // absent + invert
+        (hm("x-none", exact("x"), true, false), false), // absent: no match, inverted or not (Envoy)
         (hm("x-none", exact(""), false, true), true),  // treat missing as empty
         (hm("x-none", exact(""), true, true), false),
         (hm("x-empty", exact(""), false, false), true),
