@@ -40,7 +40,7 @@ fn bad_config_exits_non_zero_naming_file_line_and_field() {
     // A field Envoy knows but spar-proxy does not support yet is refused too.
     let unsupported = good.replace(
         "connect_timeout: 1s",
-        "connect_timeout: 1s\n    lb_policy: MAGLEV",
+        "connect_timeout: 1s\n    lb_policy: CLUSTER_PROVIDED",
     );
     std::fs::write(
         &path,
