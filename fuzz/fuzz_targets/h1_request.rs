@@ -144,6 +144,8 @@ fn check_reencoding(head: &RequestHead) {
         path_override: None,
         extra_headers: fallback_host,
         upgrade: head.upgrade.is_some(),
+        remove_headers: &["x-fuzz-remove"],
+        authority_override: None,
     };
     let mut out = BytesMut::new();
     encode_request_head(&mut out, head, &opts);

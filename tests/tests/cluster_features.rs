@@ -137,7 +137,9 @@ fn tally_any(addr: SocketAddr, n: usize) -> HashMap<String, usize> {
     let mut seen = HashMap::new();
     for _ in 0..n {
         let r = get_with(addr, "/", &[]);
-        *seen.entry(format!("{} {}", r.status, r.body_text())).or_default() += 1;
+        *seen
+            .entry(format!("{} {}", r.status, r.body_text()))
+            .or_default() += 1;
     }
     seen
 }
@@ -155,7 +157,11 @@ fn ring_hash_and_maglev_keep_a_key_on_one_host() {
         let yaml = bootstrap(
             port,
             "              - match: { prefix: / }\n                route: { cluster: svc, hash_policy: [{ header: { header_name: x-user } }] }",
-            &cluster("svc", &format!("    lb_policy: {policy}\n"), &one_locality(&eps)),
+            &cluster(
+                "svc",
+                &format!("    lb_policy: {policy}\n"),
+                &one_locality(&eps),
+            ),
             "",
         );
         let _proxy = SparProxy::start(&yaml, &[]);
@@ -164,8 +170,14 @@ fn ring_hash_and_maglev_keep_a_key_on_one_host() {
         for user in 0..30 {
             let key = format!("user-{user}");
             let seen = tally(addr, 5, &[("x-user", &key)]);
-            assert_eq!(seen.len(), 1, "{policy}: {key} moved between hosts: {seen:?}");
-            *hosts_used.entry(seen.into_keys().next().unwrap()).or_insert(0) += 1;
+            assert_eq!(
+                seen.len(),
+                1,
+                "{policy}: {key} moved between hosts: {seen:?}"
+            );
+            *hosts_used
+                .entry(seen.into_keys().next().unwrap())
+                .or_insert(0) += 1;
         }
         assert!(
             hosts_used.len() >= 2,
@@ -179,7 +191,11 @@ fn least_request_sends_less_to_a_slow_host() {
     let fast1 = tagged("fast1", Behaviour::ok());
     let fast2 = tagged("fast2", Behaviour::ok());
     let slow = tagged("slow", Behaviour::slow(Duration::from_millis(200)));
-    let eps = [endpoint(fast1.addr, ""), endpoint(fast2.addr, ""), endpoint(slow.addr, "")];
+    let eps = [
+        endpoint(fast1.addr, ""),
+        endpoint(fast2.addr, ""),
+        endpoint(slow.addr, ""),
+    ];
     let port = free_port();
     let yaml = bootstrap(
         port,
@@ -211,8 +227,15 @@ fn least_request_sends_less_to_a_slow_host() {
     let counts = counts.lock().unwrap();
     let total: usize = counts.values().sum();
     let slow_share = *counts.get("slow").unwrap_or(&0) as f64 / total as f64;
-    eprintln!("least request: {counts:?}, slow share {:.1}%", slow_share * 100.0);
-    assert!(slow_share < 0.15, "slow host got {:.1}%", slow_share * 100.0);
+    eprintln!(
+        "least request: {counts:?}, slow share {:.1}%",
+        slow_share * 100.0
+    );
+    assert!(
+        slow_share < 0.15,
+        "slow host got {:.1}%",
+        slow_share * 100.0
+    );
 }
 
 #[test]
@@ -257,15 +280,18 @@ fn subsets_follow_route_metadata_match() {
     let v1 = tagged("v1", Behaviour::ok());
     let v2 = tagged("v2", Behaviour::ok());
     let md = |v: &str| {
-        format!(
-            "          metadata: {{ filter_metadata: {{ envoy.lb: {{ version: {v} }} }} }}\n"
-        )
+        format!("          metadata: {{ filter_metadata: {{ envoy.lb: {{ version: {v} }} }} }}\n")
     };
     let eps = [endpoint(v1.addr, &md("v1")), endpoint(v2.addr, &md("v2"))];
     let subset = "    lb_subset_config:\n      fallback_policy: NO_FALLBACK\n      subset_selectors:\n      - keys: [version]\n";
     let routes = "              - match: { prefix: /, headers: [{ name: x-version, string_match: { exact: v2 } }] }\n                route: { cluster: svc, metadata_match: { filter_metadata: { envoy.lb: { version: v2 } } } }\n              - match: { prefix: / }\n                route: { cluster: svc, metadata_match: { filter_metadata: { envoy.lb: { version: v1 } } } }";
     let port = free_port();
-    let yaml = bootstrap(port, routes, &cluster("svc", subset, &one_locality(&eps)), "");
+    let yaml = bootstrap(
+        port,
+        routes,
+        &cluster("svc", subset, &one_locality(&eps)),
+        "",
+    );
     let _proxy = SparProxy::start(&yaml, &[]);
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     assert_eq!(tally(addr, 10, &[]), HashMap::from([("v1".to_owned(), 10)]));
@@ -306,7 +332,10 @@ fn mirror_gets_a_shadow_copy_and_never_slows_the_primary() {
     });
     for head in shadow.seen.heads() {
         assert!(head.starts_with("GET /orders?id=7 HTTP/1.1\r\n"), "{head}");
-        assert_eq!(header_value(&head, "host").as_deref(), Some("features-shadow"));
+        assert_eq!(
+            header_value(&head, "host").as_deref(),
+            Some("features-shadow")
+        );
     }
     assert_eq!(primary.seen.heads().len(), 5);
     assert!(proxy.metric("spar_cluster_upstream_rq_mirrored", "cluster_name=\"dead\"") >= 5);
@@ -332,8 +361,15 @@ fn header_controlled_fault_delays_and_aborts() {
     assert_eq!(r.status, 200);
     assert!(started.elapsed() >= Duration::from_millis(300));
     let r = get_with(addr, "/", &[("x-envoy-fault-abort-request", "429")]);
-    assert_eq!((r.status, r.body_text().as_str()), (429, "fault filter abort"));
-    assert_eq!(up.seen.heads().len(), 2, "the aborted request never went upstream");
+    assert_eq!(
+        (r.status, r.body_text().as_str()),
+        (429, "fault filter abort")
+    );
+    assert_eq!(
+        up.seen.heads().len(),
+        2,
+        "the aborted request never went upstream"
+    );
     assert_eq!(proxy.metric("envoy_http_fault_aborts_injected", ""), 1);
     assert_eq!(proxy.metric("envoy_http_fault_delays_injected", ""), 1);
 }

@@ -109,7 +109,10 @@ pub fn render_prometheus(workers: &[std::sync::Arc<WorkerStats>], extra: &str) -
                 as_i64(s.downstream_rq_header_timeout.get()),
             );
             let more = [
-                ("spar_http_downstream_rq_redirect", &s.downstream_rq_redirect),
+                (
+                    "spar_http_downstream_rq_redirect",
+                    &s.downstream_rq_redirect,
+                ),
                 (
                     "spar_http_downstream_rq_direct_response",
                     &s.downstream_rq_direct_response,
@@ -243,7 +246,10 @@ pub fn render_prometheus(workers: &[std::sync::Arc<WorkerStats>], extra: &str) -
                     &s.upstream_rq_pending_overflow,
                 ),
                 ("spar_cluster_upstream_rq_overflow", &s.upstream_rq_overflow),
-                ("envoy_cluster_upstream_cx_overflow", &s.upstream_cx_overflow),
+                (
+                    "envoy_cluster_upstream_cx_overflow",
+                    &s.upstream_cx_overflow,
+                ),
                 ("spar_cluster_upstream_rq_mirrored", &s.upstream_rq_mirrored),
                 (
                     "envoy_cluster_outlier_detection_ejections_enforced_total",

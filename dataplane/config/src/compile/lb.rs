@@ -181,7 +181,10 @@ fn policy(ctx: &mut Ctx<'_>, c: &PbCluster, p: &FieldPath) -> LbPolicy {
 }
 
 fn is_prime(n: u64) -> bool {
-    n >= 2 && (2..).take_while(|d| d * d <= n).all(|d| !n.is_multiple_of(d))
+    n >= 2
+        && (2..)
+            .take_while(|d| d * d <= n)
+            .all(|d| !n.is_multiple_of(d))
 }
 
 fn subsets(ctx: &mut Ctx<'_>, s: &cluster::LbSubsetConfig, p: &FieldPath) -> SubsetConfig {

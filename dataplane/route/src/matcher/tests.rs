@@ -121,7 +121,7 @@ fn header_matching() {
         (hm("x-multi", exact("b"), true, false), false),
         (hm("x-none", exact("x"), false, false), false),
         (hm("x-none", exact("x"), true, false), false), // absent: no match, inverted or not (Envoy)
-        (hm("x-none", exact(""), false, true), true),  // treat missing as empty
+        (hm("x-none", exact(""), false, true), true),   // treat missing as empty
         (hm("x-none", exact(""), true, true), false),
         (hm("x-empty", exact(""), false, false), true),
         (hm("x-env", HeaderRule::Present(true), false, false), true),
