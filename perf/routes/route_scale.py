@@ -28,11 +28,11 @@ PROXY = os.path.join(ROOT, "target", "release", "spar-proxy")
 BENCH = os.path.join(ROOT, "target", "release", "spar-bench")
 
 HEAD = """admin:
-  address: {{ socket_address: {{ address: 127.0.0.1, port_value: {admin} }} }}
+  address: { socket_address: { address: 127.0.0.1, port_value: {admin} } }
 static_resources:
   listeners:
   - name: http
-    address: {{ socket_address: {{ address: 127.0.0.1, port_value: {port} }} }}
+    address: { socket_address: { address: 127.0.0.1, port_value: {port} } }
     filter_chains:
     - filters:
       - name: envoy.filters.network.http_connection_manager

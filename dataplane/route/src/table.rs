@@ -10,6 +10,10 @@ use std::collections::HashMap;
 
 use crate::{ConfigHeaders, DomainMatch, RequestView, Route, VirtualHost};
 
+mod index;
+
+use index::RouteIndex;
+
 /// Host names up to this many bytes are lower-cased on the stack. DNS names are at most 253
 /// bytes; with ":port" an authority fits in 260. Longer authorities are lower-cased into a
 /// heap buffer (they can only match an equally odd exact domain or a wildcard).
@@ -18,6 +22,8 @@ const STACK_HOST_BYTES: usize = 272;
 /// Virtual hosts and their domain index, immutable once built.
 #[derive(Clone, Debug, Default)]
 pub struct RouteTable {
+    /// Per virtual host, an index over its routes when it has many.
+    indexes: Vec<Option<RouteIndex>>,
     virtual_hosts: Vec<VirtualHost>,
     headers: ConfigHeaders,
     exact: HashMap<Box<[u8]>, usize>,
@@ -76,6 +82,10 @@ impl RouteTable {
                 }
             }
         }
+        table.indexes = virtual_hosts
+            .iter()
+            .map(|vh| (vh.routes.len() >= index::MIN_ROUTES).then(|| RouteIndex::new(&vh.routes)))
+            .collect();
         table.virtual_hosts = virtual_hosts;
         table
     }
@@ -94,8 +104,12 @@ impl RouteTable {
     /// ":port", compared case-insensitively), then its first route that accepts the
     /// request. `None` means Envoy's "no route" (404).
     pub fn route(&self, req: &impl RequestView) -> Option<(&VirtualHost, &Route)> {
-        let vh = self.find_virtual_host(req.authority())?;
-        let route = vh.routes.iter().find(|r| r.matches(req))?;
+        let i = self.virtual_host_index(req.authority())?;
+        let vh = &self.virtual_hosts[i];
+        let route = match self.indexes.get(i).and_then(Option::as_ref) {
+            Some(index) => index.first_match(&vh.routes, req)?,
+            None => vh.routes.iter().find(|r| r.matches(req))?,
+        };
         Some((vh, route))
     }
 
@@ -103,6 +117,10 @@ impl RouteTable {
     /// without `strip_any_host_port` (a domain list names `host:port` forms to match
     /// them); then `*`.
     pub fn find_virtual_host(&self, authority: &[u8]) -> Option<&VirtualHost> {
+        self.virtual_hosts.get(self.virtual_host_index(authority)?)
+    }
+
+    fn virtual_host_index(&self, authority: &[u8]) -> Option<usize> {
         let mut stack = [0u8; STACK_HOST_BYTES];
         let heap;
         let host: &[u8] = match stack.get_mut(..authority.len()) {
@@ -116,8 +134,7 @@ impl RouteTable {
                 &heap
             }
         };
-        let index = self.specific(host).or(self.any)?;
-        self.virtual_hosts.get(index)
+        self.specific(host).or(self.any)
     }
 
     /// Exact, then longest suffix, then longest prefix; `host` is lower-case.

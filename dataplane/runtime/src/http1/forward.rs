@@ -482,7 +482,12 @@ impl Conn<'_> {
     ) -> Sent {
         let addr = cluster.endpoints[host].address;
         self.last_was_reused = false;
-        let mut up = match self.checkout(cluster, cl, addr, fresh, *deadline).await {
+        // A request waits for a connection slot no longer than its route
+        // timeout (from now when the body has not been sent yet).
+        let wait_until = deadline.or_else(|| {
+            Some(Instant::now() + route_timeout.unwrap_or(spar_route::DEFAULT_ROUTE_TIMEOUT))
+        });
+        let mut up = match self.checkout(cluster, cl, addr, fresh, wait_until).await {
             Ok(up) => up,
             Err(f) => {
                 if f == Failed::Connect {
