@@ -33,7 +33,7 @@ fn random_route(rng: &mut Rng, id: u32) -> Route {
         _ => PathMatch::Prefix(lit),
     };
     let mut m = path_match(path);
-    m.case_sensitive = rng.next() % 4 != 0;
+    m.case_sensitive = !rng.next().is_multiple_of(4);
     route(m, id)
 }
 
