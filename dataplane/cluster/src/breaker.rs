@@ -15,10 +15,24 @@ use crate::Thresholds;
 /// workers can never both take the last slot.
 #[derive(Debug, Default)]
 pub struct Breaker {
-    connections: AtomicU32,
-    pending: AtomicU32,
-    requests: AtomicU32,
-    retries: AtomicU32,
+    connections: Line,
+    pending: Line,
+    requests: Line,
+    retries: Line,
+}
+
+/// One counter per cache line: the request counter changes on every request, and must
+/// not drag the other three between cores with it.
+#[derive(Debug, Default)]
+#[repr(align(64))]
+struct Line(AtomicU32);
+
+impl std::ops::Deref for Line {
+    type Target = AtomicU32;
+
+    fn deref(&self) -> &AtomicU32 {
+        &self.0
+    }
 }
 
 /// A snapshot of [`Breaker`] counts (for stats and tests).
@@ -58,6 +72,13 @@ impl Breaker {
     /// Admits one more upstream connection under `max_connections`.
     pub fn try_connection(&self, t: &Thresholds) -> bool {
         acquire(&self.connections, t.max_connections)
+    }
+
+    /// Counts a connection opened over the limit (Envoy opens one anyway when a worker's
+    /// pool for a host has none, so a host is never unreachable because other hosts' or
+    /// other workers' connections hold every slot). Released like any other.
+    pub fn force_connection(&self) {
+        self.connections.fetch_add(1, Ordering::Relaxed);
     }
 
     /// A connection admitted by [`Self::try_connection`] closed.

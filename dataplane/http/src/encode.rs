@@ -398,9 +398,19 @@ fn put_field(out: &mut BytesMut, name: &[u8], value: &[u8]) {
     out.extend_from_slice(b"\r\n");
 }
 
+/// Writes the caller's extra fields, except any that would change the message's framing
+/// or connection handling (`content-length`, `transfer-encoding`, `connection` and the other
+/// hop-by-hop fields, `upgrade`): those are the codec's to write, and config that sets them is
+/// refused when loaded. This is the second line of defence against a desynchronised
+/// stream.
 fn put_extra(out: &mut BytesMut, extra: &[(&[u8], &[u8])]) {
     for (name, value) in extra {
-        put_field(out, name, value);
+        let field = Field::of(name);
+        let reserved =
+            field.is_hop_by_hop() || matches!(field, Field::ContentLength | Field::Upgrade);
+        if !reserved {
+            put_field(out, name, value);
+        }
     }
 }
 

@@ -8,9 +8,11 @@ use std::cell::{Cell, RefCell};
 use std::sync::Arc;
 use std::time::Instant;
 
+use std::rc::Rc;
+
 use spar_cluster::{
     Balancer, Breaker, Cluster, ConfiguredHealth, Metadata, OutlierDetector, OutlierResult,
-    PickRequest, SharedHealth,
+    PickRequest, SharedHealth, Thresholds,
 };
 use spar_telemetry::ClusterStats;
 
@@ -95,6 +97,57 @@ pub(crate) struct ClusterLocal {
     /// The next outlier-detection deadline, cached so a pick reads one
     /// `Option<Instant>` instead of borrowing the detector.
     outlier_due: Cell<Option<Instant>>,
+    /// This worker's open connections per endpoint (pooled or busy).
+    open: Vec<Rc<Cell<u32>>>,
+}
+
+/// One admission under a circuit-breaker limit, given back when dropped
+/// (also when the future holding it is dropped).
+pub(crate) struct Admitted<'a> {
+    breaker: &'a Breaker,
+    kind: Limit,
+}
+
+#[derive(Clone, Copy)]
+enum Limit {
+    Request,
+    Pending,
+    Retry,
+}
+
+impl Drop for Admitted<'_> {
+    fn drop(&mut self) {
+        match self.kind {
+            Limit::Request => self.breaker.release_request(),
+            Limit::Pending => self.breaker.release_pending(),
+            Limit::Retry => self.breaker.release_retry(),
+        }
+    }
+}
+
+// The guards below are built lazily (`then`, never `then_some`): a guard
+// built for a refused admission would give back a slot it never took.
+impl Shared {
+    pub(crate) fn request(&self, t: &Thresholds) -> Option<Admitted<'_>> {
+        self.breaker.try_request(t).then(|| Admitted {
+            breaker: &self.breaker,
+            kind: Limit::Request,
+        })
+    }
+
+    pub(crate) fn pending(&self, t: &Thresholds) -> Option<Admitted<'_>> {
+        self.breaker.try_pending(t).then(|| Admitted {
+            breaker: &self.breaker,
+            kind: Limit::Pending,
+        })
+    }
+
+    pub(crate) fn retry(&self, t: &Thresholds) -> Option<Admitted<'_>> {
+        self.breaker.try_retry(t).then(|| Admitted {
+            breaker: &self.breaker,
+            kind: Limit::Retry,
+        })
+    }
 }
 
 impl ClusterLocal {
@@ -115,6 +168,9 @@ impl ClusterLocal {
             outlier: RefCell::new(outlier),
             health_seen: Cell::new(u64::MAX),
             outlier_due: Cell::new(None),
+            open: (0..cluster.endpoints.len())
+                .map(|_| Rc::new(Cell::new(0)))
+                .collect(),
         };
         local.rebuild(cluster);
         local
@@ -147,18 +203,26 @@ impl ClusterLocal {
         self.lb.borrow_mut().request_finished(host);
     }
 
-    /// Feeds an attempt's result to outlier detection.
+    /// This worker's open-connection count for endpoint `host`.
+    pub(crate) fn open_to(&self, host: usize) -> Rc<Cell<u32>> {
+        self.open
+            .get(host)
+            .cloned()
+            .unwrap_or_else(|| Rc::new(Cell::new(0)))
+    }
+
+    /// Feeds an attempt's result to outlier detection (a no-op without it).
     pub(crate) fn record(
         &self,
         cluster: &Cluster,
         host: usize,
         result: OutlierResult,
-        random: u64,
+        random: impl FnOnce() -> u64,
     ) {
         let changed = match self.outlier.borrow_mut().as_mut() {
             Some(o) => {
                 let before = o.ejections_total();
-                let changed = o.record(host, result, Instant::now(), random);
+                let changed = o.record(host, result, Instant::now(), random());
                 let ejected = o.ejections_total() - before;
                 if ejected > 0 {
                     self.stats
@@ -216,5 +280,30 @@ impl ClusterLocal {
         }
         drop(outlier);
         self.lb.borrow_mut().set_health(cluster, &unhealthy);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_admission_gives_nothing_back() {
+        let shared = Shared::detached();
+        let t = Thresholds {
+            max_requests: 1,
+            max_pending_requests: 1,
+            ..Thresholds::default()
+        };
+        let first = shared.request(&t);
+        assert!(first.is_some());
+        assert!(shared.request(&t).is_none());
+        assert_eq!(shared.breaker.active().requests, 1);
+        let pending = shared.pending(&t);
+        assert!(shared.pending(&t).is_none());
+        assert_eq!(shared.breaker.active().pending, 1);
+        drop((first, pending));
+        assert_eq!(shared.breaker.active().requests, 0);
+        assert_eq!(shared.breaker.active().pending, 0);
     }
 }

@@ -3,9 +3,10 @@
 //! response is read and dropped. Fire and forget: the primary request never
 //! waits for the mirror and never sees its failures, which are only counted.
 //!
-//! Bounded: at most [`MAX_ACTIVE`] mirrors per worker are in flight; beyond
-//! that copies are dropped (counted as `upstream_rq_pending_overflow` of the
-//! mirror cluster), so a slow mirror cannot pile up memory.
+//! Bounded: at most [`MAX_ACTIVE`] mirrors and [`MAX_BYTES`] of mirrored
+//! bodies per worker are in flight; beyond that copies are dropped (counted
+//! as `upstream_rq_pending_overflow` of the mirror cluster), so a slow mirror
+//! cannot pile up memory.
 
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -22,6 +23,9 @@ use crate::worker::{Local, Worker};
 /// Mirrors in flight per worker.
 const MAX_ACTIVE: usize = 1024;
 
+/// Mirrored body bytes in flight per worker.
+const MAX_BYTES: usize = 64 * 1024 * 1024;
+
 /// Time allowed for a mirror's whole exchange when its route has no timeout.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -31,42 +35,46 @@ pub(crate) fn send(
     ctx: &Rc<Worker>,
     local: &Rc<Local>,
     cluster: ClusterId,
-    head: Bytes,
-    body: Option<Bytes>,
+    copy: Copy,
     timeout: Option<Duration>,
 ) {
     let cl = &local.clusters[cluster.0 as usize];
-    if ctx.mirrors_active.get() >= MAX_ACTIVE {
+    let bytes = copy.body.as_ref().map_or(0, Bytes::len);
+    let (active, in_flight) = (ctx.mirrors_active.get(), ctx.mirror_bytes.get());
+    if active >= MAX_ACTIVE || in_flight + bytes > MAX_BYTES {
         cl.stats.upstream_rq_pending_overflow.inc();
         return;
     }
-    ctx.mirrors_active.set(ctx.mirrors_active.get() + 1);
+    ctx.mirrors_active.set(active + 1);
+    ctx.mirror_bytes.set(in_flight + bytes);
     cl.stats.upstream_rq_mirrored.inc();
     let (ctx, local) = (ctx.clone(), local.clone());
     monoio::spawn(async move {
         let timeout = timeout.unwrap_or(DEFAULT_TIMEOUT);
-        let _ = monoio::time::timeout(timeout, run(&ctx, &local, cluster, head, body)).await;
+        let _ = monoio::time::timeout(timeout, run(&ctx, &local, cluster, copy)).await;
         ctx.mirrors_active.set(ctx.mirrors_active.get() - 1);
+        ctx.mirror_bytes.set(ctx.mirror_bytes.get() - bytes);
     });
 }
 
-async fn run(
-    ctx: &Rc<Worker>,
-    local: &Rc<Local>,
-    id: ClusterId,
-    head: Bytes,
-    body: Option<Bytes>,
-) -> Option<()> {
+/// What a mirror sends: the encoded head (authority ending in `-shadow`),
+/// the request's method (to read the response right) and its body.
+pub(crate) struct Copy {
+    pub(crate) head: Bytes,
+    pub(crate) method: Method,
+    pub(crate) body: Option<Bytes>,
+}
+
+async fn run(ctx: &Rc<Worker>, local: &Rc<Local>, id: ClusterId, copy: Copy) -> Option<()> {
     let cluster = local.snapshot.cluster(id);
     let cl: &ClusterLocal = &local.clusters[id.0 as usize];
-    let breaker = &cl.shared.breaker;
-    if !breaker.try_request(&cluster.thresholds) {
+    // Released when this future ends or is dropped by the timeout.
+    let Some(_admitted) = cl.shared.request(&cluster.thresholds) else {
         cl.stats.upstream_rq_pending_overflow.inc();
         return None;
-    }
-    let result = exchange(ctx, cl, cluster, head, body).await;
-    breaker.release_request();
-    if let Some(up) = result {
+    };
+    let up = exchange(ctx, cl, cluster, copy).await?;
+    if !ctx.drain.is_draining() {
         ctx.pool.borrow_mut().put(up, cluster, Instant::now());
     }
     Some(())
@@ -78,13 +86,13 @@ async fn exchange(
     ctx: &Rc<Worker>,
     cl: &ClusterLocal,
     cluster: &spar_cluster::Cluster,
-    head: Bytes,
-    body: Option<Bytes>,
+    copy: Copy,
 ) -> Option<Upstream> {
     let random = ctx.rng.borrow_mut().u64(..);
     let host = cl.pick(cluster, None, random, &[], None)?;
     let addr = cluster.endpoints[host].address;
-    let pooled = ctx.pool.borrow_mut().take(addr, Instant::now());
+    let key = upstream::pool_key(&cl.shared.breaker, addr);
+    let pooled = ctx.pool.borrow_mut().take(key, Instant::now());
     let mut up = match pooled {
         Some(up) => up,
         None => {
@@ -93,15 +101,16 @@ async fn exchange(
                 return None;
             }
             cl.stats.upstream_cx_total.inc();
-            let slot = CxSlot(cl.shared.breaker.clone());
-            upstream::connect(addr, cluster, &cl.stats, slot)
+            let slot = CxSlot::new(cl.shared.breaker.clone(), cl.open_to(host));
+            upstream::connect(addr, cluster, &cl.stats, slot, None)
                 .await
                 .ok()?
         }
     };
     cl.stats.upstream_rq_total.inc();
-    write_bytes(&mut up.stream, head).await.ok()?;
-    if let Some(body) = body {
+    let method = copy.method;
+    write_bytes(&mut up.stream, copy.head).await.ok()?;
+    if let Some(body) = copy.body {
         write_bytes(&mut up.stream, body).await.ok()?;
     }
     let limits = Limits {
@@ -110,7 +119,7 @@ async fn exchange(
     };
     let mut buf = BytesMut::with_capacity(READ_BUF);
     let resp = loop {
-        match parse_response(&mut buf, &limits, &Method::Get) {
+        match parse_response(&mut buf, &limits, &method) {
             Ok(Some(r)) if r.status < 200 => continue,
             Ok(Some(r)) => break r,
             Ok(None) => {}

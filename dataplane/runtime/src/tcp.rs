@@ -55,29 +55,29 @@ pub(crate) async fn serve(
             cl.stats.upstream_cx_overflow.inc();
             return;
         }
-        let slot = CxSlot(cl.shared.breaker.clone());
+        let slot = CxSlot::new(cl.shared.breaker.clone(), cl.open_to(host));
         cl.stats.upstream_cx_total.inc();
-        match upstream::connect(addr, cluster, &cl.stats, slot).await {
+        match upstream::connect(addr, cluster, &cl.stats, slot, None).await {
             Ok(up) => {
-                cl.record(cluster, host, OutlierResult::LocalOriginSuccess, random);
+                cl.record(cluster, host, OutlierResult::LocalOriginSuccess, || random);
                 upstream = Some(up);
                 break;
             }
             Err(ConnectError::Timeout) => {
                 cl.stats.upstream_cx_connect_timeout.inc();
                 cl.stats.upstream_cx_connect_fail.inc();
-                cl.record(cluster, host, OutlierResult::LocalOriginFailure, random);
+                cl.record(cluster, host, OutlierResult::LocalOriginFailure, || random);
             }
             Err(ConnectError::Io(e)) => {
                 debug!(upstream = %addr, error = %e, "tcp_proxy connect failed");
                 cl.stats.upstream_cx_connect_fail.inc();
-                cl.record(cluster, host, OutlierResult::LocalOriginFailure, random);
+                cl.record(cluster, host, OutlierResult::LocalOriginFailure, || random);
             }
         }
     }
     let Some(up) = upstream else { return };
     // Counted active, and holding its connection slot, until this returns.
-    let (_live, _slot) = (up.live, up._slot);
+    let (_live, _slot) = (up.live, up.slot);
     let last = Rc::new(Cell::new(Instant::now()));
     let (dr, dw) = downstream.into_split();
     let (ur, uw) = up.stream.into_split();

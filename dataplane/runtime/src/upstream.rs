@@ -1,9 +1,11 @@
 //! Upstream connections: connect with a timeout, and a per-worker pool of
 //! idle keep-alive connections keyed by endpoint address.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -27,12 +29,40 @@ pub(crate) struct Upstream {
     /// long as it lives, pooled or in use.
     pub(crate) live: Live,
     /// Holds the connection's place under the cluster's `max_connections`.
-    pub(crate) _slot: CxSlot,
+    pub(crate) slot: CxSlot,
 }
 
-/// One unit of a cluster's connection circuit breaker, given back when the
+impl Upstream {
+    /// The pool key: the cluster (by its shared breaker) and the address, so
+    /// clusters that share endpoints never trade connections.
+    pub(crate) fn key(&self) -> PoolKey {
+        (Arc::as_ptr(&self.slot.breaker) as usize, self.addr)
+    }
+}
+
+/// Which idle connections a request may take: its cluster's, to one address.
+pub(crate) type PoolKey = (usize, SocketAddr);
+
+/// The pool key for `addr` in the cluster whose breaker is `breaker`.
+pub(crate) fn pool_key(breaker: &Arc<Breaker>, addr: SocketAddr) -> PoolKey {
+    (Arc::as_ptr(breaker) as usize, addr)
+}
+
+/// One unit of a cluster's connection circuit breaker and of this worker's
+/// count of connections to the endpoint, both given back when the
 /// connection closes.
-pub(crate) struct CxSlot(pub(crate) Arc<Breaker>);
+pub(crate) struct CxSlot {
+    breaker: Arc<Breaker>,
+    open: Rc<Cell<u32>>,
+}
+
+impl CxSlot {
+    /// Takes the unit: `breaker`'s connection count must already include it.
+    pub(crate) fn new(breaker: Arc<Breaker>, open: Rc<Cell<u32>>) -> CxSlot {
+        open.set(open.get() + 1);
+        CxSlot { breaker, open }
+    }
+}
 
 impl std::fmt::Debug for CxSlot {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -42,7 +72,8 @@ impl std::fmt::Debug for CxSlot {
 
 impl Drop for CxSlot {
     fn drop(&mut self) {
-        self.0.release_connection();
+        self.breaker.release_connection();
+        self.open.set(self.open.get().saturating_sub(1));
     }
 }
 
@@ -75,12 +106,12 @@ struct Idle {
 /// connection is the least likely to have been closed by the upstream.
 #[derive(Debug, Default)]
 pub(crate) struct Pool {
-    idle: HashMap<SocketAddr, Vec<Idle>>,
+    idle: HashMap<PoolKey, Vec<Idle>>,
 }
 
 impl Pool {
-    pub(crate) fn take(&mut self, addr: SocketAddr, now: Instant) -> Option<Upstream> {
-        let list = self.idle.get_mut(&addr)?;
+    pub(crate) fn take(&mut self, key: PoolKey, now: Instant) -> Option<Upstream> {
+        let list = self.idle.get_mut(&key)?;
         while let Some(idle) = list.pop() {
             if idle.expires.is_some_and(|e| e <= now) {
                 idle.up.live.0.upstream_cx_idle_timeout.inc();
@@ -110,7 +141,7 @@ impl Pool {
         }
         let expires = cluster.idle_timeout.map(|t| now + t);
         self.idle
-            .entry(up.addr)
+            .entry(up.key())
             .or_default()
             .push(Idle { up, expires });
     }
@@ -172,9 +203,17 @@ pub(crate) async fn connect(
     cluster: &Cluster,
     stats: &Arc<ClusterStats>,
     slot: CxSlot,
+    deadline: Option<Instant>,
 ) -> Result<Upstream, ConnectError> {
     let fut = TcpStream::connect_addr(addr);
-    let stream = match monoio::time::timeout(cluster.connect_timeout, fut).await {
+    // Never past what is left of the request's own deadline.
+    let allowed = match deadline {
+        Some(d) => cluster
+            .connect_timeout
+            .min(d.saturating_duration_since(Instant::now())),
+        None => cluster.connect_timeout,
+    };
+    let stream = match monoio::time::timeout(allowed, fut).await {
         Err(_) => return Err(ConnectError::Timeout),
         Ok(Err(e)) => return Err(ConnectError::Io(e)),
         Ok(Ok(s)) => s,
@@ -190,7 +229,7 @@ pub(crate) async fn connect(
         served: 1,
         born: Instant::now(),
         live: Live::new(stats.clone()),
-        _slot: slot,
+        slot,
     })
 }
 

@@ -128,8 +128,9 @@ pub(crate) struct Worker {
     pub(crate) hostname: String,
     /// Requests delayed or aborted by fault injection right now.
     pub(crate) active_faults: Cell<u32>,
-    /// Mirrored requests in flight.
+    /// Mirrored requests in flight, and their body bytes.
     pub(crate) mirrors_active: Cell<usize>,
+    pub(crate) mirror_bytes: Cell<usize>,
 }
 
 /// Cross-worker state of each cluster of a snapshot, by cluster index.
@@ -252,6 +253,7 @@ async fn worker_main(
         hostname: crate::view::hostname(),
         active_faults: Cell::new(0),
         mirrors_active: Cell::new(0),
+        mirror_bytes: Cell::new(0),
     });
     let mut stops: HashMap<String, Drain> = HashMap::new();
     start_listeners(&ctx, add, &mut stops);

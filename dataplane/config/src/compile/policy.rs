@@ -74,6 +74,19 @@ pub(super) fn mutation(
     HeaderMutation { add, remove }
 }
 
+/// Fields the HTTP codec owns: changing them could desynchronise a connection.
+const RESERVED: [&str; 9] = [
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "upgrade",
+    "expect",
+];
+
 /// A header name a mutation may touch: a token, not `host` (pseudo-headers are not tokens).
 fn mutable_name(ctx: &mut Ctx<'_>, name: &str, p: &FieldPath) -> Option<String> {
     let lower = name.to_ascii_lowercase();
@@ -85,6 +98,12 @@ fn mutable_name(ctx: &mut Ctx<'_>, name: &str, p: &FieldPath) -> Option<String> 
         None
     } else if lower == "host" {
         ctx.error(p, "host may not be changed here (use a host rewrite)");
+        None
+    } else if RESERVED.contains(&lower.as_str()) {
+        ctx.error(
+            p,
+            format!("`{lower}` frames the message or the connection and may not be changed"),
+        );
         None
     } else {
         Some(lower)

@@ -54,6 +54,23 @@ fn route_edits_remove_fields_and_override_host() {
 }
 
 #[test]
+fn extra_fields_never_change_framing() {
+    let sneaky = ForwardOptions {
+        extra_headers: &[
+            (b"Content-Length", b"5"),
+            (b"transfer-encoding", b"chunked"),
+            (b"connection", b"close"),
+            (b"x-ok", b"1"),
+        ],
+        ..ForwardOptions::default()
+    };
+    assert_eq!(
+        forward(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", &sneaky),
+        "GET / HTTP/1.1\r\nHost: a\r\nx-ok: 1\r\n\r\n"
+    );
+}
+
+#[test]
 fn response_edits_remove_fields() {
     let mut out = BytesMut::new();
     let head = response(

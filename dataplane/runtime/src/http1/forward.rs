@@ -17,7 +17,7 @@ use spar_http::{
     encode_request_head, encode_response_head, parse_response,
 };
 use spar_route::{
-    AttemptOutcome, HashOutcome, RetryPolicy, Route, RouteAction, Target, VirtualHost,
+    AttemptOutcome, HashOutcome, HeaderMutation, Route, RouteAction, Target, VirtualHost,
     WeightedCluster, request_hash,
 };
 use spar_telemetry::Flag;
@@ -39,10 +39,10 @@ use crate::worker::Local;
 /// the cluster's buffer limit is larger.
 const MAX_REPLAY_BODY: u64 = 1024 * 1024;
 
-/// How often a request waiting for a connection slot looks again. A
-/// connection freed on this worker is usually found at once; one freed on
-/// another worker is seen at the next look.
-const PENDING_RECHECK: Duration = Duration::from_millis(2);
+/// How often a request waiting for a connection slot looks again: soon at
+/// first, then less often, so a thousand waiting requests do not spin.
+const PENDING_FIRST_RECHECK: Duration = Duration::from_millis(1);
+const PENDING_LAST_RECHECK: Duration = Duration::from_millis(16);
 
 /// The request body as attempts see it.
 enum Body {
@@ -115,6 +115,21 @@ enum Sent {
     Downstream(Next),
 }
 
+/// What one attempt needs besides the request.
+struct Try<'r> {
+    cluster: &'r Cluster,
+    cl: &'r ClusterLocal,
+    host: usize,
+    up_limits: &'r Limits,
+    /// Take a fresh connection, not a pooled one (the keep-alive race retry).
+    fresh: bool,
+    per_try: Option<Duration>,
+    /// Idle limit of each read and write (route `idle_timeout`, else the
+    /// connection manager's `stream_idle_timeout`).
+    idle: Option<Duration>,
+    route_timeout: Option<Duration>,
+}
+
 impl Conn<'_> {
     pub(super) async fn forward(
         &mut self,
@@ -144,20 +159,27 @@ impl Conn<'_> {
         let metadata_match = picked
             .and_then(|w| w.metadata_match.as_deref())
             .or(action.metadata_match.as_deref());
+        let idle = match action.idle_timeout {
+            Some(t) if t.is_zero() => None,
+            Some(t) => Some(t),
+            None => settings.stream_idle_timeout,
+        };
 
         // The outgoing head: rewrites, header mutations, forwarding fields.
         let path = route.rewritten_path(&view);
         let authority = route.rewritten_authority(&view, picked);
-        let request_levels = picked.map(|w| &w.request_headers).into_iter().chain([
+        let empty = HeaderMutation::default();
+        let request_levels = [
+            picked.map_or(&empty, |w| &w.request_headers),
             &route.request_headers,
             &vh.request_headers,
             &settings.routes.headers().request,
-        ]);
-        let edits = self.plan_edits(head, None, request_levels, &|n: &str| {
+        ];
+        let edits = self.plan_edits(head, None, &request_levels, &|n: &str| {
             head.header(n).is_some()
         });
         let remove: Vec<&str> = edits.remove.iter().map(String::as_str).collect();
-        let mut extra: Vec<(&[u8], &[u8])> = edits
+        let extra: Vec<(&[u8], &[u8])> = edits
             .add
             .iter()
             .map(|(n, v)| (n.as_bytes(), v.as_slice()))
@@ -168,11 +190,6 @@ impl Conn<'_> {
             let mut random = [0u8; 16];
             self.ctx.rng.borrow_mut().fill(&mut random);
             request_id = spar_http::uuid_v4(random);
-        }
-        // An HTTP/1.0 request without Host still needs one upstream when
-        // routing gave it an authority of its own.
-        if head.authority.is_none() && authority.is_none() {
-            extra.retain(|(n, _)| !n.eq_ignore_ascii_case(b"host"));
         }
         let opts = ForwardOptions {
             append_xff: (settings.use_remote_address && !settings.skip_xff_append)
@@ -224,7 +241,7 @@ impl Conn<'_> {
             if !m.fraction.hit(self.random()) {
                 continue;
             }
-            let copy = match &body {
+            let copy_body = match &body {
                 Body::None => None,
                 Body::Buffered(b) => Some(b.clone()),
                 Body::Streamed { .. } => continue, // only replayable bodies are mirrored
@@ -236,14 +253,12 @@ impl Conn<'_> {
             };
             let mut out = BytesMut::new();
             encode_request_head(&mut out, head, &mirror_opts);
-            crate::mirror::send(
-                self.ctx,
-                local,
-                m.cluster.id,
-                out.freeze(),
-                copy,
-                action.timeout,
-            );
+            let copy = crate::mirror::Copy {
+                head: out.freeze(),
+                method: head.method.clone(),
+                body: copy_body,
+            };
+            crate::mirror::send(self.ctx, local, m.cluster.id, copy, action.timeout);
         }
 
         // Upstream responses are held to the cluster's header count limit.
@@ -257,59 +272,65 @@ impl Conn<'_> {
             Body::Streamed { .. } => None,
             Body::None | Body::Buffered(_) => action.timeout.map(|t| Instant::now() + t),
         };
+        let avoid_tried = retry.is_some_and(|r| r.retry_previous_hosts);
         let mut tried: Vec<usize> = Vec::new();
         let mut retries = 0u32;
-        let mut holding_retry = false;
+        // The retry admission of the attempt in flight, if it is a retry.
+        let mut retry_slot = None;
+        // Why the last attempt's outcome ends the request, when it is the
+        // retry policy's doing (Envoy's URX and UO).
+        let mut final_flag = None;
         // The keep-alive race: one free retry on a fresh connection when a
         // pooled one fails before any response byte.
         let mut raced = false;
         let idempotent = head.method.is_idempotent();
         let result = loop {
-            if !cl.shared.breaker.try_request(&cluster.thresholds) {
+            let Some(admitted) = cl.shared.request(&cluster.thresholds) else {
                 cl.stats.upstream_rq_pending_overflow.inc();
                 cl.stats.upstream_rq_overflow.inc();
                 break Err(Failed::Overflow);
-            }
-            let avoid: &[usize] = if retry.is_some_and(|r| r.retry_previous_hosts) {
-                &tried
-            } else {
-                &[]
             };
             let random = self.random();
+            let avoid: &[usize] = if avoid_tried { &tried } else { &[] };
             let host = cl.pick(cluster, hashed.hash, random, avoid, metadata_match);
             let sent = match host {
                 None => Sent::Failed(Failed::NoHealthy),
                 Some(host) => {
-                    tried.push(host);
+                    if avoid_tried {
+                        tried.push(host);
+                    }
                     cl.started(host);
+                    let t = Try {
+                        cluster,
+                        cl,
+                        host,
+                        up_limits: &up_limits,
+                        fresh: raced,
+                        per_try: retry.and_then(|r| r.per_try_timeout),
+                        idle,
+                        route_timeout: action.timeout,
+                    };
                     let sent = self
-                        .attempt(
-                            head,
-                            &opts,
-                            &mut body,
-                            cluster,
-                            cl,
-                            host,
-                            &up_limits,
-                            raced,
-                            retry,
-                            action.timeout,
-                            &mut deadline,
-                        )
+                        .attempt(head, &opts, &mut body, &t, &mut deadline)
                         .await;
                     cl.finished(host);
                     sent
                 }
             };
-            cl.shared.breaker.release_request();
-            if holding_retry {
-                cl.shared.breaker.release_retry();
-                holding_retry = false;
-            }
+            drop(admitted);
+            retry_slot = None;
             let (outcome, failed) = match sent {
                 Sent::Downstream(next) => return next,
                 Sent::Head { resp, cut_short } => {
-                    let grpc_status = grpc_status(&resp);
+                    // An overloaded upstream is never retried (Envoy).
+                    if resp
+                        .headers
+                        .iter()
+                        .any(|h| h.name.eq_ignore_ascii_case(b"x-envoy-overloaded"))
+                    {
+                        break Ok((resp, cut_short));
+                    }
+                    let grpc_status = retry.and_then(|_| grpc_status(&resp));
                     (
                         AttemptOutcome::Response {
                             status: resp.status,
@@ -322,7 +343,6 @@ impl Conn<'_> {
                     if !raced
                         && self.last_was_reused
                         && idempotent
-                        && body.replayable()
                         && matches!(body, Body::None | Body::Buffered(_)) =>
                 {
                     raced = true;
@@ -342,51 +362,67 @@ impl Conn<'_> {
             }
             if retries >= policy.num_retries {
                 cl.stats.upstream_rq_retry_limit_exceeded.inc();
+                final_flag = Some(Flag::UpstreamRetryLimitExceeded);
                 break failed;
             }
-            if !cl.shared.breaker.try_retry(&cluster.thresholds) {
+            let Some(admitted) = cl.shared.retry(&cluster.thresholds) else {
                 cl.stats.upstream_rq_retry_overflow.inc();
+                final_flag = Some(Flag::UpstreamOverflow);
                 break failed;
-            }
-            holding_retry = true;
-            retries += 1;
-            cl.stats.upstream_rq_retry.inc();
+            };
             // The response being retried is not relayed: its connection is
             // dropped with the unread rest (Envoy resets the stream).
             self.ubuf.clear();
             self.pending_up = None;
-            let wait = capped(policy.backoff(retries, self.random()), deadline);
+            retries += 1;
+            cl.stats.upstream_rq_retry.inc();
+            let wait = policy.backoff(retries, self.random());
+            let wait = match deadline {
+                Some(d) => wait.min(d.saturating_duration_since(Instant::now())),
+                None => wait,
+            };
             if !wait.is_zero() {
                 monoio::time::sleep(wait).await;
             }
+            // The route timeout passed while backing off: no new attempt.
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                cl.stats.upstream_rq_timeout.inc();
+                break Err(Failed::Timeout);
+            }
+            retry_slot = Some(admitted);
         };
-        if holding_retry {
-            cl.shared.breaker.release_retry();
-        }
+        drop(retry_slot);
         match result {
             Ok((resp, cut_short)) => {
                 if retries > 0 {
                     cl.stats.upstream_rq_retry_success.inc();
                 }
-                let up = self.pending_up.take();
-                let Some(mut up) = up else {
+                if let Some(flag) = final_flag {
+                    self.stats.flag(flag);
+                }
+                let Some(mut up) = self.pending_up.take() else {
                     return Next::Close;
                 };
-                let levels = picked.map(|w| &w.response_headers).into_iter().chain([
+                let levels = [
+                    picked.map_or(&empty, |w| &w.response_headers),
                     &route.response_headers,
                     &vh.response_headers,
                     &settings.routes.headers().response,
-                ]);
-                let edits = self.plan_edits(head, Some(up.addr), levels, &|n: &str| {
+                ];
+                let edits = self.plan_edits(head, Some(up.addr), &levels, &|n: &str| {
                     resp.headers
                         .iter()
                         .any(|h| h.name.eq_ignore_ascii_case(n.as_bytes()))
                 });
+                let mut remove: Vec<&str> = edits.remove.iter().map(String::as_str).collect();
                 let mut fields: Fields = edits
                     .add
                     .into_iter()
                     .map(|(n, v)| (n.into_bytes(), v))
                     .collect();
+                // CORS fields replace the upstream's own (two allow-origin
+                // values make browsers refuse the response).
+                remove.extend(cors_fields.iter().map(|(n, _)| *n));
                 fields.extend(
                     cors_fields
                         .into_iter()
@@ -395,9 +431,10 @@ impl Conn<'_> {
                 if let Some(cookie) = hashed.set_cookie {
                     fields.push((b"set-cookie".to_vec(), cookie));
                 }
-                let remove: Vec<&str> = edits.remove.iter().map(String::as_str).collect();
                 let exchange = self
-                    .relay_response(head, resp, &mut up, deadline, cut_short, &fields, &remove)
+                    .relay_response(
+                        head, resp, &mut up, deadline, idle, cut_short, &fields, &remove,
+                    )
                     .await;
                 match exchange {
                     Relayed::Done { next, reusable } => {
@@ -414,10 +451,12 @@ impl Conn<'_> {
             }
             Err(failed) => {
                 self.pending_up = None;
-                let (status, mut flag, body_text) = failed.reply();
-                if raced && failed == Failed::Reset {
-                    flag = Flag::UpstreamRetryLimitExceeded;
-                }
+                let (status, flag, body_text) = failed.reply();
+                let flag = if raced && failed == Failed::Reset {
+                    Flag::UpstreamRetryLimitExceeded
+                } else {
+                    final_flag.unwrap_or(flag)
+                };
                 self.stats.flag(flag);
                 // A body still (partly) in the socket leaves the stream out
                 // of step; a buffered one was read whole.
@@ -465,77 +504,85 @@ impl Conn<'_> {
 
     /// One attempt: an upstream connection, the request sent, the response
     /// head read. On success the connection waits in `self.pending_up`.
-    #[allow(clippy::too_many_arguments)]
     async fn attempt(
         &mut self,
         head: &RequestHead,
         opts: &ForwardOptions<'_>,
         body: &mut Body,
-        cluster: &Cluster,
-        cl: &ClusterLocal,
-        host: usize,
-        up_limits: &Limits,
-        fresh: bool,
-        retry: Option<&RetryPolicy>,
-        route_timeout: Option<Duration>,
+        t: &Try<'_>,
         deadline: &mut Option<Instant>,
     ) -> Sent {
+        let Try {
+            cluster, cl, host, ..
+        } = *t;
         let addr = cluster.endpoints[host].address;
         self.last_was_reused = false;
         // A request waits for a connection slot no longer than its route
         // timeout (from now when the body has not been sent yet).
         let wait_until = deadline.or_else(|| {
-            Some(Instant::now() + route_timeout.unwrap_or(spar_route::DEFAULT_ROUTE_TIMEOUT))
+            Some(Instant::now() + t.route_timeout.unwrap_or(spar_route::DEFAULT_ROUTE_TIMEOUT))
         });
-        let mut up = match self.checkout(cluster, cl, addr, fresh, wait_until).await {
+        let mut up = match self.checkout(t, addr, wait_until).await {
             Ok(up) => up,
             Err(f) => {
                 if f == Failed::Connect {
-                    cl.record(
-                        cluster,
-                        host,
-                        OutlierResult::LocalOriginFailure,
-                        self.random(),
-                    );
+                    cl.record(cluster, host, OutlierResult::LocalOriginFailure, || {
+                        self.random()
+                    });
                 }
                 return Sent::Failed(f);
             }
         };
         self.last_was_reused = up.reused;
         if !up.reused {
-            cl.record(
-                cluster,
-                host,
-                OutlierResult::LocalOriginSuccess,
-                self.random(),
-            );
+            cl.record(cluster, host, OutlierResult::LocalOriginSuccess, || {
+                self.random()
+            });
         }
         cl.stats.upstream_rq_total.inc();
+
+        // The per-try timeout covers this attempt from here, the send
+        // included when the body is at hand.
+        let per_try = t.per_try.map(|d| Instant::now() + d);
+        let bounded = |route: Option<Instant>| match (route, per_try) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
 
         // Request: head, then the body.
         self.wbuf.clear();
         encode_request_head(&mut self.wbuf, head, opts);
         let mut cut_short = false;
+        let send_limit = Limit {
+            deadline: bounded(*deadline),
+            idle: t.idle,
+        };
         match body {
             Body::None => {
-                if write_buf(&mut up.stream, &mut self.wbuf).await.is_err() {
-                    return Sent::Failed(Failed::Reset);
+                match within(&send_limit, write_buf(&mut up.stream, &mut self.wbuf)).await {
+                    Some(Ok(())) => {}
+                    Some(Err(_)) => return Sent::Failed(Failed::Reset),
+                    None => return Sent::Failed(self.timed_out(t, per_try, *deadline)),
                 }
             }
             Body::Buffered(bytes) => {
-                let sent = match write_buf(&mut up.stream, &mut self.wbuf).await {
-                    Ok(()) => write_bytes(&mut up.stream, bytes.clone()).await,
-                    Err(e) => Err(e),
+                let send = async {
+                    write_buf(&mut up.stream, &mut self.wbuf).await?;
+                    write_bytes(&mut up.stream, bytes.clone()).await
                 };
-                // An upstream that answered early may have stopped reading:
-                // read on for its response.
-                cut_short = sent.is_err();
+                match within(&send_limit, send).await {
+                    Some(Ok(())) => {}
+                    // An upstream that answered early may have stopped
+                    // reading: read on for its response.
+                    Some(Err(_)) => cut_short = true,
+                    None => return Sent::Failed(self.timed_out(t, per_try, *deadline)),
+                }
             }
             Body::Streamed { framing, sent } => {
                 *sent = true;
                 let limit = Limit {
                     deadline: None,
-                    idle: self.settings.stream_idle_timeout,
+                    idle: t.idle,
                 };
                 let max_trailer = self.limits.max_trailer_bytes;
                 let mut out = Out {
@@ -575,25 +622,19 @@ impl Conn<'_> {
                         return Sent::Downstream(Next::Close);
                     }
                 }
+                // The route timeout runs from the end of the request.
+                if deadline.is_none() {
+                    *deadline = t.route_timeout.map(|d| Instant::now() + d);
+                }
             }
         }
 
-        // Response head. The route timeout runs from the end of the request
-        // and spans every attempt; the per-try timeout bounds this one.
-        let now = Instant::now();
-        if deadline.is_none() {
-            *deadline = route_timeout.map(|t| now + t);
-        }
-        let per_try = retry.and_then(|r| r.per_try_timeout).map(|t| now + t);
-        let attempt_deadline = match (*deadline, per_try) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        // Response head, within the route timeout and the per-try timeout.
         self.ubuf.clear();
         let resp = loop {
-            match parse_response(&mut self.ubuf, up_limits, &head.method) {
+            match parse_response(&mut self.ubuf, t.up_limits, &head.method) {
                 Ok(Some(r)) if r.status == 101 => {
-                    cl.record(cluster, host, OutlierResult::Status(502), self.random());
+                    cl.record(cluster, host, OutlierResult::Status(502), || self.random());
                     return Sent::Failed(Failed::Protocol);
                 }
                 Ok(Some(r)) if r.status < 200 => continue, // 100 and other interim heads
@@ -601,99 +642,110 @@ impl Conn<'_> {
                 Ok(None) => {}
                 Err(e) => {
                     debug!(reason = e.reason(), "bad upstream response");
-                    cl.record(cluster, host, OutlierResult::Status(502), self.random());
+                    cl.record(cluster, host, OutlierResult::Status(502), || self.random());
                     return Sent::Failed(Failed::Protocol);
                 }
             }
             let limit = Limit {
-                deadline: attempt_deadline,
-                idle: self.settings.stream_idle_timeout,
+                deadline: bounded(*deadline),
+                idle: t.idle,
             };
             let read = within(&limit, read_some(&mut up.stream, &mut self.ubuf, READ_BUF)).await;
             match read {
                 None => {
                     self.ubuf = BytesMut::new();
-                    cl.record(
-                        cluster,
-                        host,
-                        OutlierResult::LocalOriginFailure,
-                        self.random(),
-                    );
-                    let route_passed = deadline.is_some_and(|d| Instant::now() >= d);
-                    if per_try.is_some() && !route_passed {
-                        cl.stats.upstream_rq_per_try_timeout.inc();
-                        return Sent::Failed(Failed::PerTry);
-                    }
-                    cl.stats.upstream_rq_timeout.inc();
-                    return Sent::Failed(Failed::Timeout);
+                    cl.record(cluster, host, OutlierResult::LocalOriginFailure, || {
+                        self.random()
+                    });
+                    return Sent::Failed(self.timed_out(t, per_try, *deadline));
                 }
                 Some(Ok(0) | Err(_)) => {
-                    cl.record(
-                        cluster,
-                        host,
-                        OutlierResult::LocalOriginFailure,
-                        self.random(),
-                    );
+                    cl.record(cluster, host, OutlierResult::LocalOriginFailure, || {
+                        self.random()
+                    });
                     return Sent::Failed(Failed::Reset);
                 }
                 Some(Ok(_)) => {}
             }
         };
         cl.stats.response(resp.status);
-        cl.record(
-            cluster,
-            host,
-            OutlierResult::Status(resp.status),
-            self.random(),
-        );
+        cl.record(cluster, host, OutlierResult::Status(resp.status), || {
+            self.random()
+        });
         self.pending_up = Some(up);
         Sent::Head { resp, cut_short }
+    }
+
+    /// Which limit cut an attempt: the per-try timeout (retriable), or the
+    /// route timeout or the idle limit (final), counted.
+    fn timed_out(&self, t: &Try<'_>, per_try: Option<Instant>, route: Option<Instant>) -> Failed {
+        let now = Instant::now();
+        let route_passed = route.is_some_and(|d| now >= d);
+        if !route_passed && per_try.is_some_and(|d| now >= d) {
+            t.cl.stats.upstream_rq_per_try_timeout.inc();
+            Failed::PerTry
+        } else {
+            t.cl.stats.upstream_rq_timeout.inc();
+            Failed::Timeout
+        }
     }
 
     /// A pooled connection to `addr`, or a new one within the cluster's
     /// connection and pending-request limits.
     async fn checkout(
         &mut self,
-        cluster: &Cluster,
-        cl: &ClusterLocal,
+        t: &Try<'_>,
         addr: SocketAddr,
-        fresh: bool,
-        deadline: Option<Instant>,
+        wait_until: Option<Instant>,
     ) -> Result<Upstream, Failed> {
-        if !fresh && let Some(up) = self.ctx.pool.borrow_mut().take(addr, Instant::now()) {
+        let (cluster, cl) = (t.cluster, t.cl);
+        let key = upstream::pool_key(&cl.shared.breaker, addr);
+        if !t.fresh
+            && let Some(up) = self.ctx.pool.borrow_mut().take(key, Instant::now())
+        {
             return Ok(up);
         }
         let breaker = &cl.shared.breaker;
-        let t = &cluster.thresholds;
-        if !breaker.try_connection(t) {
-            // Wait for a connection slot as a pending request, if there is
-            // room to wait.
-            if !breaker.try_pending(t) {
-                cl.stats.upstream_rq_pending_overflow.inc();
-                return Err(Failed::Overflow);
-            }
-            let admitted = loop {
-                if deadline.is_some_and(|d| Instant::now() >= d) {
-                    break false;
+        let thresholds = &cluster.thresholds;
+        let open = cl.open_to(t.host);
+        if !breaker.try_connection(thresholds) {
+            cl.stats.upstream_cx_overflow.inc();
+            if open.get() == 0 {
+                // No connection to this host on this worker at all: open
+                // one anyway, as Envoy's pools do, so a host is never cut
+                // off by connections that other hosts or workers hold.
+                breaker.force_connection();
+            } else {
+                // Wait, as a pending request, for one of this worker's
+                // connections to the host to come back, or for a slot.
+                let Some(_pending) = cl.shared.pending(thresholds) else {
+                    cl.stats.upstream_rq_pending_overflow.inc();
+                    return Err(Failed::Overflow);
+                };
+                let mut pause = PENDING_FIRST_RECHECK;
+                loop {
+                    if wait_until.is_some_and(|d| Instant::now() + pause >= d) {
+                        cl.stats.upstream_rq_timeout.inc();
+                        return Err(Failed::Timeout);
+                    }
+                    monoio::time::sleep(pause).await;
+                    pause = (pause * 2).min(PENDING_LAST_RECHECK);
+                    if let Some(up) = self.ctx.pool.borrow_mut().take(key, Instant::now()) {
+                        return Ok(up);
+                    }
+                    if open.get() == 0 {
+                        breaker.force_connection();
+                        break;
+                    }
+                    if breaker.try_connection(thresholds) {
+                        break;
+                    }
                 }
-                monoio::time::sleep(PENDING_RECHECK).await;
-                if let Some(up) = self.ctx.pool.borrow_mut().take(addr, Instant::now()) {
-                    breaker.release_pending();
-                    return Ok(up);
-                }
-                if breaker.try_connection(t) {
-                    break true;
-                }
-            };
-            breaker.release_pending();
-            if !admitted {
-                cl.stats.upstream_rq_timeout.inc();
-                return Err(Failed::Timeout);
             }
         }
-        let slot = CxSlot(breaker.clone());
+        let slot = CxSlot::new(breaker.clone(), open);
         cl.stats.upstream_cx_total.inc();
-        match upstream::connect(addr, cluster, &cl.stats, slot).await {
+        match upstream::connect(addr, cluster, &cl.stats, slot, wait_until).await {
             Ok(up) => Ok(up),
             Err(ConnectError::Timeout) => {
                 cl.stats.upstream_cx_connect_timeout.inc();
@@ -715,6 +767,7 @@ impl Conn<'_> {
         resp: ResponseHead,
         up: &mut Upstream,
         deadline: Option<Instant>,
+        idle: Option<Duration>,
         cut_short: bool,
         fields: &Fields,
         remove: &[&str],
@@ -754,10 +807,7 @@ impl Conn<'_> {
         let chunked_out = matches!(out_framing, ResponseBody::Chunked) && input != Framing::None;
         let max_trailer = self.limits.max_trailer_bytes;
         let relayed = {
-            let limit = Limit {
-                deadline,
-                idle: self.settings.stream_idle_timeout,
-            };
+            let limit = Limit { deadline, idle };
             let mut out = Out {
                 io: &mut self.down,
                 buf: &mut self.wbuf,
@@ -843,14 +893,6 @@ fn shadow_authority(authority: Option<&[u8]>) -> Vec<u8> {
     out.extend_from_slice(b"-shadow");
     out.extend_from_slice(&a[split..]);
     out
-}
-
-/// Backoff cut to what is left of the route timeout.
-fn capped(backoff: Duration, deadline: Option<Instant>) -> Duration {
-    match deadline {
-        Some(d) => backoff.min(d.saturating_duration_since(Instant::now())),
-        None => backoff,
-    }
 }
 
 #[cfg(test)]

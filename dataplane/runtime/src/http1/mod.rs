@@ -71,6 +71,8 @@ pub(super) struct Conn<'a> {
     /// Whether the last attempt's connection came from the pool.
     last_was_reused: bool,
     local_addr: Option<SocketAddr>,
+    /// The listener left the config: close after the current request.
+    retiring: bool,
 }
 
 pub(crate) async fn serve(
@@ -128,6 +130,7 @@ pub(crate) async fn serve(
             pending_up: None,
             last_was_reused: false,
             local_addr: carried.local_addr,
+            retiring: false,
         };
         let newer = loop {
             let head = match waiting.take() {
@@ -140,9 +143,15 @@ pub(crate) async fn serve(
                     // Routes changed while this connection was open: the
                     // next request follows the newest config (as Envoy applies
                     // a route update to new requests on open connections).
-                    if let Some(newer) = newer_listener(ctx, &local, index) {
-                        waiting = Some(head);
-                        break Some(newer);
+                    match newer_listener(ctx, &local, index) {
+                        Newer::Same => {}
+                        Newer::Moved(newest, i) => {
+                            waiting = Some(head);
+                            break Some((newest, i));
+                        }
+                        // The listener is gone from the config: this
+                        // request is the connection's last.
+                        Newer::Gone => c.retiring = true,
                     }
                     head
                 }
@@ -194,20 +203,31 @@ struct Carry {
     local_addr: Option<SocketAddr>,
 }
 
-/// The worker's newest snapshot and this listener's index in it, when it is
-/// newer than `local` and still has this listener as an HTTP listener.
-fn newer_listener(ctx: &Worker, local: &Rc<Local>, index: usize) -> Option<(Rc<Local>, usize)> {
+/// Where a connection's listener stands in the worker's newest snapshot.
+enum Newer {
+    /// The connection already runs on the newest snapshot.
+    Same,
+    /// A newer snapshot has this listener (as HTTP) at this index.
+    Moved(Rc<Local>, usize),
+    /// A newer snapshot no longer has this listener as HTTP.
+    Gone,
+}
+
+fn newer_listener(ctx: &Worker, local: &Rc<Local>, index: usize) -> Newer {
     let current = ctx.current.borrow();
     if Rc::ptr_eq(&current, local) {
-        return None;
+        return Newer::Same;
     }
     let name = &local.snapshot.listeners[index].name;
-    let i = current
+    match current
         .snapshot
         .listeners
         .iter()
-        .position(|l| &l.name == name && matches!(l.kind, ListenerKind::Http(_)))?;
-    Some((current.clone(), i))
+        .position(|l| &l.name == name && matches!(l.kind, ListenerKind::Http(_)))
+    {
+        Some(i) => Newer::Moved(current.clone(), i),
+        None => Newer::Gone,
+    }
 }
 
 /// Closes a connection whose peer may still be sending: shut down our side
@@ -322,6 +342,9 @@ impl Conn<'_> {
     /// (`max_requests_per_connection`, `max_connection_duration`), so its
     /// response says `connection: close` before the proxy closes.
     fn last_request(&self) -> bool {
+        if self.retiring {
+            return true;
+        }
         let max_requests = self
             .settings
             .max_requests_per_connection

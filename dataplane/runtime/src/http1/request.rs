@@ -163,7 +163,7 @@ impl Conn<'_> {
             &self.settings.routes.headers().response,
         ];
         if levels.iter().any(|m| !m.is_empty()) {
-            let edits = self.plan_edits(head, None, levels.into_iter(), &|name: &str| {
+            let edits = self.plan_edits(head, None, &levels, &|name: &str| {
                 fields
                     .iter()
                     .any(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
@@ -184,14 +184,18 @@ impl Conn<'_> {
     }
 
     /// Folds header mutations, most specific first, into one edit plan.
-    pub(super) fn plan_edits<'m>(
+    /// Free when there are none (the common case).
+    pub(super) fn plan_edits(
         &mut self,
         head: &RequestHead,
         upstream: Option<std::net::SocketAddr>,
-        levels: impl Iterator<Item = &'m HeaderMutation>,
+        levels: &[&HeaderMutation],
         has: &dyn Fn(&str) -> bool,
     ) -> HeaderEdits {
         let mut edits = HeaderEdits::default();
+        if levels.iter().all(|m| m.is_empty()) {
+            return edits;
+        }
         let local = self.local_addr();
         let vars = crate::view::Vars {
             head,
@@ -200,7 +204,7 @@ impl Conn<'_> {
             upstream,
             hostname: &self.ctx.hostname,
         };
-        for m in levels.filter(|m| !m.is_empty()) {
+        for m in levels.iter().filter(|m| !m.is_empty()) {
             edits.apply(m, has, &vars);
         }
         edits

@@ -585,6 +585,8 @@ fn refusals_have_path_and_line() {
         (BASE.replace(BASE_ACTION, &format!("                direct_response: {{status: 200, body: {{inline_string: {}}}}}\n", "x".repeat(4097))), "direct_response", format!("{r0}.direct_response.body"), "at most 4096"),
         (with(&[("#ROUTE", "request_headers_to_add: [{header: {key: \":path\", value: x}}]")]), "request_headers_to_add", format!("{r0}.request_headers_to_add[0].header.key"), "pseudo-headers may not"),
         (with(&[("#ROUTE", "request_headers_to_remove: [Host]")]), "request_headers_to_remove", format!("{r0}.request_headers_to_remove[0]"), "host may not be changed"),
+        (with(&[("#ROUTE", "response_headers_to_add: [{ header: { key: Content-Length, value: \"0\" } }]")]), "response_headers_to_add", format!("{r0}.response_headers_to_add[0].header.key"), "frames the message"),
+        (with(&[("#ROUTE", "request_headers_to_add: [{ header: { key: transfer-encoding, value: chunked } }]")]), "request_headers_to_add", format!("{r0}.request_headers_to_add[0].header.key"), "frames the message"),
         (with(&[("#ROUTE", "response_headers_to_add: [{header: {key: x, value: \"%BOGUS%\"}}]")]), "response_headers_to_add", format!("{r0}.response_headers_to_add[0].header.value"), "%BOGUS% is not supported"),
         (with(&[("#ROUTE", "response_headers_to_add: [{header: {key: x, value: y}, append: true, append_action: ADD_IF_ABSENT}]")]), "response_headers_to_add", format!("{r0}.response_headers_to_add[0].append"), "not both"),
         (with(&[("#VHOSTS", "request_headers_to_add: [{append_action: ADD_IF_ABSENT}]")]), "request_headers_to_add", format!("{HCM}.route_config.request_headers_to_add[0].header"), "header is required"),
