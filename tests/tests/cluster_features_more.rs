@@ -599,7 +599,6 @@ fn outlier_detection_ejects_on_gateway_failures_and_local_origin_failures() {
 /// on every 5xx): a 5xx detection that is not enforced does not stop a
 /// gateway detection on the same response.
 #[test]
-#[ignore = "bug: a non-enforced consecutive_5xx detection shadows the consecutive_gateway_failure detector on the same response"]
 fn unenforced_5xx_detection_does_not_hide_gateway_failures() {
     let good = tagged("good", Knobs::ok());
     let bad = tagged("bad", Knobs::status(502));
@@ -713,7 +712,6 @@ fn retriable_status_codes_retry_a_409_and_5xx_does_not() {
 /// ran out of retries on a retriable answer counts under
 /// `retry_limit_exceeded` only.
 #[test]
-#[ignore = "bug: upstream_rq_retry_success counts a request whose retries ran out on a retriable status"]
 fn retry_success_is_not_counted_when_retries_run_out() {
     let up = conflict_once();
     let routes = "              - match: { prefix: / }\n                route: { cluster: svc, retry_policy: { retry_on: retriable-status-codes, retriable_status_codes: [409], num_retries: 2, retry_back_off: { base_interval: 0.01s, max_interval: 0.05s } } }";

@@ -166,29 +166,37 @@ impl OutlierDetector {
                 h.consecutive_gateway = 0;
             }
         }
-        // Which detector fired, with its enforcement percentage.
-        let fired = if cfg.consecutive_5xx > 0 && h.consecutive_5xx >= cfg.consecutive_5xx {
-            h.consecutive_5xx = 0;
-            Some(cfg.enforcing_consecutive_5xx)
-        } else if cfg.consecutive_gateway_failure > 0
-            && h.consecutive_gateway >= cfg.consecutive_gateway_failure
-        {
-            h.consecutive_gateway = 0;
-            Some(cfg.enforcing_consecutive_gateway_failure)
-        } else if cfg.split_external_local_origin_errors
-            && cfg.consecutive_local_origin_failure > 0
-            && h.consecutive_local >= cfg.consecutive_local_origin_failure
-        {
-            h.consecutive_local = 0;
-            Some(cfg.enforcing_consecutive_local_origin_failure)
-        } else {
-            None
+        // Every detector looks at every result (Envoy): one that fires but is not enforced
+        // must not keep another from firing on the same response. Each enforcement roll
+        // takes its own bits of `random`.
+        let mut roll = random;
+        let mut enforce = |fired: bool, enforcing: u32| {
+            let hit = fired && roll % 100 < u64::from(enforcing);
+            roll = crate::mix(roll);
+            hit
         };
-        match fired {
-            Some(enforcing) if random % 100 < u64::from(enforcing) => {
-                self.eject(host, now, crate::mix(random))
-            }
-            _ => false,
+        let fired_5xx = cfg.consecutive_5xx > 0 && h.consecutive_5xx >= cfg.consecutive_5xx;
+        if fired_5xx {
+            h.consecutive_5xx = 0;
+        }
+        let fired_gateway = cfg.consecutive_gateway_failure > 0
+            && h.consecutive_gateway >= cfg.consecutive_gateway_failure;
+        if fired_gateway {
+            h.consecutive_gateway = 0;
+        }
+        let fired_local = cfg.split_external_local_origin_errors
+            && cfg.consecutive_local_origin_failure > 0
+            && h.consecutive_local >= cfg.consecutive_local_origin_failure;
+        if fired_local {
+            h.consecutive_local = 0;
+        }
+        let eject = enforce(fired_5xx, cfg.enforcing_consecutive_5xx)
+            | enforce(fired_gateway, cfg.enforcing_consecutive_gateway_failure)
+            | enforce(fired_local, cfg.enforcing_consecutive_local_origin_failure);
+        if eject {
+            self.eject(host, now, crate::mix(roll))
+        } else {
+            false
         }
     }
 

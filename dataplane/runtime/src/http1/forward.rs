@@ -394,7 +394,9 @@ impl Conn<'_> {
         drop(retry_slot);
         match result {
             Ok((resp, cut_short)) => {
-                if retries > 0 {
+                // A success only when the retried answer was not itself one
+                // to retry (retries ran out or were refused: not a success).
+                if retries > 0 && final_flag.is_none() {
                     cl.stats.upstream_rq_retry_success.inc();
                 }
                 if let Some(flag) = final_flag {
