@@ -15,7 +15,8 @@ Scenarios:
   vhosts-1000    1,000 virtual hosts of 10 routes; exact domain, last route
   lb-rr / lb-lr / lb-ring / lb-maglev / lb-random
                  one route to a 3-endpoint cluster with that policy (ring and
-                 maglev hash on a header the client sends)
+                 maglev hash on a header the client sends, so they pick one
+                 endpoint; the others spread over three)
   weighted       one route, weighted clusters 90/10
 
     cargo build --release -p spar-proxy -p spar-bench
@@ -48,10 +49,10 @@ static_resources:
 """
 
 
-def cluster(name, ports, policy="ROUND_ROBIN"):
+def cluster(name, addrs, policy="ROUND_ROBIN"):
     eps = "".join(
-        f"        - endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: {p} }} }} }}\n"
-        for p in ports
+        f"        - endpoint: {{ address: {{ socket_address: {{ address: {ip}, port_value: {p} }} }} }}\n"
+        for ip, p in addrs
     )
     return f"""  - name: {name}
     type: STATIC
@@ -80,10 +81,15 @@ def route(prefix, action, header=None):
     return f"              - match: {m}\n                route: {action}\n"
 
 
-def config(scenario, ports):
-    """Bootstrap text with {admin}/{port} left to fill, and the request path."""
+def config(scenario, port):
+    """Bootstrap text with {admin}/{port} left to fill, and the request path.
+
+    Every endpoint is the same echo process, reached at 127.0.0.1, .2 and .3: the
+    endpoints are distinct to the proxy (own pools, own balancing), while the backend's
+    work per request stays the same, so the figures show the proxy's cost alone."""
     one = "{ cluster: echo }"
-    clusters = [cluster("echo", ports[:1])]
+    ep = [(f"127.0.0.{i}", port) for i in (1, 2, 3)]
+    clusters = [cluster("echo", ep[:1])]
     path = "/bench"
     if scenario == "routes-1":
         vhs = [vhost("all", ["*"], [route("/", one)])]
@@ -105,13 +111,13 @@ def config(scenario, ports):
             "lb-ring": "RING_HASH",
             "lb-maglev": "MAGLEV",
         }[scenario]
-        clusters = [cluster("echo", ports[:3], policy)]
+        clusters = [cluster("echo", ep, policy)]
         action = one
         if policy in ("RING_HASH", "MAGLEV"):
             action = "{ cluster: echo, hash_policy: [{ header: { header_name: x-user } }] }"
         vhs = [vhost("all", ["*"], [route("/", action)])]
     elif scenario == "weighted":
-        clusters = [cluster("echo", ports[:1]), cluster("canary", ports[1:2])]
+        clusters = [cluster("echo", ep[:1]), cluster("canary", ep[1:2])]
         action = "{ weighted_clusters: { clusters: [{ name: echo, weight: 90 }, { name: canary, weight: 10 }] } }"
         vhs = [vhost("all", ["*"], [route("/", action)])]
     else:
@@ -144,8 +150,8 @@ def wait_port(port):
     raise SystemExit(f"nothing listens on {port}")
 
 
-def run(scenario, seconds, echo_ports):
-    text, path = config(scenario, echo_ports)
+def run(scenario, seconds, echo_port):
+    text, path = config(scenario, echo_port)
     port, admin = free_port(), free_port()
     cfg = tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False)
     cfg.write(text.replace("{admin}", str(admin)).replace("{port}", str(port)))
@@ -185,18 +191,16 @@ def main():
     ap.add_argument("--only", default="routes-1,routes-1000,vhosts-1000,weighted,lb-rr,lb-lr,lb-random,lb-ring,lb-maglev")
     a = ap.parse_args()
     scenarios = a.only.split(",")
-    echo_ports = [free_port() for _ in range(3)]
+    echo_port = free_port()
     echoes = [
-        subprocess.Popen(["taskset", "-c", "0", BENCH, "echo", "--listen", f"127.0.0.1:{p}"])
-        for p in echo_ports
+        subprocess.Popen(["taskset", "-c", "0", BENCH, "echo", "--listen", f"0.0.0.0:{echo_port}"])
     ]
     try:
-        for p in echo_ports:
-            wait_port(p)
+        wait_port(echo_port)
         res = {s: [] for s in scenarios}
         for _ in range(a.reps):
             for s in scenarios:
-                res[s].append(run(s, a.seconds, echo_ports))
+                res[s].append(run(s, a.seconds, echo_port))
         print("| scenario | proxy CPU-us/req | req/s | vs routes-1 (throughput) |")
         print("|---|---|---|---|")
         base = statistics.median(r[1] for r in res[scenarios[0]])
