@@ -84,7 +84,11 @@ impl RouteTable {
         }
         table.indexes = virtual_hosts
             .iter()
-            .map(|vh| (vh.routes.len() >= index::MIN_ROUTES).then(|| RouteIndex::new(&vh.routes)))
+            .map(|vh| {
+                (vh.routes.len() >= index::MIN_ROUTES)
+                    .then(|| RouteIndex::new(&vh.routes))
+                    .flatten()
+            })
             .collect();
         table.virtual_hosts = virtual_hosts;
         table

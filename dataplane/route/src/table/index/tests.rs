@@ -42,12 +42,14 @@ fn index_finds_the_same_first_route_as_a_scan() {
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let targets = [
         "/", "/a", "/a/", "/a/x", "/ab", "/ab/c", "/abc", "/A", "/A/", "/b", "/b?x", "/b?xy",
-        "/a?q", "/a?qq", "/a#f", "*", "/c", "/b/", "",
+        "/a?q", "/a?qq", "/a#f", "*", "/c", "/b/", "", "/ab/cd", "/a/b", "/aa",
     ];
     for round in 0..300 {
         let n = 16 + (rng.next() % 40) as usize;
         let routes: Vec<Route> = (0..n).map(|i| random_route(&mut rng, i as u32)).collect();
-        let index = RouteIndex::new(&routes);
+        let Some(index) = RouteIndex::new(&routes) else {
+            continue;
+        };
         for t in targets {
             let req = Req::new(t);
             let scanned = routes.iter().find(|r| r.matches(&req)).and_then(cluster_of);
@@ -61,17 +63,23 @@ fn index_finds_the_same_first_route_as_a_scan() {
 }
 
 #[test]
-fn literal_segments() {
-    let seg = |p: PathMatch| literal_segment(&path_match(p)).map(<[u8]>::to_vec);
-    let s = |v: &str| Some(v.as_bytes().to_vec());
-    assert_eq!(seg(PathMatch::Prefix("/reviews/".into())), s("reviews"));
-    assert_eq!(seg(PathMatch::Prefix("/reviews".into())), None); // also /reviewsX
-    assert_eq!(seg(PathMatch::Prefix("/".into())), None);
-    assert_eq!(seg(PathMatch::Exact("/api".into())), s("api"));
-    assert_eq!(seg(PathMatch::PathSeparatedPrefix("/v1".into())), s("v1"));
-    assert_eq!(seg(PathMatch::Prefix("/q?x".into())), s("q"));
-    assert_eq!(seg(PathMatch::Prefix("nope".into())), None);
-    assert_eq!(request_segment(b"/a/b?c"), Some(&b"a"[..]));
-    assert_eq!(request_segment(b"/a?c/d"), Some(&b"a"[..]));
-    assert_eq!(request_segment(b"*"), None);
+fn deepest_prefix_follows_parents() {
+    let m = |p: &str| route(path_match(PathMatch::Prefix(p.into())), 0);
+    let routes: Vec<Route> = ["/", "/api/", "/api/v1/", "/api/v1/users", "/apix", "/b"]
+        .iter()
+        .map(|p| m(p))
+        .chain((0..16).map(|i| m(&format!("/z{i}"))))
+        .collect();
+    let index = RouteIndex::new(&routes).unwrap();
+    let deepest = |p: &str| {
+        index
+            .deepest_prefix(p.as_bytes())
+            .map(|i| &*index.literals[i])
+    };
+    assert_eq!(deepest("/api/v1/users/7"), Some(&b"/api/v1/users"[..]));
+    assert_eq!(deepest("/api/v1/orders"), Some(&b"/api/v1/"[..]));
+    assert_eq!(deepest("/api/v2"), Some(&b"/api/"[..]));
+    assert_eq!(deepest("/apiz"), Some(&b"/"[..]));
+    assert_eq!(deepest("/b"), Some(&b"/b"[..]));
+    assert_eq!(deepest("*"), None);
 }
