@@ -306,7 +306,11 @@ fn subsets_follow_route_metadata_match() {
 #[test]
 fn mirror_gets_a_shadow_copy_and_never_slows_the_primary() {
     let primary = tagged("primary", Behaviour::ok());
-    let shadow = tagged("shadow", Behaviour::slow(Duration::from_millis(500)));
+    // The shadow reads each copy and then holds it unanswered until the test
+    // ends: the primaries must all complete meanwhile.
+    let shadow = Scripted::start(|mut c| {
+        while c.read_head().is_some() {}
+    });
     let dead = free_port(); // nothing listens: the second mirror always fails
     let dead_ep = format!(
         "        - endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: {dead} }} }} }}\n"
@@ -322,13 +326,10 @@ fn mirror_gets_a_shadow_copy_and_never_slows_the_primary() {
     let yaml = bootstrap(port, routes, &clusters, "");
     let proxy = SparProxy::start(&yaml, &[]);
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let started = Instant::now();
     for _ in 0..5 {
         let r = get_with(addr, "/orders?id=7", &[]);
         assert_eq!((r.status, r.body_text().as_str()), (200, "primary"));
     }
-    // Five primaries answered well before one slow shadow exchange would.
-    assert!(started.elapsed() < Duration::from_millis(2_500));
     assert_eventually(Duration::from_secs(10), "shadow saw 5 copies", || {
         shadow.seen.heads().len() == 5
     });
@@ -378,7 +379,7 @@ fn header_controlled_fault_delays_and_aborts() {
 
 #[test]
 fn per_try_timeout_retries_on_another_host() {
-    let stuck = tagged("stuck", Behaviour::slow(Duration::from_secs(3)));
+    let stuck = tagged("stuck", Behaviour::slow(Duration::from_secs(30)));
     let good = tagged("good", Behaviour::ok());
     let port = free_port();
     let routes = "              - match: { prefix: / }\n                route:\n                  cluster: svc\n                  timeout: 5s\n                  retry_policy:\n                    retry_on: 5xx\n                    num_retries: 2\n                    per_try_timeout: 0.2s\n                    retry_host_predicate: [{ name: envoy.retry_host_predicates.previous_hosts, typed_config: { \"@type\": type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate } }]\n                    host_selection_retry_max_attempts: 5";
@@ -386,11 +387,11 @@ fn per_try_timeout_retries_on_another_host() {
     let yaml = bootstrap(port, routes, &cluster("svc", "", &one_locality(&eps)), "");
     let proxy = SparProxy::start(&yaml, &[]);
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    // The stuck host would hold a request past the 5 s route timeout (504):
+    // only the per-try timeout and a retry elsewhere give 200.
     for _ in 0..6 {
-        let started = Instant::now();
         let r = get_with(addr, "/", &[]);
         assert_eq!((r.status, r.body_text().as_str()), (200, "good"));
-        assert!(started.elapsed() < Duration::from_secs(2));
     }
     assert!(proxy.metric("envoy_cluster_upstream_rq_per_try_timeout", "") >= 1);
     assert!(proxy.metric("envoy_cluster_upstream_rq_retry_success", "") >= 1);
