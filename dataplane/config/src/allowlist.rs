@@ -60,6 +60,8 @@ const VIRTUAL_HOST: &str = "envoy.config.route.v3.VirtualHost";
 const ROUTE: &str = "envoy.config.route.v3.Route";
 const ROUTE_MATCH: &str = "envoy.config.route.v3.RouteMatch";
 const ROUTE_ACTION: &str = "envoy.config.route.v3.RouteAction";
+const ROUTE_UPGRADE: &str = "envoy.config.route.v3.RouteAction.UpgradeConfig";
+const HCM_UPGRADE: &str = "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.UpgradeConfig";
 const HEADER_MATCHER: &str = "envoy.config.route.v3.HeaderMatcher";
 const QUERY_MATCHER: &str = "envoy.config.route.v3.QueryParameterMatcher";
 const STRING_MATCHER: &str = "envoy.type.matcher.v3.StringMatcher";
@@ -177,6 +179,9 @@ pub(crate) const FIELDS: &[(&str, &str, Rule)] = &[
     (HCM, "normalize_path", Any),
     (HCM, "merge_slashes", Any),
     (HCM, "path_with_escaped_slashes_action", Any),
+    (HCM, "upgrade_configs", Any),
+    (HCM_UPGRADE, "upgrade_type", Any),
+    (HCM_UPGRADE, "enabled", Any),
     (HTTP_FILTER, "name", Any),
     (HTTP_FILTER, "typed_config", Types(&[HTTP_FAULT, CORS, ROUTER])),
     // Shared by HCM and Cluster `common_http_protocol_options` and upstream HttpProtocolOptions.
@@ -266,6 +271,9 @@ pub(crate) const FIELDS: &[(&str, &str, Rule)] = &[
     (ROUTE_ACTION, "hash_policy", Any),
     (ROUTE_ACTION, "request_mirror_policies", Any),
     (ROUTE_ACTION, "metadata_match", Any),
+    (ROUTE_ACTION, "upgrade_configs", Any),
+    (ROUTE_UPGRADE, "upgrade_type", Any),
+    (ROUTE_UPGRADE, "enabled", Any),
     (WEIGHTED_CLUSTER, "clusters", Any),
     (WEIGHTED_CLUSTER, "total_weight", Any),
     (CLUSTER_WEIGHT, "name", Any),

@@ -95,6 +95,9 @@ pub const DEFAULT_TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
 pub struct HttpSettings {
     /// Stats prefix.
     pub stat_prefix: String,
+    /// `upgrade_configs`: (lower-case upgrade type such as `websocket`, enabled). A request
+    /// asking for an upgrade not enabled here or on its route is refused with 403.
+    pub upgrades: Vec<(String, bool)>,
     /// Virtual hosts and routes.
     pub routes: RouteTable,
     /// Trust the peer address as the client address and set `x-envoy-external-address`.

@@ -66,6 +66,7 @@ fn route(path: PathMatch, headers: Vec<HeaderMatcher>, cluster_id: u32) -> Route
             hash_policy: Vec::new(),
             mirrors: Vec::new(),
             metadata_match: None,
+            upgrades: Vec::new(),
         }),
         request_headers: HeaderMutation::default(),
         response_headers: HeaderMutation::default(),

@@ -214,6 +214,9 @@ pub struct RouteAction {
     pub mirrors: Vec<Mirror>,
     /// `metadata_match` `filter_metadata["envoy.lb"]`, for subset load balancing.
     pub metadata_match: Option<Arc<Metadata>>,
+    /// Route-level `upgrade_configs`: (lower-case upgrade type, enabled); they override the
+    /// connection manager's for this route.
+    pub upgrades: Vec<(String, bool)>,
 }
 
 /// How a forwarded request's authority is rewritten.

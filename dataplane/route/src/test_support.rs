@@ -155,6 +155,7 @@ pub(crate) fn forward(id: u32) -> RouteAction {
         hash_policy: Vec::new(),
         mirrors: Vec::new(),
         metadata_match: None,
+        upgrades: Vec::new(),
     }
 }
 

@@ -120,9 +120,48 @@ async fn direction(
     }
 }
 
-enum End {
+pub(crate) enum End {
     Idle,
     Io,
+}
+
+/// Relays bytes both ways between `a` and `b` until both directions have
+/// ended (a half-close is carried across), one fails, or the pair stays idle
+/// for `idle`. Used after an HTTP/1.1 upgrade (WebSocket), where the
+/// connections belong to the HTTP connection manager and stay borrowed.
+pub(crate) async fn tunnel(
+    a: &mut TcpStream,
+    b: &mut TcpStream,
+    idle: Option<Duration>,
+    a_to_b: &Counter,
+    b_to_a: &Counter,
+) -> Result<(), End> {
+    // Each direction needs a reader and a writer at once: write through a
+    // second descriptor of the same socket (shutdown acts on the socket).
+    let a_out = duplicate(a).map_err(|_| End::Io)?;
+    let b_out = duplicate(b).map_err(|_| End::Io)?;
+    let last = Rc::new(Cell::new(Instant::now()));
+    let mut forth = std::pin::pin!(pipe(a, b_out, idle, last.clone(), a_to_b));
+    let mut back = std::pin::pin!(pipe(b, a_out, idle, last, b_to_a));
+    let (mut forth_done, mut back_done) = (false, false);
+    while !(forth_done && back_done) {
+        monoio::select! {
+            r = &mut forth, if !forth_done => { r?; forth_done = true; },
+            r = &mut back, if !back_done => { r?; back_done = true; },
+        }
+    }
+    Ok(())
+}
+
+/// A second monoio stream on a duplicate of `s`'s descriptor.
+#[allow(unsafe_code)]
+fn duplicate(s: &TcpStream) -> std::io::Result<TcpStream> {
+    use std::os::fd::{AsRawFd, BorrowedFd};
+    // SAFETY: the descriptor belongs to `s`, which outlives this borrow; it
+    // is only duplicated here, never closed.
+    let fd = unsafe { BorrowedFd::borrow_raw(s.as_raw_fd()) };
+    let owned = fd.try_clone_to_owned()?;
+    TcpStream::from_std(std::net::TcpStream::from(owned))
 }
 
 fn count(end: End, stats: &TcpStats) {
@@ -132,9 +171,9 @@ fn count(end: End, stats: &TcpStats) {
 }
 
 /// Copies one direction until EOF, then shuts down the writer.
-async fn pipe(
-    mut from: OwnedReadHalf<TcpStream>,
-    mut to: OwnedWriteHalf<TcpStream>,
+async fn pipe<R: AsyncReadRent, W: AsyncWriteRent>(
+    mut from: R,
+    mut to: W,
     idle: Option<Duration>,
     last: Rc<Cell<Instant>>,
     bytes: &Counter,

@@ -139,6 +139,9 @@ pub struct HttpStats {
     pub fault_delays_injected: Counter,
     /// CORS preflights answered by the proxy.
     pub cors_preflight: Counter,
+    /// Connections upgraded (WebSocket and other `Upgrade` protocols).
+    pub downstream_cx_upgrades_total: Counter,
+    pub downstream_cx_upgrades_active: Gauge,
     pub response_flags: [Counter; Flag::ALL.len()],
     /// Requests refused before routing, by reason (`spar-http` error reasons).
     pub rejected: Mutex<BTreeMap<&'static str, u64>>,

@@ -120,10 +120,20 @@ pub fn render_prometheus(workers: &[std::sync::Arc<WorkerStats>], extra: &str) -
                 ("envoy_http_fault_aborts_injected", &s.fault_aborts_injected),
                 ("envoy_http_fault_delays_injected", &s.fault_delays_injected),
                 ("spar_http_cors_preflight", &s.cors_preflight),
+                (
+                    "envoy_http_downstream_cx_upgrades_total",
+                    &s.downstream_cx_upgrades_total,
+                ),
             ];
             for (name, c) in more {
                 m.add(name, C, l.clone(), as_i64(c.get()));
             }
+            m.add(
+                "envoy_http_downstream_cx_upgrades_active",
+                G,
+                l.clone(),
+                s.downstream_cx_upgrades_active.get(),
+            );
             for (i, class) in CLASSES.iter().enumerate() {
                 let l = label(&[
                     ("envoy_response_code_class", class),

@@ -132,6 +132,16 @@ pub(super) fn route_action(
         .metadata_match
         .as_ref()
         .and_then(|m| policy::metadata(ctx, m, &p.field("metadata_match")));
+    let upgrades = a
+        .upgrade_configs
+        .iter()
+        .enumerate()
+        .filter_map(|(i, u)| {
+            let up = p.field("upgrade_configs").index(i);
+            super::http::upgrade_type(ctx, &u.upgrade_type, &up.field("upgrade_type"))
+                .map(|t| (t, u.enabled.is_none_or(|e| e.value)))
+        })
+        .collect();
     Some(RouteAction {
         target: target?,
         timeout,
@@ -143,6 +153,7 @@ pub(super) fn route_action(
         hash_policy,
         mirrors,
         metadata_match,
+        upgrades,
     })
 }
 

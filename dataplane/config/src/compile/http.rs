@@ -139,7 +139,18 @@ pub(super) fn compile(
             .duration(d, &p.field("drain_timeout"))
             .unwrap_or(DEFAULT_DRAIN_TIMEOUT),
     };
+    let upgrades = h
+        .upgrade_configs
+        .iter()
+        .enumerate()
+        .filter_map(|(i, u)| {
+            let up = p.field("upgrade_configs").index(i);
+            upgrade_type(ctx, &u.upgrade_type, &up.field("upgrade_type"))
+                .map(|t| (t, u.enabled.is_none_or(|e| e.value)))
+        })
+        .collect();
     Some(HttpSettings {
+        upgrades,
         stat_prefix: h.stat_prefix.clone(),
         routes,
         use_remote_address: h.use_remote_address.is_some_and(|v| v.value),
@@ -286,4 +297,18 @@ fn http_filters(
         );
     }
     (names, fault)
+}
+
+/// An `upgrade_type`, lower-cased: an HTTP token; CONNECT is not relayed by spar-proxy yet.
+pub(super) fn upgrade_type(ctx: &mut Ctx<'_>, t: &str, p: &FieldPath) -> Option<String> {
+    let lower = t.to_ascii_lowercase();
+    if lower == "connect" {
+        ctx.error(p, "CONNECT is not supported by spar-proxy yet");
+        None
+    } else if !spar_route::valid_header_name(&lower) {
+        ctx.error(p, format!("`{t}` is not a valid upgrade token"));
+        None
+    } else {
+        Some(lower)
+    }
 }

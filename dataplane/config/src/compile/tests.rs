@@ -311,3 +311,35 @@ fn fields_not_enforced_yet_are_refused_when_set() {
         );
     }
 }
+
+#[test]
+fn upgrade_configs_on_the_manager_and_the_route() {
+    let text = with(&[
+        (
+            "#HCM",
+            "upgrade_configs: [{ upgrade_type: WebSocket }, { upgrade_type: h2c, enabled: false }]",
+        ),
+        (
+            "#ACTION",
+            "upgrade_configs: [{ upgrade_type: websocket, enabled: false }]",
+        ),
+    ]);
+    let s = compiled(&text);
+    let h = http(&s);
+    assert_eq!(
+        h.upgrades,
+        [("websocket".to_owned(), true), ("h2c".to_owned(), false)]
+    );
+    assert_eq!(first_route(h).1.upgrades, [("websocket".to_owned(), false)]);
+    // CONNECT is refused until spar-proxy relays it.
+    let errors = compile_errors(&with(&[(
+        "#HCM",
+        "upgrade_configs: [{ upgrade_type: CONNECT }]",
+    )]));
+    assert_eq!(errors.len(), 1, "{}", show(&errors));
+    assert_eq!(
+        errors[0].path.to_string(),
+        format!("{HCM}.upgrade_configs[0].upgrade_type")
+    );
+    assert!(errors[0].message.contains("CONNECT"));
+}

@@ -157,9 +157,9 @@ fn unsupported_fields_are_refused_with_path_and_line() {
         ),
         (
             "#HCM",
-            "upgrade_configs: [{upgrade_type: websocket}]",
+            "upgrade_configs: [{upgrade_type: websocket, filters: [{name: x}]}]",
             "upgrade_configs",
-            format!("{HCM}.upgrade_configs"),
+            format!("{HCM}.upgrade_configs[0].filters"),
             NS,
         ),
         (

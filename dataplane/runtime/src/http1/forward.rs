@@ -20,7 +20,7 @@ use spar_route::{
     AttemptOutcome, HashOutcome, HeaderMutation, Route, RouteAction, Target, VirtualHost,
     WeightedCluster, request_hash,
 };
-use spar_telemetry::Flag;
+use spar_telemetry::{Counter, Flag};
 use tracing::debug;
 
 use super::request::Fields;
@@ -128,6 +128,8 @@ struct Try<'r> {
     /// connection manager's `stream_idle_timeout`).
     idle: Option<Duration>,
     route_timeout: Option<Duration>,
+    /// The request asks for an upgrade: a 101 answer is the start of a tunnel.
+    upgrading: bool,
 }
 
 impl Conn<'_> {
@@ -155,7 +157,13 @@ impl Conn<'_> {
         let cid = cref.id;
         let cluster = local.snapshot.cluster(cid);
         let cl = &local.clusters[cid.0 as usize];
-        let retry = action.retry.as_ref().or(vh.retry_policy.as_ref());
+        // An upgrade is neither retried nor mirrored: after a 101 the
+        // connection carries another protocol.
+        let upgrading = head.upgrade.is_some();
+        let retry = match upgrading {
+            true => None,
+            false => action.retry.as_ref().or(vh.retry_policy.as_ref()),
+        };
         let metadata_match = picked
             .and_then(|w| w.metadata_match.as_deref())
             .or(action.metadata_match.as_deref());
@@ -198,7 +206,7 @@ impl Conn<'_> {
             request_id: want_id.then_some(&request_id[..]),
             path_override: path.as_deref(),
             extra_headers: &extra,
-            upgrade: false,
+            upgrade: upgrading,
             remove_headers: &remove,
             authority_override: authority.as_deref(),
         };
@@ -237,7 +245,7 @@ impl Conn<'_> {
             },
         };
 
-        for m in &action.mirrors {
+        for m in action.mirrors.iter().filter(|_| !upgrading) {
             if !m.fraction.hit(self.random()) {
                 continue;
             }
@@ -309,6 +317,7 @@ impl Conn<'_> {
                         per_try: retry.and_then(|r| r.per_try_timeout),
                         idle,
                         route_timeout: action.timeout,
+                        upgrading,
                     };
                     let sent = self
                         .attempt(head, &opts, &mut body, &t, &mut deadline)
@@ -405,6 +414,9 @@ impl Conn<'_> {
                 let Some(mut up) = self.pending_up.take() else {
                     return Next::Close;
                 };
+                if resp.status == 101 {
+                    return self.tunnel(head, &resp, &mut up, idle).await;
+                }
                 let levels = [
                     picked.map_or(&empty, |w| &w.response_headers),
                     &route.response_headers,
@@ -477,6 +489,47 @@ impl Conn<'_> {
                 if close { Next::Close } else { Next::KeepAlive }
             }
         }
+    }
+
+    /// After a 101: the answer goes downstream, then bytes flow both ways
+    /// as over a TCP proxy until either side closes or the stream idles.
+    /// The connection is not reused afterwards.
+    async fn tunnel(
+        &mut self,
+        head: &RequestHead,
+        resp: &ResponseHead,
+        up: &mut Upstream,
+        idle: Option<Duration>,
+    ) -> Next {
+        self.wbuf.clear();
+        encode_response_head(
+            &mut self.wbuf,
+            resp,
+            &ResponseBody::None,
+            false,
+            head.version,
+            &[],
+            &[],
+        );
+        // Bytes the upstream sent right behind its 101 belong to the tunnel.
+        self.wbuf.extend_from_slice(&self.ubuf);
+        self.ubuf.clear();
+        self.stats.response(101);
+        if write_buf(&mut self.down, &mut self.wbuf).await.is_err() {
+            return Next::Close;
+        }
+        if !self.rbuf.is_empty() {
+            let early = self.rbuf.split().freeze();
+            if write_bytes(&mut up.stream, early).await.is_err() {
+                return Next::Close;
+            }
+        }
+        self.stats.downstream_cx_upgrades_total.inc();
+        self.stats.downstream_cx_upgrades_active.inc();
+        let (sent, received) = (Counter::default(), Counter::default());
+        let _ = crate::tcp::tunnel(&mut self.down, &mut up.stream, idle, &sent, &received).await;
+        self.stats.downstream_cx_upgrades_active.dec();
+        Next::Close
     }
 
     /// Reads a Content-Length body of `n` bytes whole from the downstream.
@@ -635,6 +688,7 @@ impl Conn<'_> {
         self.ubuf.clear();
         let resp = loop {
             match parse_response(&mut self.ubuf, t.up_limits, &head.method) {
+                Ok(Some(r)) if r.status == 101 && t.upgrading => break r,
                 Ok(Some(r)) if r.status == 101 => {
                     cl.record(cluster, host, OutlierResult::Status(502), || self.random());
                     return Sent::Failed(Failed::Protocol);

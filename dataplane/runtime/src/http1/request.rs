@@ -28,7 +28,7 @@ impl Conn<'_> {
             Next::KeepAlive
         };
 
-        if head.upgrade.is_some() || matches!(head.method, Method::Connect) {
+        if matches!(head.method, Method::Connect) {
             self.local_reply(403, BODY_UPGRADE, true).await;
             return Next::Close;
         }
@@ -43,6 +43,18 @@ impl Conn<'_> {
             self.local_reply(404, b"", close_after_reply).await;
             return after_reply;
         };
+        // An upgrade (WebSocket) goes through only when its type is enabled
+        // for the route, or else for the connection manager (Envoy's rule).
+        if let Some(token) = &head.upgrade {
+            let route_level = match &route.action {
+                Action::Forward(a) => a.upgrades.as_slice(),
+                _ => &[],
+            };
+            if !upgrade_enabled(token, route_level, &settings.upgrades) {
+                self.local_reply(403, BODY_UPGRADE, true).await;
+                return Next::Close;
+            }
+        }
 
         // CORS, as Envoy's filter: a preflight from an allowed origin is
         // answered here; an actual request gets the CORS fields on its
@@ -213,5 +225,31 @@ impl Conn<'_> {
     /// A random number from the worker's generator.
     pub(super) fn random(&self) -> u64 {
         self.ctx.rng.borrow_mut().u64(..)
+    }
+}
+
+/// Whether the upgrade `token` is enabled: the route's setting for that type when it has
+/// one, else the connection manager's, else not.
+fn upgrade_enabled(token: &[u8], route: &[(String, bool)], manager: &[(String, bool)]) -> bool {
+    let find = |list: &[(String, bool)]| {
+        list.iter()
+            .find(|(t, _)| token.eq_ignore_ascii_case(t.as_bytes()))
+            .map(|(_, on)| *on)
+    };
+    find(route).or_else(|| find(manager)).unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::upgrade_enabled;
+
+    #[test]
+    fn upgrade_types_route_first_then_manager() {
+        let ws = |on: bool| vec![("websocket".to_owned(), on)];
+        assert!(upgrade_enabled(b"WebSocket", &[], &ws(true)));
+        assert!(!upgrade_enabled(b"websocket", &[], &[]));
+        assert!(!upgrade_enabled(b"h2c", &[], &ws(true)));
+        assert!(!upgrade_enabled(b"websocket", &ws(false), &ws(true)));
+        assert!(upgrade_enabled(b"websocket", &ws(true), &ws(false)));
     }
 }
