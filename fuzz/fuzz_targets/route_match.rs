@@ -81,6 +81,7 @@ fn route(path: PathMatch, n: usize) -> Route {
             ],
             mirrors: Vec::new(),
             metadata_match: None,
+            upgrades: Vec::new(),
         })
     };
     Route {

@@ -308,9 +308,7 @@ fn mirror_gets_a_shadow_copy_and_never_slows_the_primary() {
     let primary = tagged("primary", Behaviour::ok());
     // The shadow reads each copy and then holds it unanswered until the test
     // ends: the primaries must all complete meanwhile.
-    let shadow = Scripted::start(|mut c| {
-        while c.read_head().is_some() {}
-    });
+    let shadow = Scripted::start(|mut c| while c.read_head().is_some() {});
     let dead = free_port(); // nothing listens: the second mirror always fails
     let dead_ep = format!(
         "        - endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: {dead} }} }} }}\n"
