@@ -387,7 +387,13 @@ fn reword(path: String, serde_text: &str) -> (String, String) {
             Some(e) => format!("unknown field {name:?} (expected {e})"),
             None => format!("unknown field {name:?}"),
         };
-        return (path::field(&path, &name), text);
+        // The path already names the field when serde got as far as its value.
+        let at = if path.ends_with(&format!(".{name}")) {
+            path
+        } else {
+            path::field(&path, &name)
+        };
+        return (at, text);
     }
     if let Some(rest) = serde_text.strip_prefix("unknown variant ")
         && let Some(name) = quoted(rest)

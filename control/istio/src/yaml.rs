@@ -200,6 +200,10 @@ impl DocState {
                         ..
                     }) => path::index(path, items.len()),
                 };
+                if self.stack.is_empty() {
+                    // The document "starts" at its first node, not at a `---` or comment.
+                    self.start = line;
+                }
                 if self.stack.len() >= MAX_DEPTH {
                     return Err(format!("nesting deeper than {MAX_DEPTH} levels"));
                 }

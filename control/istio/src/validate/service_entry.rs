@@ -136,17 +136,18 @@ pub(super) fn validate(cx: &mut Ctx, se: &ServiceEntry, ns: &str) {
         && se
             .ports
             .iter()
-            .any(|p| p.protocol.as_deref().is_some_and(|pr| !is_http_family(pr)))
+            .any(|p| p.protocol.as_deref().is_some_and(|pr| !routed_by_name(pr)))
     {
         cx.warn("spec.addresses", "addresses are required for NONE resolution with TCP ports: traffic to 0.0.0.0 on those ports is captured");
     }
     common::export_to(cx, "spec.exportTo", &se.export_to, ns, true);
 }
 
-fn is_http_family(p: &str) -> bool {
+/// Protocols routed by Host header or SNI, which need no address to be told apart.
+fn routed_by_name(p: &str) -> bool {
     matches!(
         p.to_ascii_uppercase().as_str(),
-        "HTTP" | "HTTP2" | "GRPC" | "GRPC-WEB"
+        "HTTP" | "HTTP2" | "GRPC" | "GRPC-WEB" | "HTTPS" | "TLS"
     )
 }
 
