@@ -352,3 +352,31 @@ fn every_invalid_document_is_rejected_for_the_expected_reason() {
     );
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// A cheap stand-in for the fuzz target that runs on every test run: every corpus file cut
+/// short at many points, and with bytes replaced, goes through load and analysis.
+#[test]
+fn damaged_corpus_documents_never_panic() {
+    let dir = corpus();
+    let manifest = manifest(&dir);
+    let files: BTreeSet<&String> = manifest.keys().map(|(p, _)| p).collect();
+    let mut runs = 0;
+    for file in files {
+        let text = read(&dir.join(file));
+        let cuts = (0..text.len())
+            .step_by(31)
+            .filter(|i| text.is_char_boundary(*i));
+        for cut in cuts {
+            let head = &text[..cut];
+            let loaded = load(file, head, &Options::default());
+            let _ = analyze(&loaded.resources);
+            for junk in ["\n- ", ": ", "{", "*x", "\t", "\""] {
+                let mangled = format!("{head}{junk}{}", &text[cut..]);
+                let loaded = load(file, &mangled, &Options::default());
+                let _ = analyze(&loaded.resources);
+                runs += 1;
+            }
+        }
+    }
+    assert!(runs > 3_000, "{runs} mangled documents");
+}
