@@ -5,6 +5,7 @@
 mod common;
 mod destination_rule;
 mod gateway;
+mod http_policy;
 mod security;
 mod service_entry;
 mod telemetry;
