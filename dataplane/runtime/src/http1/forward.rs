@@ -475,17 +475,15 @@ impl Conn<'_> {
                 // A body still (partly) in the socket leaves the stream out
                 // of step; a buffered one was read whole.
                 let close = !head.keep_alive || matches!(body, Body::Streamed { .. });
-                if failed == Failed::Overflow {
-                    self.local_reply_with(
-                        status,
-                        body_text,
-                        close,
-                        &[(b"x-envoy-overloaded", b"true")],
-                    )
-                    .await;
+                let fields = if failed == Failed::Overflow {
+                    vec![(b"x-envoy-overloaded".to_vec(), b"true".to_vec())]
                 } else {
-                    self.local_reply(status, body_text, close).await;
-                }
+                    Vec::new()
+                };
+                // The route's response headers apply to the router's own
+                // answers too (Envoy).
+                self.local_answer(head, vh, route, status, body_text, fields, close)
+                    .await;
                 if close { Next::Close } else { Next::KeepAlive }
             }
         }

@@ -159,7 +159,7 @@ impl Conn<'_> {
     /// A reply made here for a routed request: the route's response header
     /// mutations apply to it as to an upstream response.
     #[allow(clippy::too_many_arguments)]
-    async fn local_answer(
+    pub(super) async fn local_answer(
         &mut self,
         head: &RequestHead,
         vh: &VirtualHost,
