@@ -1,0 +1,177 @@
+//! Delta (incremental) ADS, sans I/O: only what was added, changed or removed.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use envoy_types::pb::envoy::service::discovery::v3::{
+    DeltaDiscoveryRequest, DeltaDiscoveryResponse, Resource,
+};
+
+use crate::snapshot::{Snapshot, type_url};
+use crate::status::{Nonces, Outcome, RequestKind, TypeStatus, classify};
+
+#[derive(Clone, Debug, Default)]
+struct TypeState {
+    /// None until the first request of the type.
+    wildcard: Option<bool>,
+    names: BTreeSet<String>,
+    /// What the client has: name → version (its `initial_resource_versions`, then what was
+    /// sent, dropping what was removed or unsubscribed).
+    known: BTreeMap<String, String>,
+    status: TypeStatus,
+}
+
+impl TypeState {
+    fn subscribed(&self, name: &str) -> bool {
+        self.wildcard == Some(true) || self.names.contains(name)
+    }
+}
+
+/// Per-stream state of a delta ADS stream.
+#[derive(Clone, Debug)]
+pub struct DeltaStream {
+    nonces: Nonces,
+    types: BTreeMap<String, TypeState>,
+}
+
+impl DeltaStream {
+    /// A new stream; `stream_id` makes its nonces unique among streams.
+    pub fn new(stream_id: u64) -> Self {
+        DeltaStream {
+            nonces: Nonces::new(stream_id),
+            types: BTreeMap::new(),
+        }
+    }
+
+    /// Handles one request against the node's current snapshot.
+    ///
+    /// Subscription changes always apply (they are increments: dropping them would lose
+    /// them), even with a stale nonce; only the ACK/NACK part depends on the nonce. The first
+    /// request of a type is always answered, so the client knows it is in sync.
+    pub fn on_request(
+        &mut self,
+        request: &DeltaDiscoveryRequest,
+        snapshot: &Snapshot,
+    ) -> Outcome<DeltaDiscoveryResponse> {
+        let state = self.types.entry(request.type_url.clone()).or_default();
+        let error = request.error_detail.as_ref().map(|e| e.message.as_str());
+        let kind = classify(&mut state.status, &request.response_nonce, error, None);
+        let first = state.wildcard.is_none();
+        if first {
+            // Legacy wildcard: a first request without names subscribes to everything.
+            state.wildcard = Some(request.resource_names_subscribe.is_empty());
+            state.known = request
+                .initial_resource_versions
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+        }
+        for name in &request.resource_names_subscribe {
+            if name == "*" {
+                state.wildcard = Some(true);
+            } else {
+                state.names.insert(name.clone());
+            }
+        }
+        for name in &request.resource_names_unsubscribe {
+            if name == "*" {
+                state.wildcard = Some(false);
+            } else {
+                state.names.remove(name);
+            }
+        }
+        // The client forgets what it unsubscribed from.
+        let wildcard = state.wildcard == Some(true);
+        let names = &state.names;
+        state
+            .known
+            .retain(|name, _| wildcard || names.contains(name));
+        let response = respond(
+            &mut self.nonces,
+            &request.type_url,
+            state,
+            snapshot,
+            first || kind == RequestKind::Initial,
+        );
+        Outcome { kind, response }
+    }
+
+    /// The responses a new snapshot calls for, in push order: per subscribed type, the
+    /// resources added or changed and the names removed; nothing for unchanged types.
+    pub fn on_snapshot(&mut self, snapshot: &Snapshot) -> Vec<DeltaDiscoveryResponse> {
+        let mut order: Vec<String> = self.types.keys().cloned().collect();
+        order.sort_by_key(|t| type_url::rank(t));
+        let mut out = Vec::new();
+        for type_url in order {
+            let Some(state) = self.types.get_mut(&type_url) else {
+                continue;
+            };
+            if state.wildcard.is_none() {
+                continue;
+            }
+            if let Some(response) = respond(&mut self.nonces, &type_url, state, snapshot, false) {
+                out.push(response);
+            }
+        }
+        out
+    }
+
+    /// Sync state of every type this stream has seen.
+    pub fn status(&self) -> BTreeMap<String, TypeStatus> {
+        self.types
+            .iter()
+            .map(|(t, s)| (t.clone(), s.status.clone()))
+            .collect()
+    }
+}
+
+fn respond(
+    nonces: &mut Nonces,
+    type_url: &str,
+    state: &mut TypeState,
+    snapshot: &Snapshot,
+    force: bool,
+) -> Option<DeltaDiscoveryResponse> {
+    let current = snapshot.of_type(type_url);
+    let mut resources = Vec::new();
+    for (name, entry) in current.into_iter().flatten() {
+        if state.subscribed(name) && state.known.get(name) != Some(&entry.version) {
+            resources.push(Resource {
+                name: name.clone(),
+                version: entry.version.clone(),
+                resource: Some(entry.resource.clone()),
+                ..Default::default()
+            });
+        }
+    }
+    let removed: Vec<String> = state
+        .known
+        .keys()
+        .filter(|name| current.is_none_or(|c| !c.contains_key(*name)))
+        .cloned()
+        .collect();
+    if resources.is_empty() && removed.is_empty() && !force {
+        return None;
+    }
+    for resource in &resources {
+        state
+            .known
+            .insert(resource.name.clone(), resource.version.clone());
+    }
+    for name in &removed {
+        state.known.remove(name);
+    }
+    let nonce = nonces.next();
+    state.status.sent_version = Some(snapshot.version.clone());
+    state.status.sent_nonce = Some(nonce.clone());
+    Some(DeltaDiscoveryResponse {
+        system_version_info: snapshot.version.clone(),
+        resources,
+        type_url: type_url.to_owned(),
+        removed_resources: removed,
+        nonce,
+        ..Default::default()
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,165 @@
+use envoy_types::pb::google::protobuf::Any;
+use envoy_types::pb::google::rpc::Status;
+
+use super::*;
+use crate::snapshot::type_url::{CLUSTER, ENDPOINT, LISTENER};
+
+fn snap(version: &str, items: &[(&str, &str, &str)]) -> Snapshot {
+    let mut s = Snapshot::new(version);
+    for (t, name, body) in items {
+        s.insert(
+            *name,
+            Any {
+                type_url: (*t).to_owned(),
+                value: body.as_bytes().to_vec(),
+            },
+        );
+    }
+    s
+}
+
+fn req(type_url: &str, nonce: &str, sub: &[&str], unsub: &[&str]) -> DeltaDiscoveryRequest {
+    DeltaDiscoveryRequest {
+        type_url: type_url.to_owned(),
+        response_nonce: nonce.to_owned(),
+        resource_names_subscribe: sub.iter().map(|n| (*n).to_owned()).collect(),
+        resource_names_unsubscribe: unsub.iter().map(|n| (*n).to_owned()).collect(),
+        ..Default::default()
+    }
+}
+
+fn names(r: &DeltaDiscoveryResponse) -> Vec<&str> {
+    r.resources.iter().map(|r| r.name.as_str()).collect()
+}
+
+#[test]
+fn sends_only_changes_and_removals() {
+    let s1 = snap("v1", &[(CLUSTER, "a", "A1"), (CLUSTER, "b", "B1")]);
+    let mut st = DeltaStream::new(1);
+    let out = st.on_request(&req(CLUSTER, "", &[], &[]), &s1);
+    assert_eq!(out.kind, RequestKind::Initial);
+    let r1 = out.response.unwrap();
+    assert_eq!(names(&r1), ["a", "b"]);
+    assert_eq!(r1.system_version_info, "v1");
+    let out = st.on_request(&req(CLUSTER, &r1.nonce, &[], &[]), &s1);
+    assert_eq!(out.kind, RequestKind::Ack);
+    assert!(out.response.is_none());
+    assert_eq!(st.status()[CLUSTER].acked_version.as_deref(), Some("v1"));
+
+    // b changes, c is added, a is removed.
+    let s2 = snap("v2", &[(CLUSTER, "b", "B2"), (CLUSTER, "c", "C1")]);
+    let r2 = st.on_snapshot(&s2).remove(0);
+    assert_eq!(names(&r2), ["b", "c"]);
+    assert_eq!(r2.removed_resources, ["a"]);
+    // Nothing changed: nothing sent.
+    let s3 = snap("v3", &[(CLUSTER, "b", "B2"), (CLUSTER, "c", "C1")]);
+    assert!(st.on_snapshot(&s3).is_empty());
+}
+
+#[test]
+fn initial_resource_versions_skip_what_the_client_has() {
+    let s1 = snap("v1", &[(CLUSTER, "a", "A1"), (CLUSTER, "b", "B1")]);
+    let version_a = s1.resources[CLUSTER]["a"].version.clone();
+    let mut request = req(CLUSTER, "", &[], &[]);
+    request.initial_resource_versions = [
+        ("a".to_owned(), version_a),
+        ("gone".to_owned(), "x".to_owned()),
+    ]
+    .into();
+    let mut st = DeltaStream::new(1);
+    let r = st.on_request(&request, &s1).response.unwrap();
+    assert_eq!(names(&r), ["b"]);
+    assert_eq!(r.removed_resources, ["gone"]);
+}
+
+#[test]
+fn named_subscriptions_and_unsubscribe() {
+    let s = snap("v1", &[(ENDPOINT, "a", "A"), (ENDPOINT, "b", "B")]);
+    let mut st = DeltaStream::new(1);
+    let r = st
+        .on_request(&req(ENDPOINT, "", &["a"], &[]), &s)
+        .response
+        .unwrap();
+    assert_eq!(names(&r), ["a"]);
+    let r = st
+        .on_request(&req(ENDPOINT, &r.nonce, &["b"], &[]), &s)
+        .response
+        .unwrap();
+    assert_eq!(names(&r), ["b"], "only the newly subscribed resource");
+    // Unsubscribe a: nothing to send, and a later change to a is not pushed.
+    let out = st.on_request(&req(ENDPOINT, &r.nonce, &[], &["a"]), &s);
+    assert!(out.response.is_none());
+    let s2 = snap("v2", &[(ENDPOINT, "a", "A2"), (ENDPOINT, "b", "B")]);
+    assert!(st.on_snapshot(&s2).is_empty());
+}
+
+#[test]
+fn nack_is_recorded_and_stale_nonce_still_subscribes() {
+    let s1 = snap("v1", &[(LISTENER, "l", "L1"), (ENDPOINT, "a", "A")]);
+    let s2 = snap("v2", &[(LISTENER, "l", "L2"), (ENDPOINT, "a", "A")]);
+    let mut st = DeltaStream::new(1);
+    let r1 = st
+        .on_request(&req(LISTENER, "", &[], &[]), &s1)
+        .response
+        .unwrap();
+    let r2 = st.on_snapshot(&s2).remove(0);
+    let mut n = req(LISTENER, &r2.nonce, &[], &[]);
+    n.error_detail = Some(Status {
+        code: 3,
+        message: "bad listener".into(),
+        details: vec![],
+    });
+    let out = st.on_request(&n, &s2);
+    assert_eq!(out.kind, RequestKind::Nack("bad listener".into()));
+    assert!(out.response.is_none());
+    let status = &st.status()[LISTENER];
+    assert_eq!(status.acked_version, None);
+    assert_eq!(
+        status.nack.as_ref().map(|n| n.error.as_str()),
+        Some("bad listener")
+    );
+
+    // A stale nonce records nothing but its subscription changes apply.
+    let r = st
+        .on_request(&req(ENDPOINT, "", &["a"], &[]), &s2)
+        .response
+        .unwrap();
+    let s3 = snap(
+        "v3",
+        &[
+            (LISTENER, "l", "L2"),
+            (ENDPOINT, "a", "A3"),
+            (ENDPOINT, "b", "B"),
+        ],
+    );
+    assert_eq!(
+        st.on_snapshot(&s3).len(),
+        1,
+        "a changed: a newer EDS response"
+    );
+    let out = st.on_request(&req(ENDPOINT, &r.nonce, &["b"], &[]), &s3);
+    assert_eq!(out.kind, RequestKind::Stale);
+    assert_eq!(names(&out.response.unwrap()), ["b"]);
+    assert_ne!(r1.nonce, r2.nonce);
+}
+
+#[test]
+fn wildcard_star_and_unsubscribe_star() {
+    let s = snap("v1", &[(CLUSTER, "a", "A"), (CLUSTER, "b", "B")]);
+    let mut st = DeltaStream::new(1);
+    let r = st
+        .on_request(&req(CLUSTER, "", &["a"], &[]), &s)
+        .response
+        .unwrap();
+    assert_eq!(names(&r), ["a"]);
+    let r = st
+        .on_request(&req(CLUSTER, &r.nonce, &["*"], &[]), &s)
+        .response
+        .unwrap();
+    assert_eq!(names(&r), ["b"]);
+    // Leaving the wildcard keeps the explicit names; b is forgotten by the client.
+    let out = st.on_request(&req(CLUSTER, &r.nonce, &[], &["*"]), &s);
+    assert!(out.response.is_none());
+    let s2 = snap("v2", &[(CLUSTER, "a", "A"), (CLUSTER, "b", "B2")]);
+    assert!(st.on_snapshot(&s2).is_empty());
+}

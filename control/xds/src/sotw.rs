@@ -1,0 +1,187 @@
+//! State-of-the-world ADS, sans I/O: what to send for a request or a new snapshot.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
+
+use crate::snapshot::{Snapshot, type_url};
+use crate::status::{Nonces, Outcome, RequestKind, TypeStatus, classify};
+
+/// What a client subscribed to, for one type.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Subscription {
+    /// Every resource of the type (`*`, or no names on the first request: LDS and CDS).
+    Wildcard,
+    /// These names only.
+    Names(BTreeSet<String>),
+}
+
+impl Subscription {
+    /// The subscription a request asks for, given the one before it.
+    ///
+    /// Envoy's rules: `*` means wildcard; an empty list means wildcard on the first request
+    /// and keeps a wildcard subscription wildcard; after explicit names, an empty list
+    /// unsubscribes from everything.
+    pub(crate) fn from_names(names: &[String], previous: Option<&Subscription>) -> Subscription {
+        if names.iter().any(|n| n == "*") {
+            return Subscription::Wildcard;
+        }
+        if names.is_empty() && matches!(previous, None | Some(Subscription::Wildcard)) {
+            return Subscription::Wildcard;
+        }
+        Subscription::Names(names.iter().cloned().collect())
+    }
+
+    pub(crate) fn contains(&self, name: &str) -> bool {
+        match self {
+            Subscription::Wildcard => true,
+            Subscription::Names(names) => names.contains(name),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+struct TypeState {
+    subscription: Option<Subscription>,
+    /// name → version of every resource in the last response (None: nothing sent yet).
+    sent: Option<BTreeMap<String, String>>,
+    status: TypeStatus,
+}
+
+/// Per-stream state of a state-of-the-world ADS stream.
+#[derive(Clone, Debug)]
+pub struct SotwStream {
+    nonces: Nonces,
+    types: BTreeMap<String, TypeState>,
+}
+
+impl SotwStream {
+    /// A new stream; `stream_id` makes its nonces unique among streams.
+    pub fn new(stream_id: u64) -> Self {
+        SotwStream {
+            nonces: Nonces::new(stream_id),
+            types: BTreeMap::new(),
+        }
+    }
+
+    /// Handles one request against the node's current snapshot.
+    ///
+    /// A stale nonce is ignored entirely. An ACK or NACK is recorded; a response follows only
+    /// when the subscribed resources differ from what was last sent (a NACKed version is not
+    /// sent again). The first request of a type is always answered, even with no resources.
+    pub fn on_request(
+        &mut self,
+        request: &DiscoveryRequest,
+        snapshot: &Snapshot,
+    ) -> Outcome<DiscoveryResponse> {
+        let state = self.types.entry(request.type_url.clone()).or_default();
+        let error = request.error_detail.as_ref().map(|e| e.message.as_str());
+        let kind = classify(
+            &mut state.status,
+            &request.response_nonce,
+            error,
+            Some(&request.version_info),
+        );
+        if kind == RequestKind::Stale {
+            return Outcome {
+                kind,
+                response: None,
+            };
+        }
+        let subscription =
+            Subscription::from_names(&request.resource_names, state.subscription.as_ref());
+        // A name the client dropped is forgotten, so subscribing to it again sends it again.
+        if let Some(sent) = &mut state.sent {
+            sent.retain(|name, _| subscription.contains(name));
+        }
+        state.subscription = Some(subscription);
+        let force = kind == RequestKind::Initial;
+        let response = respond(&mut self.nonces, &request.type_url, state, snapshot, force);
+        Outcome { kind, response }
+    }
+
+    /// The responses a new snapshot calls for, in push order: one per subscribed type whose
+    /// resources changed (added or changed; removed, for LDS and CDS).
+    pub fn on_snapshot(&mut self, snapshot: &Snapshot) -> Vec<DiscoveryResponse> {
+        let mut order: Vec<&String> = self.types.keys().collect();
+        order.sort_by_key(|t| (type_url::rank(t), t.as_str()));
+        let order: Vec<String> = order.into_iter().cloned().collect();
+        let mut out = Vec::new();
+        for type_url in order {
+            let Some(state) = self.types.get_mut(&type_url) else {
+                continue;
+            };
+            if state.subscription.is_none() {
+                continue;
+            }
+            if let Some(response) = respond(&mut self.nonces, &type_url, state, snapshot, false) {
+                out.push(response);
+            }
+        }
+        out
+    }
+
+    /// Sync state of every type this stream has seen.
+    pub fn status(&self) -> BTreeMap<String, TypeStatus> {
+        self.types
+            .iter()
+            .map(|(t, s)| (t.clone(), s.status.clone()))
+            .collect()
+    }
+
+    /// The current subscription for a type.
+    pub fn subscription(&self, type_url: &str) -> Option<&Subscription> {
+        self.types.get(type_url)?.subscription.as_ref()
+    }
+}
+
+fn respond(
+    nonces: &mut Nonces,
+    type_url: &str,
+    state: &mut TypeState,
+    snapshot: &Snapshot,
+    force: bool,
+) -> Option<DiscoveryResponse> {
+    let subscription = state.subscription.as_ref()?;
+    let selected: BTreeMap<&String, &crate::snapshot::Entry> = snapshot
+        .of_type(type_url)
+        .into_iter()
+        .flatten()
+        .filter(|(name, _)| subscription.contains(name))
+        .collect();
+    let changed = match &state.sent {
+        None => true,
+        Some(sent) => {
+            let added_or_changed = selected
+                .iter()
+                .any(|(name, entry)| sent.get(*name) != Some(&entry.version));
+            // Dropping a resource matters only where a response is the full set: for RDS and
+            // EDS, absence from a response deletes nothing.
+            let removed = type_url::is_full_state(type_url)
+                && sent.keys().any(|name| !selected.contains_key(name));
+            added_or_changed || removed
+        }
+    };
+    if !changed && !force {
+        return None;
+    }
+    let nonce = nonces.next();
+    state.sent = Some(
+        selected
+            .iter()
+            .map(|(name, entry)| ((*name).clone(), entry.version.clone()))
+            .collect(),
+    );
+    state.status.sent_version = Some(snapshot.version.clone());
+    state.status.sent_nonce = Some(nonce.clone());
+    Some(DiscoveryResponse {
+        version_info: snapshot.version.clone(),
+        resources: selected.values().map(|e| e.resource.clone()).collect(),
+        type_url: type_url.to_owned(),
+        nonce,
+        ..Default::default()
+    })
+}
+
+#[cfg(test)]
+mod tests;
