@@ -208,3 +208,58 @@ fn stamp(snapshot: Snapshot) -> Arc<Stamped> {
         set_at: Instant::now(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(id: &str) -> Node {
+        Node {
+            id: id.to_owned(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn unknown_nodes_follow_the_default_until_they_get_their_own() {
+        let cache = Cache::default();
+        cache.set_default(Snapshot::new("d1"));
+        let rx = cache.connect(&node("n"));
+        assert_eq!(rx.borrow().snapshot.version, "d1");
+        cache.set_default(Snapshot::new("d2"));
+        assert_eq!(rx.borrow().snapshot.version, "d2");
+        cache.set_snapshot("n", Snapshot::new("own"));
+        assert_eq!(rx.borrow().snapshot.version, "own");
+        assert_eq!(cache.snapshot("n").map(|s| s.version), Some("own".into()));
+        cache.set_default(Snapshot::new("d3"));
+        assert_eq!(rx.borrow().snapshot.version, "own", "own snapshot wins");
+        cache.clear_snapshot("n");
+        assert_eq!(rx.borrow().snapshot.version, "d3");
+        assert_eq!(cache.snapshot("n"), None);
+    }
+
+    #[test]
+    fn provider_builds_the_snapshot_of_a_new_node() {
+        let cache = Cache::default();
+        cache.set_provider(Arc::new(|n: &Node| Snapshot::new(format!("for-{}", n.id))));
+        let rx = cache.connect(&node("x"));
+        assert_eq!(rx.borrow().snapshot.version, "for-x");
+        cache.set_default(Snapshot::new("d"));
+        assert_eq!(rx.borrow().snapshot.version, "for-x");
+    }
+
+    #[test]
+    fn status_lives_while_streams_do() {
+        let cache = Cache::default();
+        let _a = cache.connect(&node("n"));
+        let _b = cache.connect(&node("n"));
+        cache.record_status("n", [("t".to_owned(), TypeStatus::default())].into());
+        assert_eq!(cache.status()["n"].streams, 2);
+        assert_eq!(cache.metrics().connected_proxies(), 2);
+        cache.disconnect("n");
+        assert_eq!(cache.status()["n"].types.len(), 1);
+        cache.disconnect("n");
+        assert!(cache.status().is_empty());
+        assert_eq!(cache.metrics().connected_proxies(), 0);
+    }
+}

@@ -244,11 +244,13 @@ async fn run<P: Protocol>(
         node_id: node.id.clone(),
     };
     debug!(node = %node.id, "xds stream connected");
+    // The snapshot this stream is at: requests are answered from it, and only the debounced
+    // push moves it on, so an ACK arriving just after a change does not bypass the debounce.
+    let mut current = snapshots.borrow_and_update().clone();
     let mut next = Some(first);
     let mut push_at: Option<Instant> = None;
     loop {
         if let Some(request) = next.take() {
-            let current = snapshots.borrow().clone();
             let outcome = state.on_request(&request, &current.snapshot);
             if let RequestKind::Nack(error) = &outcome.kind {
                 debug!(node = %node.id, type_url = P::type_url(&request), %error, "xds NACK");
@@ -279,7 +281,7 @@ async fn run<P: Protocol>(
             }
             () = sleep_until(push_at), if push_at.is_some() => {
                 push_at = None;
-                let current = snapshots.borrow_and_update().clone();
+                current = snapshots.borrow_and_update().clone();
                 let responses = state.on_snapshot(&current.snapshot);
                 cache.record_status(&node.id, state.status());
                 for response in responses {

@@ -280,3 +280,48 @@ async fn delta_sends_only_changes_and_removals() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn changes_within_the_debounce_window_go_out_as_one_push() {
+    // A debounce far longer than two consecutive calls take: they must coalesce.
+    let cache = Arc::new(Cache::new(Duration::from_millis(500)));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (_stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(serve_on(listener, cache.clone(), async move {
+        let _ = stopped.await;
+    }));
+    cache.set_snapshot(NODE, snapshot("v1", &[("a", 1)], &[]));
+    let mut client = AggregatedDiscoveryServiceClient::connect(format!("http://{addr}"))
+        .await
+        .unwrap();
+    let (tx, rx) = mpsc::unbounded_channel();
+    tx.send(DiscoveryRequest {
+        node: node(),
+        type_url: type_url::CLUSTER.to_owned(),
+        ..Default::default()
+    })
+    .unwrap();
+    let mut responses = client
+        .stream_aggregated_resources(Outbound(rx))
+        .await
+        .unwrap()
+        .into_inner();
+    let first = next(&mut responses).await;
+    tx.send(DiscoveryRequest {
+        version_info: "v1".to_owned(),
+        type_url: type_url::CLUSTER.to_owned(),
+        response_nonce: first.nonce,
+        ..Default::default()
+    })
+    .unwrap();
+    cache.set_snapshot(NODE, snapshot("v2", &[("a", 2)], &[]));
+    cache.set_snapshot(NODE, snapshot("v3", &[("a", 3)], &[]));
+    let pushed = next(&mut responses).await;
+    assert_eq!(
+        pushed.version_info, "v3",
+        "v2 was superseded before the push"
+    );
+    let b = Cluster::decode(pushed.resources[0].value.as_slice()).unwrap();
+    assert_eq!(b.connect_timeout.unwrap().seconds, 3);
+}
