@@ -1,0 +1,167 @@
+//! Istio configuration into Envoy xDS resources, per proxy: the translation half of
+//! Spar's control plane.
+//!
+//! What it does:
+//! - [`Registry::from_resources`]: the service registry from Kubernetes Services (endpoints
+//!   from Deployments through the `spar.dev/endpoints` annotation, and from WorkloadEntries)
+//!   and ServiceEntries. See [`registry`] for the local-mesh convention.
+//! - [`translate`]: for one proxy ([`ProxyNode`]: a gateway router or a sidecar), the
+//!   listeners (each HTTP connection manager carries its route configuration inline, as
+//!   spar-proxy has no RDS yet), the route configurations again on their own (for RDS and
+//!   `proxy-config routes`), the clusters (STATIC, with their endpoints inline, as spar-proxy
+//!   has no EDS yet) and the endpoints again as ClusterLoadAssignments. Names follow Istio:
+//!   clusters `outbound|9080|v1|reviews.default.svc.cluster.local`, gateway listeners
+//!   `0.0.0.0_8080` with routes `http.8080`, virtual hosts `HOST:PORT`.
+//! - Everything the Istio config asks for that spar-proxy cannot do yet (TLS origination and
+//!   termination, mTLS, TCP and TLS routes, transparent capture, EnvoyFilter, ...) becomes a
+//!   [`Note`] naming the resource and field, never a silent drop.
+//!
+//! What it does not do: no I/O, no clock, no validation (its input has passed
+//! `spar_istio::validate`; what still makes no sense is skipped with a note), no
+//! serialization (spar-config turns envoy-types structs into JSON), no xDS transport.
+
+#![forbid(unsafe_code)]
+
+mod cluster;
+mod listener;
+mod names;
+pub mod registry;
+mod route;
+
+use std::collections::BTreeMap;
+
+use envoy_types::pb::envoy::config::cluster::v3::Cluster;
+use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
+use envoy_types::pb::envoy::config::listener::v3::Listener;
+use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
+use spar_istio::model::Labels;
+use spar_istio::{Resource, ResourceRef, Spec};
+
+pub use registry::Registry;
+
+/// Istio's default root namespace: selector-less Sidecars and DestinationRules there apply
+/// mesh-wide.
+pub const ROOT_NAMESPACE: &str = "istio-system";
+
+/// What kind of proxy asks for config (Istio's node type).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProxyKind {
+    /// A workload's sidecar (`sidecar~...`).
+    Sidecar,
+    /// A gateway (`router~...`).
+    Router,
+}
+
+/// The proxy being configured: what Istio reads from its node id and metadata.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProxyNode {
+    pub kind: ProxyKind,
+    pub namespace: String,
+    /// The workload's labels (Gateway `selector` and Sidecar `workloadSelector` match them).
+    pub labels: Labels,
+}
+
+/// Something the config says that the translation could not express for spar-proxy.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Note {
+    /// The resource it comes from, when there is one.
+    pub resource: Option<ResourceRef>,
+    /// Field path in that resource (`spec.http[0].fault.delay.exponentialDelay`).
+    pub path: String,
+    pub message: String,
+}
+
+impl Note {
+    fn new(r: &Resource, path: &str, message: impl Into<String>) -> Self {
+        Note {
+            resource: Some(r.reference()),
+            path: path.to_owned(),
+            message: message.into(),
+        }
+    }
+
+    /// "unsupported by spar-proxy yet: WHAT".
+    fn unsupported(r: &Resource, path: &str, what: &str) -> Self {
+        Self::new(r, path, format!("unsupported by spar-proxy yet: {what}"))
+    }
+}
+
+/// Envoy resources for one proxy.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Translation {
+    pub listeners: Vec<Listener>,
+    /// The route configurations the listeners carry inline, by name.
+    pub routes: Vec<RouteConfiguration>,
+    pub clusters: Vec<Cluster>,
+    /// The load assignments the clusters carry inline.
+    pub endpoints: Vec<ClusterLoadAssignment>,
+    /// Sorted, without duplicates.
+    pub notes: Vec<Note>,
+}
+
+/// What one translation reads and collects.
+pub(crate) struct Cx<'a> {
+    pub(crate) resources: &'a [Resource],
+    pub(crate) registry: &'a Registry,
+    pub(crate) proxy: &'a ProxyNode,
+    pub(crate) notes: Vec<Note>,
+    /// Clusters the routes refer to: name -> (host, subset, port).
+    pub(crate) wanted: BTreeMap<String, cluster::Want>,
+}
+
+impl<'a> Cx<'a> {
+    pub(crate) fn note(&mut self, r: &Resource, path: &str, message: impl Into<String>) {
+        self.notes.push(Note::new(r, path, message));
+    }
+
+    pub(crate) fn unsupported(&mut self, r: &Resource, path: &str, what: &str) {
+        self.notes.push(Note::unsupported(r, path, what));
+    }
+
+    /// Resources of one kind, with their specs.
+    pub(crate) fn each<T: 'a>(
+        &self,
+        pick: fn(&'a Spec) -> Option<&'a T>,
+    ) -> impl Iterator<Item = (&'a Resource, &'a T)> + 'a {
+        self.resources
+            .iter()
+            .filter_map(move |r| pick(&r.spec).map(|s| (r, s)))
+    }
+}
+
+/// Translates `resources` (already validated) for `proxy`.
+pub fn translate(resources: &[Resource], registry: &Registry, proxy: &ProxyNode) -> Translation {
+    let mut cx = Cx {
+        resources,
+        registry,
+        proxy,
+        notes: Vec::new(),
+        wanted: BTreeMap::new(),
+    };
+    for r in resources {
+        if r.spec == Spec::Unsupported {
+            cx.unsupported(r, "", &format!("kind {}", r.kind));
+        }
+    }
+    let (listeners, routes, extra_clusters, services) = match proxy.kind {
+        ProxyKind::Router => listener::gateway(&mut cx),
+        ProxyKind::Sidecar => listener::sidecar(&mut cx),
+    };
+    let mut clusters = cluster::build_all(&mut cx, &services);
+    clusters.extend(extra_clusters);
+    clusters.sort_by(|a, b| a.name.cmp(&b.name));
+    let endpoints = clusters
+        .iter()
+        .filter_map(|c| c.load_assignment.clone())
+        .collect();
+    let mut notes = cx.notes;
+    notes.sort();
+    notes.dedup();
+    Translation {
+        listeners,
+        routes,
+        clusters,
+        endpoints,
+        notes,
+    }
+}
