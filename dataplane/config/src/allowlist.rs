@@ -42,6 +42,11 @@ pub(crate) const PREVIOUS_HOSTS: &str =
     "envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate";
 
 const BOOTSTRAP: &str = "envoy.config.bootstrap.v3.Bootstrap";
+const DYNAMIC: &str = "envoy.config.bootstrap.v3.Bootstrap.DynamicResources";
+const API_CONFIG: &str = "envoy.config.core.v3.ApiConfigSource";
+const GRPC_SERVICE: &str = "envoy.config.core.v3.GrpcService";
+const ENVOY_GRPC: &str = "envoy.config.core.v3.GrpcService.EnvoyGrpc";
+const CONFIG_SOURCE: &str = "envoy.config.core.v3.ConfigSource";
 const STATIC: &str = "envoy.config.bootstrap.v3.Bootstrap.StaticResources";
 const ADMIN: &str = "envoy.config.bootstrap.v3.Admin";
 const LAYERED_RUNTIME: &str = "envoy.config.bootstrap.v3.LayeredRuntime";
@@ -127,6 +132,18 @@ pub(crate) const FIELDS: &[(&str, &str, Rule)] = &[
     (BOOTSTRAP, "admin", Any),
     (BOOTSTRAP, "static_resources", Any),
     (BOOTSTRAP, "layered_runtime", Any),
+    // xDS: one ADS stream over gRPC to a static cluster, clusters and listeners over it.
+    (BOOTSTRAP, "dynamic_resources", Any),
+    (DYNAMIC, "ads_config", Any),
+    (DYNAMIC, "cds_config", Any),
+    (DYNAMIC, "lds_config", Any),
+    (API_CONFIG, "api_type", Enum(&["GRPC"])),
+    (API_CONFIG, "transport_api_version", Enum(&["V3"])),
+    (API_CONFIG, "grpc_services", AtMost(1)),
+    (GRPC_SERVICE, "envoy_grpc", Any),
+    (ENVOY_GRPC, "cluster_name", Any),
+    (CONFIG_SOURCE, "ads", Any),
+    (CONFIG_SOURCE, "resource_api_version", Enum(&["V3"])),
     (NODE, "id", Any),
     (NODE, "cluster", Any),
     (NODE, "metadata", Any),

@@ -40,7 +40,7 @@ use prost_reflect::DynamicMessage;
 pub use compile::compile;
 pub use error::{ConfigError, ConfigErrors, FieldPath};
 pub use snapshot::{
-    DEFAULT_DELAYED_CLOSE_TIMEOUT, DEFAULT_DRAIN_TIMEOUT, DEFAULT_HTTP_IDLE_TIMEOUT,
+    Ads, DEFAULT_DELAYED_CLOSE_TIMEOUT, DEFAULT_DRAIN_TIMEOUT, DEFAULT_HTTP_IDLE_TIMEOUT,
     DEFAULT_MAX_HEADERS_COUNT, DEFAULT_MAX_REQUEST_HEADERS_KB, DEFAULT_REQUEST_HEADERS_TIMEOUT,
     DEFAULT_STREAM_IDLE_TIMEOUT, DEFAULT_TCP_IDLE_TIMEOUT, EscapedSlashesAction, HttpSettings,
     Listener, ListenerKind, ServerHeaderTransformation, Snapshot, TcpSettings,
@@ -81,6 +81,55 @@ impl Bootstrap {
     pub fn from_envoy(envoy: EnvoyBootstrap) -> Result<Self, ConfigErrors> {
         let msg = decode::from_envoy(&envoy, descriptor::BOOTSTRAP).map_err(ConfigErrors::one)?;
         checked(&msg, None)
+    }
+
+    /// This bootstrap with clusters and listeners received over xDS added to its static
+    /// ones, checked and compiled like a bootstrap into snapshot `version`. A dynamic
+    /// resource whose name a static one has is refused (xDS does not replace static
+    /// resources). Errors name each dynamic resource by its name (`listener `http`.address`),
+    /// so a NACK says which resource and which field.
+    pub fn compile_dynamic(
+        &self,
+        clusters: &[envoy_types::pb::envoy::config::cluster::v3::Cluster],
+        listeners: &[envoy_types::pb::envoy::config::listener::v3::Listener],
+        version: u64,
+    ) -> Result<Snapshot, ConfigErrors> {
+        let mut envoy = self.envoy.clone();
+        let statics = envoy.static_resources.get_or_insert_with(Default::default);
+        let first = (statics.clusters.len(), statics.listeners.len());
+        let mut errors = Vec::new();
+        for c in clusters {
+            if statics.clusters.iter().any(|s| s.name == c.name) {
+                errors.push(dynamic_error(
+                    "cluster",
+                    &c.name,
+                    "has the name of a static cluster",
+                ));
+            }
+        }
+        for l in listeners {
+            if statics.listeners.iter().any(|s| s.name == l.name) {
+                errors.push(dynamic_error(
+                    "listener",
+                    &l.name,
+                    "has the name of a static listener",
+                ));
+            }
+        }
+        if !errors.is_empty() {
+            return Err(ConfigErrors(errors));
+        }
+        statics.clusters.extend(clusters.iter().cloned());
+        statics.listeners.extend(listeners.iter().cloned());
+        let names = DynamicNames {
+            first,
+            clusters: clusters.iter().map(|c| c.name.clone()).collect(),
+            listeners: listeners.iter().map(|l| l.name.clone()).collect(),
+        };
+        let rename =
+            |e: ConfigErrors| ConfigErrors(e.0.into_iter().map(|e| names.rename(e)).collect());
+        let checked = Bootstrap::from_envoy(envoy).map_err(rename)?;
+        compile(&checked, version).map_err(rename)
     }
 
     /// The file this bootstrap was read from, with the line of each field.
@@ -210,3 +259,53 @@ fn checked(msg: &DynamicMessage, source: Option<Source>) -> Result<Bootstrap, Co
 
 #[cfg(test)]
 mod tests;
+
+/// Where the dynamic resources start among the static ones, and their names.
+struct DynamicNames {
+    first: (usize, usize),
+    clusters: Vec<String>,
+    listeners: Vec<String>,
+}
+
+impl DynamicNames {
+    /// `static_resources.listeners[N].x` becomes `listener `name`.x` for a dynamic one.
+    fn rename(&self, e: ConfigError) -> ConfigError {
+        let text = e.path.to_string();
+        let named = |prefix: &str, first: usize, kind: &str, names: &[String]| {
+            let rest = text.strip_prefix(prefix)?;
+            let (index, tail) = rest.split_once(']')?;
+            let i = index.parse::<usize>().ok()?.checked_sub(first)?;
+            Some(format!("{kind} `{}`{tail}", names.get(i)?))
+        };
+        let renamed = named(
+            "static_resources.clusters[",
+            self.first.0,
+            "cluster",
+            &self.clusters,
+        )
+        .or_else(|| {
+            named(
+                "static_resources.listeners[",
+                self.first.1,
+                "listener",
+                &self.listeners,
+            )
+        });
+        match renamed {
+            Some(path) => ConfigError {
+                path: FieldPath::root().field(&path),
+                ..e
+            },
+            None => e,
+        }
+    }
+}
+
+fn dynamic_error(kind: &str, name: &str, message: &str) -> ConfigError {
+    ConfigError {
+        file: None,
+        line: None,
+        path: FieldPath::root().field(&format!("{kind} `{name}`")),
+        message: message.to_owned(),
+    }
+}

@@ -22,6 +22,18 @@ pub struct Snapshot {
     pub clusters: Vec<Arc<Cluster>>,
     /// Envoy-shaped `/config_dump` body: `{"configs": [BootstrapConfigDump]}`.
     pub config_dump: serde_json::Value,
+    /// Where clusters and listeners come from over xDS (`dynamic_resources.ads_config`),
+    /// when the bootstrap says so.
+    pub ads: Option<Ads>,
+}
+
+/// The ADS server named by `dynamic_resources`: the static cluster holding its address.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ads {
+    /// `ads_config.grpc_services[0].envoy_grpc.cluster_name`.
+    pub cluster: String,
+    /// The cluster's first endpoint.
+    pub address: SocketAddr,
 }
 
 impl Snapshot {

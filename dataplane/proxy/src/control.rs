@@ -17,6 +17,8 @@ use tracing::{error, info, warn};
 
 use crate::{Args, IoArg, Mode};
 
+use envoy_types::pb::envoy::config::core::v3 as envoy_types_node;
+
 /// Where admin listens when the bootstrap has no `admin` section.
 const DEFAULT_ADMIN: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 15000);
@@ -27,8 +29,15 @@ const INITIALIZING: u8 = 0;
 const LIVE: u8 = 1;
 const DRAINING: u8 = 2;
 
+/// The config in force: the bootstrap file and what xDS added to it.
+struct Config {
+    base: spar_config::Bootstrap,
+    dynamic: spar_ads::Update,
+}
+
 struct State {
     proxy: Mutex<Option<Arc<Proxy>>>,
+    config: Mutex<Config>,
     readiness: AtomicU8,
     config_dump: Mutex<serde_json::Value>,
     version: AtomicU64,
@@ -97,15 +106,8 @@ impl AdminState for State {
     }
 }
 
-fn load(path: &Path, version: u64) -> anyhow::Result<(spar_config::Snapshot, serde_json::Value)> {
-    let loaded = (|| {
-        let bootstrap = spar_config::load_bootstrap(path).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let snapshot =
-            spar_config::compile(&bootstrap, version).map_err(|e| anyhow::anyhow!("{e}"))?;
-        // The snapshot goes to the workers; admin keeps its dump.
-        let dump = snapshot.config_dump.clone();
-        Ok((snapshot, dump))
-    })();
+fn load(path: &Path) -> anyhow::Result<spar_config::Bootstrap> {
+    let loaded = spar_config::load_bootstrap(path).map_err(|e| anyhow::anyhow!("{e}"));
     release_freed_memory();
     loaded
 }
@@ -124,7 +126,9 @@ fn release_freed_memory() {
 }
 
 pub(crate) fn run(args: Args) -> anyhow::Result<()> {
-    let (snapshot, dump) = load(&args.config_path, 1)?;
+    let base = load(&args.config_path)?;
+    let snapshot = spar_config::compile(&base, 1).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let dump = snapshot.config_dump.clone();
     if args.mode == Mode::Validate {
         info!(path = %args.config_path.display(), "configuration OK");
         return Ok(());
@@ -133,11 +137,12 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the control thread runtime")?;
-    rt.block_on(control(args, snapshot, dump))
+    rt.block_on(control(args, base, snapshot, dump))
 }
 
 async fn control(
     args: Args,
+    base: spar_config::Bootstrap,
     snapshot: spar_config::Snapshot,
     dump: serde_json::Value,
 ) -> anyhow::Result<()> {
@@ -147,8 +152,14 @@ async fn control(
     let admin = tokio::net::TcpListener::bind(admin_addr)
         .await
         .with_context(|| format!("admin: cannot listen on {admin_addr}"))?;
+    let ads = snapshot.ads.clone();
+    let node = base.envoy.node.clone().unwrap_or_default();
     let state = Arc::new(State {
         proxy: Mutex::new(None),
+        config: Mutex::new(Config {
+            base,
+            dynamic: spar_ads::Update::default(),
+        }),
         readiness: AtomicU8::new(INITIALIZING),
         config_dump: Mutex::new(dump),
         version: AtomicU64::new(1),
@@ -181,6 +192,19 @@ async fn control(
         "spar-proxy started"
     );
     tokio::spawn(spar_admin::serve(admin, state.clone()));
+    // Clusters and listeners over xDS, when the bootstrap names an ADS server.
+    let xds = ads.map(|ads| {
+        let node = istio_node(node);
+        info!(server = %ads.address, node = %node.id, "subscribing to xDS");
+        let config = spar_ads::AdsConfig::new(format!("http://{}", ads.address), node);
+        let (state, proxy) = (state.clone(), proxy.clone());
+        let apply = move |update: &spar_ads::Update| {
+            apply(&state, &proxy, None, Some(update.clone()))
+                .map(|version| info!(version, "xDS configuration applied"))
+                .map_err(|e| format!("{e:#}"))
+        };
+        tokio::spawn(spar_ads::run(config, apply, std::future::pending()))
+    });
 
     let mut hup = signal(SignalKind::hangup()).context("installing SIGHUP handler")?;
     let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
@@ -208,6 +232,9 @@ async fn control(
             _ = state.quit.notified() => { info!("quitquitquit: draining"); break; }
         }
     }
+    if let Some(task) = xds {
+        task.abort();
+    }
     state.readiness.store(DRAINING, Ordering::Relaxed);
     proxy.drain();
     let deadline = Duration::from_secs(args.drain_time_s);
@@ -233,17 +260,11 @@ fn fingerprint(path: &PathBuf) -> Option<(u64, std::time::SystemTime, u64)> {
     Some((meta.len(), meta.modified().ok()?, hash))
 }
 
-/// Loads, compiles and applies the file; on any error the running config
-/// stays in force and the error is logged and counted.
+/// Loads, compiles and applies the file (with what xDS added); on any error
+/// the running config stays in force and the error is logged and counted.
 fn reload(state: &State, proxy: &Proxy, path: &Path) {
-    let version = state.version.load(Ordering::Relaxed) + 1;
-    match load(path, version).and_then(|(s, d)| proxy.update(s).map(|()| d).map_err(Into::into)) {
-        Ok(dump) => {
-            state.version.store(version, Ordering::Relaxed);
-            *state
-                .config_dump
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner) = dump;
+    match load(path).and_then(|base| apply(state, proxy, Some(base), None)) {
+        Ok(version) => {
             state.reloads_ok.fetch_add(1, Ordering::Relaxed);
             info!(version, "configuration applied");
         }
@@ -252,4 +273,54 @@ fn reload(state: &State, proxy: &Proxy, path: &Path) {
             error!(error = %format!("{e:#}"), "configuration rejected; keeping the running one");
         }
     }
+}
+
+/// Compiles the bootstrap and the xDS resources (the new one given, or the
+/// one in force) into the next snapshot and applies it; returns its version.
+/// Nothing changes on error.
+fn apply(
+    state: &State,
+    proxy: &Proxy,
+    base: Option<spar_config::Bootstrap>,
+    dynamic: Option<spar_ads::Update>,
+) -> anyhow::Result<u64> {
+    let mut config = state.config.lock().unwrap_or_else(PoisonError::into_inner);
+    let version = state.version.load(Ordering::Relaxed) + 1;
+    let compiled = {
+        let base = base.as_ref().unwrap_or(&config.base);
+        let dynamic = dynamic.as_ref().unwrap_or(&config.dynamic);
+        base.compile_dynamic(&dynamic.clusters, &dynamic.listeners, version)
+    };
+    release_freed_memory();
+    let snapshot = compiled.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let dump = snapshot.config_dump.clone();
+    proxy.update(snapshot)?;
+    state.version.store(version, Ordering::Relaxed);
+    *state
+        .config_dump
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner) = dump;
+    if let Some(base) = base {
+        config.base = base;
+    }
+    if let Some(dynamic) = dynamic {
+        config.dynamic = dynamic;
+    }
+    Ok(version)
+}
+
+/// The node this proxy presents to the control plane: the bootstrap's, with
+/// Istio's id form when the bootstrap gives none
+/// (`sidecar~IP~POD.NAMESPACE~NAMESPACE.svc.cluster.local`).
+fn istio_node(mut node: envoy_types_node::Node) -> envoy_types_node::Node {
+    if node.id.is_empty() {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_owned())
+            .unwrap_or_else(|_| "spar-proxy".to_owned());
+        node.id = format!("sidecar~127.0.0.1~{host}.default~default.svc.cluster.local");
+    }
+    if node.cluster.is_empty() {
+        node.cluster = "spar-proxy".to_owned();
+    }
+    node
 }

@@ -61,6 +61,7 @@ pub fn compile(b: &Bootstrap, version: u64) -> Result<Snapshot, ConfigErrors> {
             .as_ref()
             .and_then(|addr| ctx.socket_addr(addr, &p, Bind::Listen))
     });
+    let ads = ads_source(&mut ctx, &b.envoy, &clusters);
     if !ctx.errors.is_empty() {
         let mut errors = ctx.errors;
         errors.sort_by_key(|e| e.line.unwrap_or(usize::MAX));
@@ -79,6 +80,69 @@ pub fn compile(b: &Bootstrap, version: u64) -> Result<Snapshot, ConfigErrors> {
         listeners,
         clusters: clusters.into_iter().map(std::sync::Arc::new).collect(),
         config_dump,
+        ads,
+    })
+}
+
+/// `dynamic_resources`: ADS over gRPC to a static cluster, with clusters and listeners
+/// (both or neither) coming over it. Anything else is refused.
+fn ads_source(
+    ctx: &mut Ctx<'_>,
+    envoy: &crate::EnvoyBootstrap,
+    clusters: &[spar_cluster::Cluster],
+) -> Option<crate::snapshot::Ads> {
+    use envoy_types::pb::envoy::config::core::v3::{config_source, grpc_service};
+    let d = envoy.dynamic_resources.as_ref()?;
+    let p = FieldPath::root().field("dynamic_resources");
+    let over_ads = |c: &Option<envoy_types::pb::envoy::config::core::v3::ConfigSource>| {
+        matches!(
+            c.as_ref().and_then(|c| c.config_source_specifier.as_ref()),
+            Some(config_source::ConfigSourceSpecifier::Ads(_))
+        )
+    };
+    for (field, source) in [("cds_config", &d.cds_config), ("lds_config", &d.lds_config)] {
+        if !over_ads(source) {
+            ctx.error(
+                &p.field(field),
+                "must be `ads: {}`: spar-proxy takes clusters and listeners over ADS only",
+            );
+        }
+    }
+    let ap = p.field("ads_config");
+    let cluster = d
+        .ads_config
+        .as_ref()
+        .and_then(|a| a.grpc_services.first())
+        .and_then(|g| match &g.target_specifier {
+            Some(grpc_service::TargetSpecifier::EnvoyGrpc(e)) => Some(e.cluster_name.clone()),
+            _ => None,
+        });
+    let Some(cluster) = cluster else {
+        ctx.error(
+            &ap.field("grpc_services"),
+            "one grpc_service with envoy_grpc.cluster_name is required",
+        );
+        return None;
+    };
+    let gp = ap
+        .field("grpc_services")
+        .index(0)
+        .field("envoy_grpc")
+        .field("cluster_name");
+    let Some(c) = clusters.iter().find(|c| c.name == cluster) else {
+        ctx.error(
+            &gp,
+            format!("cluster `{cluster}` is not defined in static_resources.clusters"),
+        );
+        return None;
+    };
+    let Some(endpoint) = c.endpoints.first() else {
+        ctx.error(&gp, format!("cluster `{cluster}` has no endpoint"));
+        return None;
+    };
+    Some(crate::snapshot::Ads {
+        cluster,
+        address: endpoint.address,
     })
 }
 

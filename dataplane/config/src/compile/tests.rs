@@ -343,3 +343,54 @@ fn upgrade_configs_on_the_manager_and_the_route() {
     );
     assert!(errors[0].message.contains("CONNECT"));
 }
+
+#[test]
+fn ads_source_comes_from_a_static_cluster() {
+    let ads = "dynamic_resources:\n  ads_config: { api_type: GRPC, transport_api_version: V3, grpc_services: [{ envoy_grpc: { cluster_name: backend } }] }\n  cds_config: { ads: {}, resource_api_version: V3 }\n  lds_config: { ads: {} }";
+    let s = compiled(&with(&[("#BOOTSTRAP", ads)]));
+    let a = s.ads.expect("ads");
+    assert_eq!(a.cluster, "backend");
+    assert_eq!(a.address.ip().to_string(), "127.0.0.1");
+    // Clusters over ADS but listeners from nowhere: refused.
+    let half = ads.replace("  lds_config: { ads: {} }", "");
+    let errors = compile_errors(&with(&[("#BOOTSTRAP", &half)]));
+    assert_eq!(errors.len(), 1, "{}", show(&errors));
+    assert_eq!(errors[0].path.to_string(), "dynamic_resources.lds_config");
+    // A server cluster that does not exist: refused.
+    let nowhere = ads.replace("cluster_name: backend", "cluster_name: xds");
+    let errors = compile_errors(&with(&[("#BOOTSTRAP", &nowhere)]));
+    assert!(
+        errors[0].message.contains("`xds` is not defined"),
+        "{}",
+        show(&errors)
+    );
+}
+
+#[test]
+fn dynamic_resources_are_named_in_errors() {
+    let base = loaded(&with(&[]));
+    let mut extra = loaded(&with(&[]))
+        .envoy
+        .static_resources
+        .unwrap_or_default()
+        .clusters;
+    extra[0].name = "dyn".into();
+    extra[0].connect_timeout = Some(envoy_types::pb::google::protobuf::Duration {
+        seconds: 0,
+        nanos: 0,
+    });
+    let Err(e) = base.compile_dynamic(&extra, &[], 2) else {
+        panic!("should not compile")
+    };
+    assert_eq!(
+        e.0[0].path.to_string(),
+        "cluster `dyn`.connect_timeout",
+        "{e}"
+    );
+    // A dynamic resource may not take a static one's name.
+    extra[0].name = "backend".into();
+    let Err(e) = base.compile_dynamic(&extra, &[], 2) else {
+        panic!("should not compile")
+    };
+    assert!(e.0[0].message.contains("static cluster"), "{e}");
+}
