@@ -144,23 +144,34 @@ pub(crate) fn destination_rule<'a>(cx: &Cx<'a>, host: &str, service_ns: &str) ->
 }
 
 impl<'a> Dr<'a> {
-    /// The policy in effect for `subset` ("" = none) on `port`.
+    /// The policy in effect for `subset` ("" = none) on `port`: the subset's groups over
+    /// the top level's, then the port-level settings (the subset's when it has any, else
+    /// the top level's) over both, as Istio merges them.
     pub(crate) fn effective(&self, subset: &str, port: u32) -> Effective<'a> {
         let mut e = Effective::default();
+        let mut levels = Vec::new();
         if let Some(p) = self.policy {
-            e.apply(p, self.resource, "spec.trafficPolicy", port);
+            e.apply(p, self.resource, "spec.trafficPolicy");
+            levels.push((p, self.resource, "spec.trafficPolicy".to_owned()));
         }
         if let Some((r, i, s)) = self.subsets.iter().find(|(_, _, s)| s.name == subset)
             && let Some(p) = &s.traffic_policy
         {
-            e.apply(p, r, &format!("spec.subsets[{i}].trafficPolicy"), port);
+            let at = format!("spec.subsets[{i}].trafficPolicy");
+            e.apply(p, r, &at);
+            if !p.port_level_settings.is_empty() {
+                levels.push((p, r, at));
+            }
+        }
+        if let Some((p, r, at)) = levels.pop() {
+            e.apply_port(p, r, &at, port);
         }
         e
     }
 }
 
 impl<'a> Effective<'a> {
-    fn apply(&mut self, p: &'a TrafficPolicy, r: &'a Resource, at: &str, port: u32) {
+    fn apply(&mut self, p: &'a TrafficPolicy, r: &'a Resource, at: &str) {
         if let Some(lb) = &p.load_balancer {
             self.lb = Some((
                 Src {
@@ -209,6 +220,9 @@ impl<'a> Effective<'a> {
                 "retry budgets from DestinationRule",
             ));
         }
+    }
+
+    fn apply_port(&mut self, p: &'a TrafficPolicy, r: &'a Resource, at: &str, port: u32) {
         for (i, pl) in p.port_level_settings.iter().enumerate() {
             if pl.port.as_ref().and_then(|s| s.number) != Some(port) {
                 continue;
