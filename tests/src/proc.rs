@@ -25,14 +25,23 @@ pub fn bin(name: &str) -> PathBuf {
     static BUILT: OnceLock<()> = OnceLock::new();
     let path = target_dir().join(name);
     BUILT.get_or_init(|| {
-        if !target_dir().join("spar-proxy").exists() || !target_dir().join("spar-bench").exists() {
+        let all = ["spar-proxy", "spar-bench", "spar-control"];
+        if all.iter().any(|b| !target_dir().join(b).exists()) {
             let status = Command::new(env!("CARGO"))
-                .args(["build", "-p", "spar-proxy", "-p", "spar-bench"])
+                .args([
+                    "build",
+                    "-p",
+                    "spar-proxy",
+                    "-p",
+                    "spar-bench",
+                    "-p",
+                    "spar-control",
+                ])
                 .status()
                 .expect("run cargo build");
             assert!(
                 status.success(),
-                "building spar-proxy and spar-bench failed"
+                "building spar-proxy, spar-bench and spar-control failed"
             );
         }
     });

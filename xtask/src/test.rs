@@ -70,7 +70,15 @@ fn checks(extra: &[String]) -> anyhow::Result<()> {
     ]))?;
     // The binaries the end-to-end tests start are built first, in the same
     // profile, so tests never race a build.
-    sh(Command::new("cargo").args(["build", "-p", "spar-proxy", "-p", "spar-bench"]))?;
+    sh(Command::new("cargo").args([
+        "build",
+        "-p",
+        "spar-proxy",
+        "-p",
+        "spar-bench",
+        "-p",
+        "spar-control",
+    ]))?;
     sh(Command::new("cargo")
         .args([
             "nextest",
