@@ -16,7 +16,7 @@ const PROXY_TCP: &str = "127.0.0.1:10001";
 const ADMIN: &str = "127.0.0.1:15000";
 const ECHO: &str = "127.0.0.1:18081";
 
-struct Kill(Child);
+pub(crate) struct Kill(pub(crate) Child);
 impl Drop for Kill {
     fn drop(&mut self) {
         let _ = self.0.kill();
@@ -24,7 +24,7 @@ impl Drop for Kill {
     }
 }
 
-fn wait_listening(addr: &str) -> anyhow::Result<()> {
+pub(crate) fn wait_listening(addr: &str) -> anyhow::Result<()> {
     let until = Instant::now() + Duration::from_secs(30);
     while Instant::now() < until {
         if TcpStream::connect(addr).is_ok() {

@@ -1,10 +1,11 @@
 #![allow(clippy::print_stdout)] // a tool: printing is its job
 //! Project tasks. `cargo xtask test` is the one entry point CI calls;
-//! `cargo xtask demo` is the README's main job.
+//! `cargo xtask mesh` is the README's main job.
 
 use std::process::{Command, ExitCode};
 
 mod demo;
+mod mesh;
 mod test;
 
 fn main() -> ExitCode {
@@ -12,9 +13,10 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("test") => test::run(&args[1..]),
         Some("demo") => demo::run(&args[1..]),
+        Some("mesh") => mesh::run(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <task>\n\n  test   install what the tests need, then fmt, clippy, every test, fuzz build\n  demo   build and start spar-proxy in front of an echo upstream, send requests, keep running"
+                "usage: cargo xtask <task>\n\n  test   install what the tests need, then fmt, clippy, every test, fuzz build\n  mesh   the local mesh: spar-control, an ingress gateway and a sample app with sidecars, sample traffic, keep running (--once, --debug)\n  demo   build and start spar-proxy in front of an echo upstream, send requests, keep running"
             );
             return ExitCode::from(2);
         }

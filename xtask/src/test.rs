@@ -89,6 +89,9 @@ fn checks(extra: &[String]) -> anyhow::Result<()> {
             "ci",
         ])
         .args(extra))?;
+    // The README's main job, end to end: the local mesh from deploy/mesh must come up and
+    // route as its YAML says (debug binaries, already built above).
+    sh(Command::new("cargo").args(["xtask", "mesh", "--once", "--debug"]))?;
     // Fuzz targets must keep compiling; they share the main target dir.
     sh(Command::new("cargo").args([
         "build",

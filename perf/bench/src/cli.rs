@@ -145,6 +145,10 @@ pub struct EchoArgs {
     /// Add `x-echo-path: <request target>` to responses.
     #[arg(long)]
     pub echo_path: bool,
+    /// Name this server in every answer: `x-served-by: NAME` and a body of `NAME\n`
+    /// (instead of `--body-size` filler), as a sample service of the local mesh.
+    #[arg(long)]
+    pub name: Option<String>,
 }
 
 impl EchoArgs {
@@ -155,6 +159,7 @@ impl EchoArgs {
             threads: self.threads,
             io: self.io.into(),
             echo_path: self.echo_path,
+            name: self.name.clone(),
         }
     }
 }

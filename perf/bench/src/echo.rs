@@ -36,6 +36,8 @@ pub struct EchoConfig {
     pub io: Io,
     /// Add `x-echo-path` to responses.
     pub echo_path: bool,
+    /// Answer with `x-served-by: NAME` and the body `NAME\n`.
+    pub name: Option<String>,
 }
 
 impl Default for EchoConfig {
@@ -46,6 +48,7 @@ impl Default for EchoConfig {
             threads: 1,
             io: Io::Uring,
             echo_path: false,
+            name: None,
         }
     }
 }
@@ -62,7 +65,7 @@ impl EchoServer {
     /// Binds on every thread and returns once all listeners are up.
     pub fn start(cfg: &EchoConfig) -> io::Result<Self> {
         let io = sys::resolve_io(cfg.io);
-        let resp = Responses::new(cfg.body_size, cfg.echo_path);
+        let resp = Responses::new(cfg.body_size, cfg.echo_path, cfg.name.as_deref());
         let mut addr = cfg.listen;
         let mut threads = Vec::with_capacity(cfg.threads.max(1));
         for i in 0..cfg.threads.max(1) {
@@ -118,10 +121,18 @@ struct Responses {
 }
 
 impl Responses {
-    fn new(body_size: usize, echo_path: bool) -> Self {
+    fn new(body_size: usize, echo_path: bool, name: Option<&str>) -> Self {
+        let body = match name {
+            Some(n) => format!("{n}\n").into_bytes(),
+            None => vec![b'e'; body_size],
+        };
+        let mut head = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n", body.len());
+        if let Some(n) = name {
+            head.push_str(&format!("x-served-by: {n}\r\n"));
+        }
         Self {
-            head: format!("HTTP/1.1 200 OK\r\ncontent-length: {body_size}\r\n").into_bytes(),
-            body: vec![b'e'; body_size],
+            head: head.into_bytes(),
+            body,
             echo_path,
         }
     }
