@@ -10,14 +10,29 @@ use std::path::{Path, PathBuf};
 
 use spar_istio::{Level, Message, Options, analyze, load};
 
-fn corpus() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus/istio");
+/// The corpus: `$SPAR_ISTIO_CORPUS`, else `../shared/corpus/istio` beside the repository.
+/// It is not part of the repository (it is Istio's text, not ours): where it is absent the
+/// conformance tests say so on stderr and pass vacuously, unless `SPAR_REQUIRE_CORPUS=1`
+/// (set by `cargo xtask test` whenever the shared folder exists).
+fn corpus() -> Option<PathBuf> {
+    let dir = std::env::var_os("SPAR_ISTIO_CORPUS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus/istio")
+        });
+    if dir.join("MANIFEST.tsv").is_file() {
+        return Some(dir);
+    }
     assert!(
-        dir.join("MANIFEST.tsv").is_file(),
-        "the Istio corpus is missing at {}: this test needs ../shared/corpus/istio next to the repository",
+        std::env::var_os("SPAR_REQUIRE_CORPUS").is_none(),
+        "the Istio corpus is missing at {}",
         dir.display()
     );
-    dir
+    eprintln!(
+        "SKIPPED: no Istio corpus at {} (set SPAR_ISTIO_CORPUS)",
+        dir.display()
+    );
+    None
 }
 
 fn read(path: &Path) -> String {
@@ -55,7 +70,7 @@ fn analyze_file(name: &str, text: &str) -> (Vec<(usize, String)>, Vec<Message>) 
 
 #[test]
 fn every_valid_document_is_accepted() {
-    let dir = corpus();
+    let Some(dir) = corpus() else { return };
     let manifest = manifest(&dir);
     let files: BTreeSet<&String> = manifest.keys().map(|(p, _)| p).collect();
     let (mut accepted, mut total) = (0, 0);
@@ -308,7 +323,9 @@ const INVALID: &[(&str, &str, &str, &str)] = &[
 
 #[test]
 fn every_invalid_document_is_rejected_for_the_expected_reason() {
-    let dir = corpus().join("invalid");
+    let Some(dir) = corpus().map(|d| d.join("invalid")) else {
+        return;
+    };
     let expected: BTreeMap<String, String> = read(&dir.join("EXPECTED.tsv"))
         .lines()
         .skip(1)
@@ -357,7 +374,7 @@ fn every_invalid_document_is_rejected_for_the_expected_reason() {
 /// short at many points, and with bytes replaced, goes through load and analysis.
 #[test]
 fn damaged_corpus_documents_never_panic() {
-    let dir = corpus();
+    let Some(dir) = corpus() else { return };
     let manifest = manifest(&dir);
     let files: BTreeSet<&String> = manifest.keys().map(|(p, _)| p).collect();
     let mut runs = 0;

@@ -61,7 +61,7 @@ fn unsupported_fields_are_refused_with_path_and_line() {
             "#BOOTSTRAP",
             "dynamic_resources: {lds_resources_locator: x}",
             "dynamic_resources",
-            "dynamic_resources".into(),
+            "dynamic_resources.lds_resources_locator".into(),
             NS,
         ),
         (
