@@ -105,3 +105,36 @@ static_resources:
         uport = upstream.port(),
     )
 }
+
+/// A spar-proxy bootstrap that takes its clusters and listeners over ADS from an xDS
+/// server on 127.0.0.1:`xds_port`, presenting `node_id` with Istio's `NAMESPACE` and
+/// `LABELS` metadata (`labels` is a YAML flow-mapping body such as `app: reviews`).
+/// `{admin}` stays for [`proc::SparProxy::start`].
+pub fn ads_bootstrap(node_id: &str, namespace: &str, labels: &str, xds_port: u16) -> String {
+    format!(
+        r#"node:
+  id: "{node_id}"
+  cluster: spar-tests
+  metadata: {{ NAMESPACE: {namespace}, LABELS: {{ {labels} }} }}
+admin:
+  address: {{ socket_address: {{ address: 127.0.0.1, port_value: {{admin}} }} }}
+dynamic_resources:
+  ads_config:
+    api_type: GRPC
+    transport_api_version: V3
+    grpc_services: [{{ envoy_grpc: {{ cluster_name: xds-grpc }} }}]
+  cds_config: {{ ads: {{}}, resource_api_version: V3 }}
+  lds_config: {{ ads: {{}}, resource_api_version: V3 }}
+static_resources:
+  clusters:
+  - name: xds-grpc
+    type: STATIC
+    connect_timeout: 1s
+    load_assignment:
+      cluster_name: xds-grpc
+      endpoints:
+      - lb_endpoints:
+        - endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: {xds_port} }} }} }}
+"#
+    )
+}

@@ -94,31 +94,11 @@ spec:
 }
 
 fn gateway_bootstrap(xds: u16) -> String {
-    format!(
-        r#"node:
-  id: "router~127.0.0.1~gw-1.istio-system~istio-system.svc.cluster.local"
-  cluster: istio-ingressgateway
-  metadata: {{ NAMESPACE: istio-system, LABELS: {{ istio: ingressgateway }} }}
-admin:
-  address: {{ socket_address: {{ address: 127.0.0.1, port_value: {{admin}} }} }}
-dynamic_resources:
-  ads_config:
-    api_type: GRPC
-    transport_api_version: V3
-    grpc_services: [{{ envoy_grpc: {{ cluster_name: xds-grpc }} }}]
-  cds_config: {{ ads: {{}}, resource_api_version: V3 }}
-  lds_config: {{ ads: {{}}, resource_api_version: V3 }}
-static_resources:
-  clusters:
-  - name: xds-grpc
-    type: STATIC
-    connect_timeout: 1s
-    load_assignment:
-      cluster_name: xds-grpc
-      endpoints:
-      - lb_endpoints:
-        - endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: {xds} }} }} }}
-"#
+    spar_tests::ads_bootstrap(
+        "router~127.0.0.1~gw-1.istio-system~istio-system.svc.cluster.local",
+        "istio-system",
+        "istio: ingressgateway",
+        xds,
     )
 }
 

@@ -180,29 +180,11 @@ fn start_server(script: Script) -> SocketAddr {
 }
 
 fn bootstrap(xds: SocketAddr) -> String {
-    format!(
-        r#"node: {{ id: "sidecar~127.0.0.1~app-1.default~default.svc.cluster.local", cluster: app }}
-admin:
-  address: {{ socket_address: {{ address: 127.0.0.1, port_value: {{admin}} }} }}
-dynamic_resources:
-  ads_config:
-    api_type: GRPC
-    transport_api_version: V3
-    grpc_services: [{{ envoy_grpc: {{ cluster_name: xds-grpc }} }}]
-  cds_config: {{ ads: {{}}, resource_api_version: V3 }}
-  lds_config: {{ ads: {{}}, resource_api_version: V3 }}
-static_resources:
-  clusters:
-  - name: xds-grpc
-    type: STATIC
-    connect_timeout: 1s
-    load_assignment:
-      cluster_name: xds-grpc
-      endpoints:
-      - lb_endpoints:
-        - endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: {port} }} }} }}
-"#,
-        port = xds.port()
+    spar_tests::ads_bootstrap(
+        "sidecar~127.0.0.1~app-1.default~default.svc.cluster.local",
+        "default",
+        "app: app",
+        xds.port(),
     )
 }
 

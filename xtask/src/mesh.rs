@@ -101,11 +101,14 @@ static_resources:
     )
 }
 
-/// One GET on a fresh connection: (status code, body, `x-served-by`).
+/// One GET on a fresh connection with these fields: (status code, body).
 fn get(addr: &str, path: &str, headers: &[(&str, &str)]) -> anyhow::Result<(u16, String)> {
     let mut s = TcpStream::connect(addr)?;
     s.set_read_timeout(Some(Duration::from_secs(5)))?;
-    let mut req = format!("GET {path} HTTP/1.1\r\nhost: bookinfo.local\r\nconnection: close\r\n");
+    let mut req = format!("GET {path} HTTP/1.1\r\nconnection: close\r\n");
+    if !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("host")) {
+        req.push_str("host: bookinfo.local\r\n");
+    }
     for (n, v) in headers {
         req.push_str(&format!("{n}: {v}\r\n"));
     }
@@ -276,9 +279,14 @@ fn sample_traffic() -> anyhow::Result<bool> {
     let jason = tally(GATEWAY, "/reviews", &[("end-user", "jason")], 20);
     println!("GET /reviews x20 as end-user jason:             {jason:?}");
     let egress = &format!("127.0.0.1:{}", WORKLOADS[0].egress_port);
-    let inside = tally_host(egress, "reviews", &[], 20);
+    let inside = tally(egress, "/", &[("host", "reviews")], 20);
     println!("reviews x20 from productpage's sidecar:         {inside:?}");
-    let inside_jason = tally_host(egress, "reviews", &[("end-user", "jason")], 20);
+    let inside_jason = tally(
+        egress,
+        "/",
+        &[("host", "reviews"), ("end-user", "jason")],
+        20,
+    );
     println!("reviews x20 from productpage's sidecar, jason:  {inside_jason:?}\n");
     let v1 = canary.get("reviews-v1").copied().unwrap_or(0);
     let ok = page.get("productpage-v1") == Some(&5)
@@ -288,48 +296,4 @@ fn sample_traffic() -> anyhow::Result<bool> {
         && inside.get("reviews-v1") == Some(&20)
         && inside_jason.get("reviews-v2") == Some(&20);
     Ok(ok)
-}
-
-/// Like [`tally`], with an explicit Host (sidecar outbound routing is by host).
-fn tally_host(
-    addr: &str,
-    host: &str,
-    headers: &[(&str, &str)],
-    n: usize,
-) -> BTreeMap<String, usize> {
-    let mut all: Vec<(&str, &str)> = vec![("host", host)];
-    all.extend_from_slice(headers);
-    let mut seen = BTreeMap::new();
-    for _ in 0..n {
-        let key = match get_raw(addr, &all) {
-            Ok((200, body)) => body,
-            Ok((status, _)) => format!("HTTP {status}"),
-            Err(e) => format!("error: {e}"),
-        };
-        *seen.entry(key).or_default() += 1;
-    }
-    seen
-}
-
-fn get_raw(addr: &str, headers: &[(&str, &str)]) -> anyhow::Result<(u16, String)> {
-    let mut s = TcpStream::connect(addr)?;
-    s.set_read_timeout(Some(Duration::from_secs(5)))?;
-    let mut req = "GET / HTTP/1.1\r\nconnection: close\r\n".to_owned();
-    for (n, v) in headers {
-        req.push_str(&format!("{n}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    s.write_all(req.as_bytes())?;
-    let mut text = String::new();
-    s.read_to_string(&mut text)?;
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.trim().to_owned())
-        .unwrap_or_default();
-    Ok((status, body))
 }

@@ -3,8 +3,8 @@
 
 use std::process::Command;
 
-use crate::{have, root};
 use crate::run as sh;
+use crate::{have, root};
 
 /// Debian packages the tests drive (tool -> package).
 const APT: &[(&str, &str)] = &[
