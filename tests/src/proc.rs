@@ -25,7 +25,7 @@ pub fn bin(name: &str) -> PathBuf {
     static BUILT: OnceLock<()> = OnceLock::new();
     let path = target_dir().join(name);
     BUILT.get_or_init(|| {
-        let all = ["spar-proxy", "spar-bench", "spar-control"];
+        let all = ["spar-proxy", "spar-bench", "spar-control", "sparctl"];
         if all.iter().any(|b| !target_dir().join(b).exists()) {
             let status = Command::new(env!("CARGO"))
                 .args([

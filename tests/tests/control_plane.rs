@@ -102,10 +102,11 @@ fn gateway_bootstrap(xds: u16) -> String {
     )
 }
 
-fn start_control(dir: &Path, xds: u16) -> Process {
+fn start_control(dir: &Path, xds: u16, monitoring: u16) -> Process {
     let child = Command::new(bin("spar-control"))
         .arg("--config-dir")
         .arg(dir)
+        .args(["--monitoring-address", &format!("127.0.0.1:{monitoring}")])
         .args([
             "--xds-address",
             &format!("127.0.0.1:{xds}"),
@@ -134,13 +135,31 @@ fn yaml_edits_reroute_a_gateway_live_and_bad_edits_are_refused() {
     let gateway_port = free_port();
     std::fs::write(dir.join("services.yaml"), services(v1.addr, v2.addr)).unwrap();
     std::fs::write(dir.join("routing.yaml"), routing(gateway_port, "v1")).unwrap();
-    let xds = free_port();
-    let _control = start_control(&dir, xds);
+    let (xds, monitoring) = (free_port(), free_port());
+    let _control = start_control(&dir, xds, monitoring);
     let _gateway = SparProxy::start(&gateway_bootstrap(xds), &[]);
     let addr: SocketAddr = format!("127.0.0.1:{gateway_port}").parse().unwrap();
     assert_eventually(Duration::from_secs(30), "the gateway routes to v1", || {
         answer(addr) == "200 v1"
     });
+    // `sparctl proxy-status` shows the gateway in sync.
+    assert_eventually(
+        Duration::from_secs(10),
+        "proxy-status shows the gateway synced",
+        || {
+            let out = Command::new(bin("sparctl"))
+                .args([
+                    "proxy-status",
+                    "--control",
+                    &format!("127.0.0.1:{monitoring}"),
+                ])
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            text.lines()
+                .any(|l| l.starts_with("gw-1.istio-system") && l.matches("SYNCED").count() == 2)
+        },
+    );
 
     // A live edit: every request moves to v2.
     std::fs::write(dir.join("routing.yaml"), routing(gateway_port, "v2")).unwrap();

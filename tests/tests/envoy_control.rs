@@ -197,6 +197,10 @@ fn envoy_and_spar_proxy_route_spar_control_config_alike() {
         .arg("--config-dir")
         .arg(&dir)
         .args(["--xds-address", &format!("127.0.0.1:{xds}"), "-l", "warn"])
+        .args([
+            "--monitoring-address",
+            &format!("127.0.0.1:{}", free_port()),
+        ])
         .stdout(Stdio::null())
         .spawn()
         .expect("start spar-control");

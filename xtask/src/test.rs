@@ -78,6 +78,8 @@ fn checks(extra: &[String]) -> anyhow::Result<()> {
         "spar-bench",
         "-p",
         "spar-control",
+        "-p",
+        "sparctl",
     ]))?;
     let mut nextest = Command::new("cargo");
     nextest

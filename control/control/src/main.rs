@@ -3,6 +3,7 @@
 //! the result over xDS (ADS) on 15010. The binary only wires; the work is in spar-istio
 //! (validation), spar-translate (translation) and spar-xds (the server).
 
+mod monitor;
 mod node;
 mod world;
 
@@ -25,6 +26,9 @@ struct Args {
     /// Address of the plaintext xDS server (Istio: 15010).
     #[arg(long, default_value = "127.0.0.1:15010")]
     xds_address: SocketAddr,
+    /// Address of the monitoring port: /metrics and /debug/syncz (Istio: 15014).
+    #[arg(long, default_value = "127.0.0.1:15014")]
+    monitoring_address: SocketAddr,
     /// How often the directory is checked for changes.
     #[arg(long, default_value = "500ms", value_parser = parse_duration)]
     watch_every: Duration,
@@ -81,7 +85,16 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(args.xds_address)
         .await
         .with_context(|| format!("xDS: cannot listen on {}", args.xds_address))?;
-    info!(xds = %args.xds_address, dir = %args.config_dir.display(), "spar-control serving");
+    let monitoring = tokio::net::TcpListener::bind(args.monitoring_address)
+        .await
+        .with_context(|| format!("monitoring: cannot listen on {}", args.monitoring_address))?;
+    let _monitor = tokio::spawn(monitor::serve(monitoring, cache.clone()));
+    info!(
+        xds = %args.xds_address,
+        monitoring = %args.monitoring_address,
+        dir = %args.config_dir.display(),
+        "spar-control serving"
+    );
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(spar_xds::serve_on(listener, cache.clone(), async {
         let _ = stop_rx.await;

@@ -3,12 +3,15 @@
 //! `sparctl analyze FILE|DIR...` reads Istio YAML, prints every message (errors, warnings,
 //! infos, each with its code, resource, `file:line` and field path) and exits 1 when any is
 //! an error, 0 otherwise; 2 when a path cannot be read. The analysis itself is spar-istio's;
-//! this binary only finds files, prints and maps results to exit codes. Later subcommands
-//! (`proxy-status`, `proxy-config`) talk to the control plane.
+//! this binary only finds files, prints and maps results to exit codes.
+//!
+//! `sparctl proxy-status` prints each connected proxy's sync state per resource type, read
+//! from spar-control's monitoring port. (`proxy-config` is still to come.)
 
 #![forbid(unsafe_code)]
 
 mod analyze;
+mod status;
 
 use std::process::ExitCode;
 
@@ -25,6 +28,15 @@ struct Cli {
 enum Command {
     /// Validate and analyze Istio configuration files, like `istioctl analyze`.
     Analyze(AnalyzeArgs),
+    /// Each connected proxy's sync state per resource type, like `istioctl proxy-status`.
+    ProxyStatus(StatusArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct StatusArgs {
+    /// spar-control's monitoring address.
+    #[arg(long, default_value = "127.0.0.1:15014")]
+    control: String,
 }
 
 #[derive(Debug, clap::Args)]
@@ -51,5 +63,6 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Analyze(args) => analyze::run(&args.paths, args.output, &args.namespace),
+        Command::ProxyStatus(args) => status::run(&args.control),
     }
 }
