@@ -137,7 +137,7 @@ fn yaml_edits_reroute_a_gateway_live_and_bad_edits_are_refused() {
     std::fs::write(dir.join("routing.yaml"), routing(gateway_port, "v1")).unwrap();
     let (xds, monitoring) = (free_port(), free_port());
     let _control = start_control(&dir, xds, monitoring);
-    let _gateway = SparProxy::start(&gateway_bootstrap(xds), &[]);
+    let gateway = SparProxy::start(&gateway_bootstrap(xds), &[]);
     let addr: SocketAddr = format!("127.0.0.1:{gateway_port}").parse().unwrap();
     assert_eventually(Duration::from_secs(30), "the gateway routes to v1", || {
         answer(addr) == "200 v1"
@@ -160,6 +160,35 @@ fn yaml_edits_reroute_a_gateway_live_and_bad_edits_are_refused() {
                 .any(|l| l.starts_with("gw-1.istio-system") && l.matches("SYNCED").count() == 2)
         },
     );
+
+    // `sparctl proxy-config` shows what the gateway runs.
+    let config = |kind: &str| {
+        let out = Command::new(bin("sparctl"))
+            .args(["proxy-config", kind, "--admin", &gateway.admin.to_string()])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let clusters = config("clusters");
+    assert!(
+        clusters
+            .lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>()
+                == [
+                    "reviews.default.svc.cluster.local",
+                    "9080",
+                    "v1",
+                    "outbound",
+                    "STATIC"
+                ]),
+        "{clusters}"
+    );
+    let endpoints = config("endpoints");
+    assert!(endpoints.contains(&v1.addr.to_string()), "{endpoints}");
+    let listeners = config("listeners");
+    assert!(listeners.contains(&gateway_port.to_string()), "{listeners}");
+    assert!(config("routes").contains("/reviews*"));
 
     // A live edit: every request moves to v2.
     std::fs::write(dir.join("routing.yaml"), routing(gateway_port, "v2")).unwrap();

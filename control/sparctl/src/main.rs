@@ -6,11 +6,13 @@
 //! this binary only finds files, prints and maps results to exit codes.
 //!
 //! `sparctl proxy-status` prints each connected proxy's sync state per resource type, read
-//! from spar-control's monitoring port. (`proxy-config` is still to come.)
+//! from spar-control's monitoring port; `sparctl proxy-config clusters|listeners|routes|
+//! endpoints` prints what one proxy runs, from its admin `/config_dump`.
 
 #![forbid(unsafe_code)]
 
 mod analyze;
+mod config;
 mod status;
 
 use std::process::ExitCode;
@@ -30,6 +32,18 @@ enum Command {
     Analyze(AnalyzeArgs),
     /// Each connected proxy's sync state per resource type, like `istioctl proxy-status`.
     ProxyStatus(StatusArgs),
+    /// What one proxy runs, from its admin `/config_dump`, like `istioctl proxy-config`.
+    ProxyConfig(ConfigArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct ConfigArgs {
+    /// Which table.
+    #[arg(value_enum)]
+    kind: config::Kind,
+    /// The proxy's admin address.
+    #[arg(long, default_value = "127.0.0.1:15000")]
+    admin: String,
 }
 
 #[derive(Debug, clap::Args)]
@@ -64,5 +78,6 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Analyze(args) => analyze::run(&args.paths, args.output, &args.namespace),
         Command::ProxyStatus(args) => status::run(&args.control),
+        Command::ProxyConfig(args) => config::run(args.kind, &args.admin),
     }
 }

@@ -106,7 +106,8 @@ fn display_name(id: &str) -> String {
     id.split('~').nth(2).unwrap_or(id).to_owned()
 }
 
-fn fetch(addr: &str, path: &str) -> anyhow::Result<Value> {
+/// GETs `path` from `addr` and parses the JSON body.
+pub(crate) fn fetch(addr: &str, path: &str) -> anyhow::Result<Value> {
     let mut s = TcpStream::connect(addr)?;
     s.set_read_timeout(Some(Duration::from_secs(5)))?;
     write!(

@@ -1,0 +1,254 @@
+//! `sparctl proxy-config clusters|listeners|routes|endpoints`: what one proxy runs, read
+//! from its admin `/config_dump` (spar-proxy and Envoy give the same shape for static and
+//! xDS-merged resources), printed in istioctl's table shapes.
+
+use std::process::ExitCode;
+
+use serde_json::Value;
+
+use crate::status::fetch;
+
+/// Which table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Kind {
+    Clusters,
+    Listeners,
+    Routes,
+    Endpoints,
+}
+
+#[allow(clippy::print_stdout, clippy::print_stderr)] // a CLI: printing is its job
+pub(crate) fn run(kind: Kind, admin: &str) -> ExitCode {
+    match fetch(admin, "/config_dump") {
+        Ok(dump) => {
+            print!("{}", render(kind, &dump));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("sparctl: cannot read {admin}/config_dump: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// The table for `kind` from a `/config_dump` body.
+pub(crate) fn render(kind: Kind, dump: &Value) -> String {
+    let resources = resources(dump);
+    let empty = Vec::new();
+    let clusters = resources["clusters"].as_array().unwrap_or(&empty);
+    let listeners = resources["listeners"].as_array().unwrap_or(&empty);
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    match kind {
+        Kind::Clusters => {
+            rows.push(cells(&[
+                "SERVICE FQDN",
+                "PORT",
+                "SUBSET",
+                "DIRECTION",
+                "TYPE",
+            ]));
+            for c in clusters {
+                let name = c["name"].as_str().unwrap_or("");
+                let kind = c["type"].as_str().unwrap_or("STATIC").to_owned();
+                let row = match name.split('|').collect::<Vec<_>>().as_slice() {
+                    [dir @ ("outbound" | "inbound"), port, subset, host] => vec![
+                        (*host).to_owned(),
+                        (*port).to_owned(),
+                        dash(subset),
+                        (*dir).to_owned(),
+                        kind,
+                    ],
+                    _ => vec![name.to_owned(), "-".into(), "-".into(), "-".into(), kind],
+                };
+                rows.push(row);
+            }
+        }
+        Kind::Endpoints => {
+            rows.push(cells(&["ENDPOINT", "STATUS", "CLUSTER"]));
+            for c in clusters {
+                for group in c["load_assignment"]["endpoints"]
+                    .as_array()
+                    .unwrap_or(&empty)
+                {
+                    for e in group["lb_endpoints"].as_array().unwrap_or(&empty) {
+                        let sa = &e["endpoint"]["address"]["socket_address"];
+                        let status = e["health_status"].as_str().unwrap_or("HEALTHY");
+                        rows.push(vec![
+                            format!(
+                                "{}:{}",
+                                sa["address"].as_str().unwrap_or("?"),
+                                sa["port_value"].as_u64().unwrap_or(0)
+                            ),
+                            status.to_owned(),
+                            c["name"].as_str().unwrap_or("").to_owned(),
+                        ]);
+                    }
+                }
+            }
+        }
+        Kind::Listeners => {
+            rows.push(cells(&["ADDRESSES", "PORT", "DESTINATION"]));
+            for l in listeners {
+                let sa = &l["address"]["socket_address"];
+                for f in filters(l) {
+                    let tc = &f["typed_config"];
+                    let dest = match tc["route_config"]["name"].as_str() {
+                        Some(r) if !r.is_empty() => format!("Route: {r}"),
+                        _ if tc["route_config"].is_object() => "Route: (inline)".to_owned(),
+                        _ => format!("Cluster: {}", tc["cluster"].as_str().unwrap_or("?")),
+                    };
+                    rows.push(vec![
+                        sa["address"].as_str().unwrap_or("?").to_owned(),
+                        sa["port_value"].as_u64().unwrap_or(0).to_string(),
+                        dest,
+                    ]);
+                }
+            }
+        }
+        Kind::Routes => {
+            rows.push(cells(&["NAME", "VHOST NAME", "DOMAINS", "MATCH"]));
+            for l in listeners {
+                for f in filters(l) {
+                    let rc = &f["typed_config"]["route_config"];
+                    let name = rc["name"].as_str().unwrap_or("");
+                    for vh in rc["virtual_hosts"].as_array().unwrap_or(&empty) {
+                        let domains: Vec<&str> = vh["domains"]
+                            .as_array()
+                            .unwrap_or(&empty)
+                            .iter()
+                            .filter_map(Value::as_str)
+                            .collect();
+                        for r in vh["routes"].as_array().unwrap_or(&empty) {
+                            rows.push(vec![
+                                dash(name),
+                                vh["name"].as_str().unwrap_or("").to_owned(),
+                                domains.join(","),
+                                route_match(&r["match"]),
+                            ]);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    table(&rows)
+}
+
+/// The resources in force: a bootstrap dump's `static_resources` (spar-proxy merges what
+/// xDS sent into it).
+fn resources(dump: &Value) -> Value {
+    dump["configs"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["bootstrap"].is_object()))
+        .map(|c| c["bootstrap"]["static_resources"].clone())
+        .unwrap_or(Value::Null)
+}
+
+fn filters(listener: &Value) -> Vec<&Value> {
+    listener["filter_chains"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|fc| fc["filters"].as_array().into_iter().flatten())
+        .collect()
+}
+
+fn route_match(m: &Value) -> String {
+    for key in ["path", "prefix", "path_separated_prefix"] {
+        if let Some(p) = m[key].as_str() {
+            return if key == "path" {
+                p.to_owned()
+            } else {
+                format!("{p}*")
+            };
+        }
+    }
+    m["safe_regex"]["regex"]
+        .as_str()
+        .map_or_else(|| "-".to_owned(), |r| format!("regex {r}"))
+}
+
+fn dash(s: &str) -> String {
+    if s.is_empty() {
+        "-".to_owned()
+    } else {
+        s.to_owned()
+    }
+}
+
+fn cells(names: &[&str]) -> Vec<String> {
+    names.iter().map(|s| (*s).to_owned()).collect()
+}
+
+fn table(rows: &[Vec<String>]) -> String {
+    let cols = rows.first().map_or(0, Vec::len);
+    let widths: Vec<usize> = (0..cols)
+        .map(|c| {
+            rows.iter()
+                .map(|r| r.get(c).map_or(0, String::len))
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for r in rows {
+        let line: Vec<String> = r
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        out.push_str(line.join("   ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_from_a_config_dump() {
+        let dump = serde_json::json!({ "configs": [{ "bootstrap": { "static_resources": {
+            "clusters": [{
+                "name": "outbound|9080|v1|reviews.default.svc.cluster.local", "type": "STATIC",
+                "load_assignment": { "endpoints": [{ "lb_endpoints": [
+                    { "endpoint": { "address": { "socket_address": { "address": "127.0.0.1", "port_value": 9081 } } } }
+                ]}]}
+            }, { "name": "xds-grpc" }],
+            "listeners": [{
+                "address": { "socket_address": { "address": "0.0.0.0", "port_value": 8080 } },
+                "filter_chains": [{ "filters": [{ "typed_config": { "route_config": {
+                    "name": "http.8080",
+                    "virtual_hosts": [{ "name": "*:8080", "domains": ["*"], "routes": [
+                        { "match": { "prefix": "/reviews" } }, { "match": { "path": "/x" } }
+                    ]}]
+                }}}]}]
+            }]
+        }}}]});
+        // Rows compared as whitespace-separated words (columns are padded).
+        let rows = |kind| -> Vec<Vec<String>> {
+            render(kind, &dump)
+                .lines()
+                .map(|l| l.split_whitespace().map(str::to_owned).collect())
+                .collect()
+        };
+        let words = |s: &str| -> Vec<String> { s.split_whitespace().map(str::to_owned).collect() };
+        let clusters = rows(Kind::Clusters);
+        assert_eq!(
+            clusters[1],
+            words("reviews.default.svc.cluster.local 9080 v1 outbound STATIC")
+        );
+        assert_eq!(clusters[2], words("xds-grpc - - - STATIC"));
+        let endpoints = rows(Kind::Endpoints);
+        assert_eq!(
+            endpoints[1],
+            words("127.0.0.1:9081 HEALTHY outbound|9080|v1|reviews.default.svc.cluster.local")
+        );
+        let listeners = rows(Kind::Listeners);
+        assert_eq!(listeners[1], words("0.0.0.0 8080 Route: http.8080"));
+        let routes = rows(Kind::Routes);
+        assert_eq!(routes[1], words("http.8080 *:8080 * /reviews*"));
+        assert_eq!(routes[2], words("http.8080 *:8080 * /x"));
+    }
+}
