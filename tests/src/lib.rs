@@ -138,3 +138,20 @@ static_resources:
 "#
     )
 }
+
+/// A Kubernetes Service `name` (namespace default) selecting `app: name` on HTTP port
+/// `port`, as a YAML document preceded by `---`.
+pub fn kube_service(name: &str, port: u16) -> String {
+    format!(
+        "---\napiVersion: v1\nkind: Service\nmetadata: {{ name: {name}, namespace: default }}\nspec:\n  selector: {{ app: {name} }}\n  ports: [{{ name: http, port: {port} }}]\n"
+    )
+}
+
+/// A Deployment `name` (namespace default) whose one replica, labelled `app` and
+/// `version`, is at `addr` (the local mesh's `spar.dev/endpoints` annotation), as a YAML
+/// document preceded by `---`.
+pub fn kube_deployment(name: &str, app: &str, version: &str, addr: std::net::SocketAddr) -> String {
+    format!(
+        "---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {name}\n  namespace: default\n  annotations: {{ spar.dev/endpoints: \"{addr}\" }}\nspec:\n  template:\n    metadata: {{ labels: {{ app: {app}, version: {version} }} }}\n"
+    )
+}

@@ -232,3 +232,18 @@ pub fn metric_sum(text: &str, name: &str, labels_contain: &str) -> i64 {
         })
         .sum()
 }
+
+/// spar-control on the Istio YAML in `dir`, serving xDS on 127.0.0.1:`xds` and its
+/// monitoring endpoints on 127.0.0.1:`monitoring`, checking the directory every 100 ms.
+pub fn spar_control(dir: &std::path::Path, xds: u16, monitoring: u16) -> Process {
+    let child = Command::new(bin("spar-control"))
+        .arg("--config-dir")
+        .arg(dir)
+        .args(["--xds-address", &format!("127.0.0.1:{xds}")])
+        .args(["--monitoring-address", &format!("127.0.0.1:{monitoring}")])
+        .args(["--watch-every", "100ms", "-l", "warn"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("start spar-control");
+    Process { child }
+}

@@ -5,13 +5,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::SocketAddr;
-use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use spar_tests::proc::{Process, SparProxy, bin, scratch_dir};
+use spar_tests::proc::{SparProxy, bin, scratch_dir, spar_control};
 use spar_tests::upstream::Scripted;
-use spar_tests::{assert_eventually, free_port, http};
+use spar_tests::{assert_eventually, free_port, http, kube_deployment, kube_service};
 
 fn tagged(tag: &'static str) -> Scripted {
     Scripted::start(move |mut c| {
@@ -28,44 +27,22 @@ fn tagged(tag: &'static str) -> Scripted {
 }
 
 fn services(v1: SocketAddr, v2: SocketAddr) -> String {
-    format!(
-        r#"apiVersion: v1
-kind: Service
-metadata: {{ name: reviews, namespace: default }}
-spec:
-  selector: {{ app: reviews }}
-  ports: [{{ name: http, port: 9080 }}]
----
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: reviews-v1
-  namespace: default
-  annotations: {{ spar.dev/endpoints: "{v1}" }}
-spec:
-  template:
-    metadata: {{ labels: {{ app: reviews, version: v1 }} }}
----
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: reviews-v2
-  namespace: default
-  annotations: {{ spar.dev/endpoints: "{v2}" }}
-spec:
-  template:
-    metadata: {{ labels: {{ app: reviews, version: v2 }} }}
----
+    let mut y = kube_service("reviews", 9080);
+    y.push_str(&kube_deployment("reviews-v1", "reviews", "v1", v1));
+    y.push_str(&kube_deployment("reviews-v2", "reviews", "v2", v2));
+    y.push_str(
+        r#"---
 apiVersion: networking.istio.io/v1
 kind: DestinationRule
-metadata: {{ name: reviews, namespace: default }}
+metadata: { name: reviews, namespace: default }
 spec:
   host: reviews
   subsets:
-  - {{ name: v1, labels: {{ version: v1 }} }}
-  - {{ name: v2, labels: {{ version: v2 }} }}
-"#
-    )
+  - { name: v1, labels: { version: v1 } }
+  - { name: v2, labels: { version: v2 } }
+"#,
+    );
+    y
 }
 
 fn routing(gateway_port: u16, subset: &str) -> String {
@@ -102,25 +79,6 @@ fn gateway_bootstrap(xds: u16) -> String {
     )
 }
 
-fn start_control(dir: &Path, xds: u16, monitoring: u16) -> Process {
-    let child = Command::new(bin("spar-control"))
-        .arg("--config-dir")
-        .arg(dir)
-        .args(["--monitoring-address", &format!("127.0.0.1:{monitoring}")])
-        .args([
-            "--xds-address",
-            &format!("127.0.0.1:{xds}"),
-            "--watch-every",
-            "100ms",
-            "-l",
-            "warn",
-        ])
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("start spar-control");
-    Process { child }
-}
-
 fn answer(addr: SocketAddr) -> String {
     match http::get(addr, "/reviews/1") {
         Ok(r) => format!("{} {}", r.status, r.body_text()),
@@ -136,7 +94,7 @@ fn yaml_edits_reroute_a_gateway_live_and_bad_edits_are_refused() {
     std::fs::write(dir.join("services.yaml"), services(v1.addr, v2.addr)).unwrap();
     std::fs::write(dir.join("routing.yaml"), routing(gateway_port, "v1")).unwrap();
     let (xds, monitoring) = (free_port(), free_port());
-    let _control = start_control(&dir, xds, monitoring);
+    let _control = spar_control(&dir, xds, monitoring);
     let gateway = SparProxy::start(&gateway_bootstrap(xds), &[]);
     let addr: SocketAddr = format!("127.0.0.1:{gateway_port}").parse().unwrap();
     assert_eventually(Duration::from_secs(30), "the gateway routes to v1", || {

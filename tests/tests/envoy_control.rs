@@ -7,39 +7,53 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use spar_tests::differential::{
     Case, Envoy, FAIL_ALWAYS, FAIL_FIRST, Observation, Upstreams, diff_table, run_cases,
 };
-use spar_tests::proc::{Process, SparProxy, bin, scratch_dir};
-use spar_tests::{ads_bootstrap, assert_eventually, free_port, http};
+use spar_tests::proc::{SparProxy, scratch_dir, spar_control};
+use spar_tests::{
+    ads_bootstrap, assert_eventually, free_port, http, kube_deployment, kube_service,
+};
 
 const HOST: &str = "shop.test";
-
-fn deployment(name: &str, app: &str, version: &str, addr: SocketAddr) -> String {
-    format!(
-        "---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {name}\n  namespace: default\n  annotations: {{ spar.dev/endpoints: \"{addr}\" }}\nspec:\n  template:\n    metadata: {{ labels: {{ app: {app}, version: {version} }} }}\n"
-    )
-}
-
-fn service(name: &str) -> String {
-    format!(
-        "---\napiVersion: v1\nkind: Service\nmetadata: {{ name: {name}, namespace: default }}\nspec:\n  selector: {{ app: {name} }}\n  ports: [{{ name: http, port: 80 }}]\n"
-    )
-}
 
 fn mesh(ups: &Upstreams, port: u16) -> String {
     let mut y = String::new();
     for s in ["reviews", "web", "flaky"] {
-        y.push_str(&service(s));
+        y.push_str(&kube_service(s, 80));
     }
-    y.push_str(&deployment("reviews-v1", "reviews", "v1", ups.addr("v1")));
-    y.push_str(&deployment("reviews-v2", "reviews", "v2", ups.addr("v2")));
-    y.push_str(&deployment("web-blue", "web", "blue", ups.addr("blue")));
-    y.push_str(&deployment("web-green", "web", "green", ups.addr("green")));
-    y.push_str(&deployment("flaky-v1", "flaky", "v1", ups.addr("flaky")));
+    y.push_str(&kube_deployment(
+        "reviews-v1",
+        "reviews",
+        "v1",
+        ups.addr("v1"),
+    ));
+    y.push_str(&kube_deployment(
+        "reviews-v2",
+        "reviews",
+        "v2",
+        ups.addr("v2"),
+    ));
+    y.push_str(&kube_deployment(
+        "web-blue",
+        "web",
+        "blue",
+        ups.addr("blue"),
+    ));
+    y.push_str(&kube_deployment(
+        "web-green",
+        "web",
+        "green",
+        ups.addr("green"),
+    ));
+    y.push_str(&kube_deployment(
+        "flaky-v1",
+        "flaky",
+        "v1",
+        ups.addr("flaky"),
+    ));
     y.push_str(&format!(
         r#"---
 apiVersion: networking.istio.io/v1
@@ -193,18 +207,7 @@ fn envoy_and_spar_proxy_route_spar_control_config_alike() {
     let dir = scratch_dir("envoy-mesh");
     std::fs::write(dir.join("mesh.yaml"), mesh(&ups, port)).unwrap();
     let xds = free_port();
-    let control = Command::new(bin("spar-control"))
-        .arg("--config-dir")
-        .arg(&dir)
-        .args(["--xds-address", &format!("127.0.0.1:{xds}"), "-l", "warn"])
-        .args([
-            "--monitoring-address",
-            &format!("127.0.0.1:{}", free_port()),
-        ])
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("start spar-control");
-    let _control = Process { child: control };
+    let _control = spar_control(&dir, xds, free_port());
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
 
     let envoy = Envoy::start(&envoy_gateway(xds));

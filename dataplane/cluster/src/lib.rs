@@ -26,7 +26,6 @@ mod balance;
 mod breaker;
 pub mod health;
 mod outlier;
-mod round_robin;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -37,7 +36,6 @@ pub use balance::{Balancer, PickRequest};
 pub use breaker::{Breaker, BreakerCounts, SharedHealth};
 pub use health::{HealthCheck, HealthCheckKind};
 pub use outlier::{OutlierConfig, OutlierDetector, OutlierResult};
-pub use round_robin::RoundRobin;
 
 /// Index of a cluster in a snapshot's cluster list (`Snapshot::clusters[id.0]`).
 /// Only meaningful together with the snapshot that issued it.

@@ -32,7 +32,8 @@ impl Conn<'_> {
             self.local_reply(403, BODY_UPGRADE, true).await;
             return Next::Close;
         }
-        let local = self.local.clone();
+        // The connection's snapshot, by reference: no count to bump per request.
+        let local = self.local;
         let settings = self.settings;
         let view = View {
             head: &head,
@@ -150,7 +151,7 @@ impl Conn<'_> {
                 after_reply
             }
             Action::Forward(action) => {
-                self.forward(&head, &local, vh, route, action, cors_fields)
+                self.forward(&head, local, vh, route, action, cors_fields)
                     .await
             }
         }
