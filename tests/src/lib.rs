@@ -26,10 +26,27 @@ pub fn assert_eventually(within: Duration, what: &str, mut cond: impl FnMut() ->
     }
 }
 
-/// A port that was free a moment ago on 127.0.0.1.
+/// A port that was free a moment ago on 127.0.0.1, for a test to listen on.
+///
+/// Taken from 20000-31999, below the kernel's ephemeral range (32768 and up), never from
+/// `bind(0)`: a port the kernel hands out for binding it also hands out as the local port
+/// of outgoing connections, and a test's many client connections could take it before
+/// the test's server binds it. Each test process starts at its own offset (from its pid)
+/// and walks on, skipping ports that are in use.
 pub fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    l.local_addr().expect("local addr").port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const LOW: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let base = std::process::id().wrapping_mul(7919) % SPAN;
+    for _ in 0..SPAN {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = u16::try_from(LOW + (base + n) % SPAN).expect("below 32000");
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in {LOW}-{}", LOW + SPAN - 1)
 }
 
 /// Fails the test with a clear message when a tool the test drives is not
