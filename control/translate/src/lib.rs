@@ -5,6 +5,8 @@
 //! - [`Registry::from_resources`]: the service registry from Kubernetes Services (endpoints
 //!   from Deployments through the `spar.dev/endpoints` annotation, and from WorkloadEntries)
 //!   and ServiceEntries. See [`registry`] for the local-mesh convention.
+//!   [`Registry::from_kubernetes`]: the same, with Kubernetes Services' endpoints from a
+//!   cluster's EndpointSlices and Pod labels ([`registry::KubeEndpoints`]).
 //! - [`translate`]: for one proxy ([`ProxyNode`]: a gateway router or a sidecar), the
 //!   listeners (each HTTP connection manager carries its route configuration inline, as
 //!   spar-proxy has no RDS yet), the route configurations again on their own (for RDS and

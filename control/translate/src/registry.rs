@@ -1,13 +1,19 @@
-//! The service registry of one config snapshot: Kubernetes Services with the endpoints that
-//! Deployments and WorkloadEntries give them, and ServiceEntries.
+//! The service registry of one config snapshot: Kubernetes Services with their endpoints,
+//! WorkloadEntries, and ServiceEntries.
 //!
-//! Local-mesh convention (there are no pods to read addresses from): a Deployment lists its
-//! replicas' addresses in the annotation `spar.dev/endpoints: "127.0.0.1:9081,127.0.0.1:9082"`
-//! (on the Deployment or on its pod template), one `IP[:PORT]` per replica;
-//! `spar.dev/address: "127.0.0.1:9081"` is the one-replica form. The pod template's labels are
-//! each replica's labels (so `version: v1` makes subsets work). An address with a port serves
-//! every port of every Service that selects the Deployment; an address without one takes each
-//! Service port's `targetPort` (a number, or a container port name), else the port itself.
+//! Where a Kubernetes Service's endpoints come from depends on the config source:
+//! - Files ([`Registry::from_resources`]), the local-mesh convention (there are no pods to
+//!   read addresses from): a Deployment lists its replicas' addresses in the annotation
+//!   `spar.dev/endpoints: "127.0.0.1:9081,127.0.0.1:9082"` (on the Deployment or on its pod
+//!   template), one `IP[:PORT]` per replica; `spar.dev/address: "127.0.0.1:9081"` is the
+//!   one-replica form. The pod template's labels are each replica's labels (so `version: v1`
+//!   makes subsets work). An address with a port serves every port of every Service that
+//!   selects the Deployment; an address without one takes each Service port's `targetPort`
+//!   (a number, or a container port name), else the port itself.
+//! - A Kubernetes cluster ([`Registry::from_kubernetes`]): EndpointSlices, as Istio reads them;
+//!   see [`KubeEndpoints`].
+//!
+//! In both, WorkloadEntries whose labels a Service's selector matches are endpoints too.
 
 use std::collections::BTreeMap;
 
@@ -19,6 +25,10 @@ use spar_istio::{Resource, Spec};
 
 use crate::Note;
 use crate::names::{fqdn, protocol_of_port_name};
+
+mod slices;
+
+pub use slices::{EndpointSlice, KubeEndpoints, SliceEndpoint, SlicePort};
 
 /// Annotation listing a Deployment's replica addresses (see the module docs).
 pub const ENDPOINTS_ANNOTATION: &str = "spar.dev/endpoints";
@@ -90,9 +100,29 @@ pub struct Registry {
     notes: Vec<Note>,
 }
 
+/// Where Kubernetes Services take their endpoints from.
+#[derive(Clone, Copy)]
+enum Endpoints<'a> {
+    /// Deployments' `spar.dev/endpoints` annotations (the file source).
+    Annotations,
+    /// A cluster's EndpointSlices (the Kubernetes source).
+    Slices(&'a KubeEndpoints),
+}
+
 impl Registry {
-    /// Builds the registry from every resource (other kinds are ignored).
+    /// Builds the registry from every resource (other kinds are ignored), Kubernetes
+    /// Services taking their endpoints from Deployments' annotations (the file source).
     pub fn from_resources(resources: &[Resource]) -> Self {
+        Self::build(resources, Endpoints::Annotations)
+    }
+
+    /// Builds the registry from every resource, Kubernetes Services taking their endpoints
+    /// from a cluster's EndpointSlices (Deployments and their annotations are ignored).
+    pub fn from_kubernetes(resources: &[Resource], endpoints: &KubeEndpoints) -> Self {
+        Self::build(resources, Endpoints::Slices(endpoints))
+    }
+
+    fn build(resources: &[Resource], endpoints: Endpoints<'_>) -> Self {
         let mut reg = Registry::default();
         let deployments: Vec<(&Resource, &DeploymentSpec)> = resources
             .iter()
@@ -110,7 +140,7 @@ impl Registry {
             .collect();
         for r in resources {
             if let Spec::Service(s) = &r.spec {
-                let service = reg.kube_service(r, s, &deployments, &workloads);
+                let service = reg.kube_service(r, s, endpoints, &deployments, &workloads);
                 reg.services.push(service);
             }
         }
@@ -152,6 +182,7 @@ impl Registry {
         &mut self,
         r: &Resource,
         s: &ServiceSpec,
+        endpoints: Endpoints<'_>,
         deployments: &[(&Resource, &DeploymentSpec)],
         workloads: &[(&Resource, &WorkloadEntry)],
     ) -> Service {
@@ -168,7 +199,14 @@ impl Registry {
             })
             .collect();
         let mut instances = Vec::new();
+        if let Endpoints::Slices(kube) = endpoints {
+            instances.extend(kube.instances(&r.namespace, &r.meta.name, &s.ports));
+        }
         if let Some(selector) = s.selector.as_ref().filter(|sel| !sel.is_empty()) {
+            let deployments = match endpoints {
+                Endpoints::Annotations => deployments,
+                Endpoints::Slices(_) => &[],
+            };
             for (d, spec) in deployments {
                 let labels = &spec.template.metadata.labels;
                 if d.namespace != r.namespace || !selects(selector, labels) {

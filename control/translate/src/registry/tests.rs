@@ -112,3 +112,138 @@ spec:
     assert!(reg.service("private.a.svc.cluster.local", "a").is_some());
     assert!(reg.service("private.a.svc.cluster.local", "b").is_none());
 }
+
+fn slice(
+    name: &str,
+    service: &str,
+    ports: &[(&str, u32)],
+    eps: &[(&str, bool, &str)],
+) -> EndpointSlice {
+    EndpointSlice {
+        namespace: "default".into(),
+        name: name.into(),
+        service: service.into(),
+        ports: ports
+            .iter()
+            .map(|(n, p)| SlicePort {
+                name: (*n).into(),
+                port: *p,
+            })
+            .collect(),
+        endpoints: eps
+            .iter()
+            .map(|(ip, ready, pod)| SliceEndpoint {
+                addresses: vec![(*ip).into()],
+                ready: *ready,
+                pod: (!pod.is_empty()).then(|| (*pod).into()),
+            })
+            .collect(),
+    }
+}
+
+#[test]
+fn endpoint_slices_give_kubernetes_services_their_endpoints() {
+    let resources = load(
+        "test.yaml",
+        r#"
+apiVersion: v1
+kind: Service
+metadata: { name: reviews, namespace: default }
+spec:
+  selector: { app: reviews }
+  ports: [{ name: http, port: 9080 }, { name: grpc, port: 9090 }]
+---
+apiVersion: v1
+kind: Service
+metadata: { name: plain, namespace: default }
+spec:
+  ports: [{ port: 80, targetPort: 8080 }]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: reviews-v1
+  namespace: default
+  annotations: { spar.dev/endpoints: "127.0.0.9:1" }
+spec:
+  template:
+    metadata: { labels: { app: reviews, version: v1 } }
+"#,
+        &Options::default(),
+    )
+    .resources;
+    let mut endpoints = KubeEndpoints {
+        slices: vec![
+            slice(
+                "reviews-b",
+                "reviews",
+                &[("http", 8081), ("grpc", 8091)],
+                &[
+                    ("10.0.0.2", true, "reviews-v2-x"),
+                    ("10.0.0.3", false, "reviews-v2-y"),
+                ],
+            ),
+            slice(
+                "reviews-a",
+                "reviews",
+                &[("http", 8080)],
+                &[("10.0.0.1", true, "reviews-v1-x"), ("no-ip", true, "")],
+            ),
+            // The same endpoint in a second slice counts once.
+            slice(
+                "reviews-c",
+                "reviews",
+                &[("http", 8080)],
+                &[("10.0.0.1", true, "")],
+            ),
+            slice("plain-a", "plain", &[("", 8080)], &[("10.0.1.1", true, "")]),
+            slice("orphan", "", &[("http", 1)], &[("10.9.9.9", true, "")]),
+        ],
+        pods: BTreeMap::new(),
+    };
+    for (pod, version) in [("reviews-v1-x", "v1"), ("reviews-v2-x", "v2")] {
+        let labels: Labels = [("app", "reviews"), ("version", version)]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        endpoints
+            .pods
+            .insert(("default".to_owned(), pod.to_owned()), labels);
+    }
+    let reg = Registry::from_kubernetes(&resources, &endpoints);
+    let Some(reviews) = reg.service("reviews.default.svc.cluster.local", "default") else {
+        panic!("reviews missing: {:?}", reg.services());
+    };
+    let got: Vec<(&str, Vec<(u32, u32)>, Option<&str>)> = reviews
+        .instances
+        .iter()
+        .map(|i| {
+            (
+                i.ip.as_str(),
+                i.ports.iter().map(|(a, b)| (*a, *b)).collect(),
+                i.labels.get("version").map(String::as_str),
+            )
+        })
+        .collect();
+    // The Deployment's annotation is ignored; the not-ready endpoint is left out.
+    assert_eq!(
+        got,
+        [
+            ("10.0.0.1", vec![(9080, 8080)], Some("v1")),
+            ("10.0.0.2", vec![(9080, 8081), (9090, 8091)], Some("v2")),
+        ]
+    );
+    let Some(plain) = reg.service("plain.default.svc.cluster.local", "default") else {
+        panic!("plain missing");
+    };
+    assert_eq!(plain.instances.len(), 1);
+    assert_eq!(plain.instances[0].ports[&80], 8080);
+    assert!(plain.instances[0].labels.is_empty());
+    // Same input through the file source: the annotation, not the slices.
+    let files = Registry::from_resources(&resources);
+    let Some(reviews) = files.service("reviews.default.svc.cluster.local", "default") else {
+        panic!("reviews missing");
+    };
+    assert_eq!(reviews.instances.len(), 1);
+    assert_eq!(reviews.instances[0].ip, "127.0.0.9");
+}
