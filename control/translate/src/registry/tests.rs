@@ -214,7 +214,8 @@ spec:
     let Some(reviews) = reg.service("reviews.default.svc.cluster.local", "default") else {
         panic!("reviews missing: {:?}", reg.services());
     };
-    let got: Vec<(&str, Vec<(u32, u32)>, Option<&str>)> = reviews
+    type Row<'a> = (&'a str, Vec<(u32, u32)>, Option<&'a str>);
+    let got: Vec<Row<'_>> = reviews
         .instances
         .iter()
         .map(|i| {
