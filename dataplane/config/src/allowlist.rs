@@ -33,6 +33,15 @@ pub(crate) enum Rule {
 pub(crate) const HCM: &str =
     "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
 pub(crate) const TCP_PROXY: &str = "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy";
+pub(crate) const TLS_INSPECTOR: &str =
+    "envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector";
+pub(crate) const HTTP_INSPECTOR: &str =
+    "envoy.extensions.filters.listener.http_inspector.v3.HttpInspector";
+pub(crate) const DOWNSTREAM_TLS: &str =
+    "envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext";
+pub(crate) const UPSTREAM_TLS: &str =
+    "envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext";
+pub(crate) const RAW_BUFFER: &str = "envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer";
 pub(crate) const ROUTER: &str = "envoy.extensions.filters.http.router.v3.Router";
 pub(crate) const UPSTREAM_HTTP: &str = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions";
 pub(crate) const HTTP_FAULT: &str = "envoy.extensions.filters.http.fault.v3.HTTPFault";
@@ -57,6 +66,16 @@ const ADDRESS: &str = "envoy.config.core.v3.Address";
 const SOCKET_ADDRESS: &str = "envoy.config.core.v3.SocketAddress";
 const LISTENER: &str = "envoy.config.listener.v3.Listener";
 const FILTER_CHAIN: &str = "envoy.config.listener.v3.FilterChain";
+const FILTER_CHAIN_MATCH: &str = "envoy.config.listener.v3.FilterChainMatch";
+const LISTENER_FILTER: &str = "envoy.config.listener.v3.ListenerFilter";
+const TRANSPORT_SOCKET: &str = "envoy.config.core.v3.TransportSocket";
+const COMMON_TLS: &str = "envoy.extensions.transport_sockets.tls.v3.CommonTlsContext";
+const TLS_CERTIFICATE: &str = "envoy.extensions.transport_sockets.tls.v3.TlsCertificate";
+const TLS_PARAMS: &str = "envoy.extensions.transport_sockets.tls.v3.TlsParameters";
+const VALIDATION_CONTEXT: &str =
+    "envoy.extensions.transport_sockets.tls.v3.CertificateValidationContext";
+const SAN_MATCHER: &str = "envoy.extensions.transport_sockets.tls.v3.SubjectAltNameMatcher";
+const HTTP2_OPTIONS: &str = "envoy.config.core.v3.Http2ProtocolOptions";
 const FILTER: &str = "envoy.config.listener.v3.Filter";
 const HTTP_FILTER: &str = "envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter";
 const HTTP_OPTIONS: &str = "envoy.config.core.v3.HttpProtocolOptions";
@@ -163,19 +182,61 @@ pub(crate) const FIELDS: &[(&str, &str, Rule)] = &[
     (SOCKET_ADDRESS, "protocol", Enum(&["TCP"])),
     (SOCKET_ADDRESS, "address", Any),
     (SOCKET_ADDRESS, "port_value", Any),
-    // Listener: one filter chain, no filter_chain_match, no TLS, no listener filters yet.
+    // Listener: filter chains matched on port, server name, transport and application
+    // protocol (compile/listener.rs), TLS termination, the TLS and HTTP inspectors.
     (LISTENER, "name", Any),
     (LISTENER, "address", Any),
-    (LISTENER, "filter_chains", AtMost(1)),
+    (LISTENER, "filter_chains", Any),
+    (LISTENER, "default_filter_chain", Any),
+    (LISTENER, "listener_filters", Any),
+    (LISTENER, "listener_filters_timeout", Any),
+    (LISTENER, "continue_on_listener_filters_timeout", Any),
     (LISTENER, "per_connection_buffer_limit_bytes", Any),
     (LISTENER, "enable_reuse_port", True),
+    (LISTENER_FILTER, "name", Any),
+    (LISTENER_FILTER, "typed_config", Types(&[TLS_INSPECTOR, HTTP_INSPECTOR])),
     (FILTER_CHAIN, "name", Any),
     (FILTER_CHAIN, "filters", Any),
+    (FILTER_CHAIN, "filter_chain_match", Any),
+    (FILTER_CHAIN, "transport_socket", Any),
+    (FILTER_CHAIN_MATCH, "destination_port", Any),
+    (FILTER_CHAIN_MATCH, "server_names", Any),
+    (FILTER_CHAIN_MATCH, "transport_protocol", Any),
+    (FILTER_CHAIN_MATCH, "application_protocols", Any),
     (FILTER, "name", Any),
     (FILTER, "typed_config", Types(&[HCM, TCP_PROXY])),
-    // HTTP connection manager (HTTP/1.1 downstream; AUTO is taken as HTTP/1.1 for now).
+    // TLS (compile/tls.rs): certificates from files or inline PEM, trusted CA, SAN
+    // matchers, versions and suites, ALPN, session tickets, SNI.
+    (TRANSPORT_SOCKET, "name", Any),
+    (TRANSPORT_SOCKET, "typed_config", Types(&[DOWNSTREAM_TLS, UPSTREAM_TLS, RAW_BUFFER])),
+    (DOWNSTREAM_TLS, "common_tls_context", Any),
+    (DOWNSTREAM_TLS, "require_client_certificate", Any),
+    (DOWNSTREAM_TLS, "disable_stateless_session_resumption", Any),
+    (UPSTREAM_TLS, "common_tls_context", Any),
+    (UPSTREAM_TLS, "sni", Any),
+    (UPSTREAM_TLS, "auto_sni_san_validation", Any),
+    (UPSTREAM_TLS, "max_session_keys", Any),
+    (COMMON_TLS, "tls_params", Any),
+    (COMMON_TLS, "tls_certificates", Any),
+    (COMMON_TLS, "validation_context", Any),
+    (COMMON_TLS, "alpn_protocols", Any),
+    (TLS_CERTIFICATE, "certificate_chain", Any),
+    (TLS_CERTIFICATE, "private_key", Any),
+    (TLS_PARAMS, "tls_minimum_protocol_version", Any),
+    (TLS_PARAMS, "tls_maximum_protocol_version", Any),
+    (TLS_PARAMS, "cipher_suites", Any),
+    (VALIDATION_CONTEXT, "trusted_ca", Any),
+    (VALIDATION_CONTEXT, "match_typed_subject_alt_names", Any),
+    (SAN_MATCHER, "san_type", Any),
+    (SAN_MATCHER, "matcher", Any),
+    // HTTP/2 (downstream `http2_protocol_options`, cluster HTTP/2 upstreams).
+    (HTTP2_OPTIONS, "max_concurrent_streams", Any),
+    (HTTP2_OPTIONS, "initial_stream_window_size", Any),
+    (HTTP2_OPTIONS, "initial_connection_window_size", Any),
+    // HTTP connection manager.
     (HCM, "stat_prefix", Any),
-    (HCM, "codec_type", Enum(&["AUTO", "HTTP1"])),
+    (HCM, "codec_type", Enum(&["AUTO", "HTTP1", "HTTP2"])),
+    (HCM, "http2_protocol_options", Any),
     (HCM, "route_config", Any),
     (HCM, "http_filters", Any),
     (HCM, "common_http_protocol_options", Any),
@@ -339,6 +400,7 @@ pub(crate) const FIELDS: &[(&str, &str, Rule)] = &[
     (DIRECT_RESPONSE, "body", Any),
     (DATA_SOURCE, "inline_string", Any),
     (DATA_SOURCE, "inline_bytes", Any),
+    (DATA_SOURCE, "filename", Any),
     // Fault filter (filter config and per-route overrides): fixed or header-controlled
     // delay and abort. Runtime keys, rate limits and upstream_cluster are refused.
     (HTTP_FAULT, "delay", Any),
@@ -384,6 +446,8 @@ pub(crate) const FIELDS: &[(&str, &str, Rule)] = &[
     (CLUSTER, "common_http_protocol_options", Any),
     (CLUSTER, "typed_extension_protocol_options", KeyedTypes(&[UPSTREAM_HTTP])),
     (CLUSTER, "upstream_connection_options", Any),
+    (CLUSTER, "transport_socket", Any),
+    (CLUSTER, "http2_protocol_options", Any),
     (CLUSTER, "dns_lookup_family", Any),
     // Load balancing. Ring hash's hash_function is refused: Spar's ring hashes hosts its own
     // way (spar-cluster `balance.rs`), so neither XX_HASH nor MURMUR_HASH_2 would be true.
@@ -458,6 +522,7 @@ pub(crate) const FIELDS: &[(&str, &str, Rule)] = &[
     (UPSTREAM_HTTP, "explicit_http_config", Any),
     (UPSTREAM_HTTP, "common_http_protocol_options", Any),
     (EXPLICIT_HTTP, "http_protocol_options", Any),
+    (EXPLICIT_HTTP, "http2_protocol_options", Any),
     (CONNECTION_OPTIONS, "tcp_keepalive", Any),
     (TCP_KEEPALIVE, "keepalive_probes", Any),
     (TCP_KEEPALIVE, "keepalive_time", Any),

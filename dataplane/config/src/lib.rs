@@ -40,10 +40,12 @@ use prost_reflect::DynamicMessage;
 pub use compile::compile;
 pub use error::{ConfigError, ConfigErrors, FieldPath};
 pub use snapshot::{
-    Ads, DEFAULT_DELAYED_CLOSE_TIMEOUT, DEFAULT_DRAIN_TIMEOUT, DEFAULT_HTTP_IDLE_TIMEOUT,
-    DEFAULT_MAX_HEADERS_COUNT, DEFAULT_MAX_REQUEST_HEADERS_KB, DEFAULT_REQUEST_HEADERS_TIMEOUT,
-    DEFAULT_STREAM_IDLE_TIMEOUT, DEFAULT_TCP_IDLE_TIMEOUT, EscapedSlashesAction, HttpSettings,
-    Listener, ListenerKind, ServerHeaderTransformation, Snapshot, TcpSettings,
+    Ads, ChainMatch, ClusterTransport, Codec, ConnectionInfo, DEFAULT_DELAYED_CLOSE_TIMEOUT,
+    DEFAULT_DRAIN_TIMEOUT, DEFAULT_HTTP_IDLE_TIMEOUT, DEFAULT_HTTP2,
+    DEFAULT_LISTENER_FILTERS_TIMEOUT, DEFAULT_MAX_HEADERS_COUNT, DEFAULT_MAX_REQUEST_HEADERS_KB,
+    DEFAULT_REQUEST_HEADERS_TIMEOUT, DEFAULT_STREAM_IDLE_TIMEOUT, DEFAULT_TCP_IDLE_TIMEOUT,
+    DownstreamTls, EscapedSlashesAction, FilterChain, Http2Settings, HttpSettings, Inspect,
+    Listener, ListenerKind, ServerHeaderTransformation, Snapshot, TcpSettings, UpstreamTls,
 };
 
 /// Text format of a config file.

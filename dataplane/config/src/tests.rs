@@ -9,7 +9,7 @@ use super::*;
 use crate::test_support::*;
 
 fn http(s: &Snapshot, listener: usize) -> &HttpSettings {
-    match s.listeners.get(listener).map(|l| &l.kind) {
+    match s.listeners.get(listener).map(|l| &l.chains[0].kind) {
         Some(ListenerKind::Http(h)) => h,
         other => panic!("listener {listener} is not HTTP: {other:?}"),
     }
@@ -66,7 +66,7 @@ fn sample_yaml_loads_and_compiles() {
         Some(("web", Some(Duration::from_secs(15))))
     );
 
-    let ListenerKind::Tcp(tcp) = &s.listeners[1].kind else {
+    let ListenerKind::Tcp(tcp) = &s.listeners[1].chains[0].kind else {
         panic!("listener 1 is not TCP")
     };
     assert_eq!(tcp.cluster, ClusterId(1));

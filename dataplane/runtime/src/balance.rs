@@ -99,6 +99,8 @@ pub(crate) struct ClusterLocal {
     outlier_due: Cell<Option<Instant>>,
     /// This worker's open connections per endpoint (pooled or busy).
     open: Vec<Rc<Cell<u32>>>,
+    /// TLS and HTTP version towards the endpoints.
+    pub(crate) transport: spar_config::ClusterTransport,
 }
 
 /// One admission under a circuit-breaker limit, given back when dropped
@@ -153,6 +155,7 @@ impl Shared {
 impl ClusterLocal {
     pub(crate) fn new(
         cluster: &Cluster,
+        transport: spar_config::ClusterTransport,
         stats: Arc<ClusterStats>,
         shared: Shared,
         seed: u64,
@@ -168,6 +171,7 @@ impl ClusterLocal {
             outlier: RefCell::new(outlier),
             health_seen: Cell::new(u64::MAX),
             outlier_due: Cell::new(None),
+            transport,
             open: (0..cluster.endpoints.len())
                 .map(|_| Rc::new(Cell::new(0)))
                 .collect(),

@@ -10,8 +10,8 @@
 use std::io;
 use std::time::{Duration, Instant};
 
+use crate::stream::Stream;
 use bytes::{Bytes, BytesMut};
-use monoio::net::TcpStream;
 use spar_http::{CHUNK_END, Chunk, ChunkedDecoder, LAST_CHUNK, encode_chunk_header};
 
 use crate::io::{BODY_CHUNK, read_some, write_buf, write_bytes};
@@ -75,7 +75,7 @@ fn timed_out() -> io::Error {
 
 /// The destination side: a socket and the write buffer queued for it.
 pub(crate) struct Out<'a> {
-    pub(crate) io: &'a mut TcpStream,
+    pub(crate) io: &'a mut Stream,
     pub(crate) buf: &'a mut BytesMut,
     pub(crate) chunked: bool,
     /// Bounds each write: a peer that stops reading cannot hold the stream.
@@ -122,7 +122,7 @@ impl Out<'_> {
 }
 
 async fn read_src(
-    src: &mut TcpStream,
+    src: &mut Stream,
     sbuf: &mut BytesMut,
     max: usize,
     limit: &Limit,
@@ -137,7 +137,7 @@ async fn read_src(
 /// `sbuf`; bytes past the body stay there) to `out`, then flushes `out`
 /// (which may hold a head queued before the body). Returns bytes of body.
 pub(crate) async fn forward(
-    src: &mut TcpStream,
+    src: &mut Stream,
     sbuf: &mut BytesMut,
     input: Framing,
     out: &mut Out<'_>,

@@ -102,9 +102,16 @@ async fn exchange(
             }
             cl.stats.upstream_cx_total.inc();
             let slot = CxSlot::new(cl.shared.breaker.clone(), cl.open_to(host));
-            upstream::connect(addr, cluster, &cl.stats, slot, None)
-                .await
-                .ok()?
+            upstream::connect(
+                addr,
+                cluster,
+                cl.transport.tls.as_ref(),
+                &cl.stats,
+                slot,
+                None,
+            )
+            .await
+            .ok()?
         }
     };
     cl.stats.upstream_rq_total.inc();

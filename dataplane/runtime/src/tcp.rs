@@ -11,7 +11,7 @@ use std::cell::Cell;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use monoio::io::{
     AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, OwnedReadHalf, OwnedWriteHalf, Splitable,
 };
@@ -21,6 +21,7 @@ use spar_config::TcpSettings;
 use spar_telemetry::{Counter, TcpStats};
 use tracing::debug;
 
+use crate::stream::Stream;
 use crate::upstream::{self, ConnectError, CxSlot};
 use crate::worker::{Local, Worker};
 
@@ -31,12 +32,15 @@ const MAX: usize = 256 * 1024;
 
 /// Opaque streams cannot be finished politely: on drain they run until the
 /// drain deadline ends the process, as Envoy's do.
+/// `early` holds downstream bytes already read (a ClientHello peeked to pick the chain):
+/// they go upstream first.
 pub(crate) async fn serve(
     ctx: &Rc<Worker>,
     local: &Rc<Local>,
     settings: &TcpSettings,
     stats: &TcpStats,
-    downstream: TcpStream,
+    downstream: Stream,
+    early: Bytes,
 ) {
     stats.downstream_cx_total.inc();
     let cluster = local.snapshot.cluster(settings.cluster);
@@ -57,7 +61,16 @@ pub(crate) async fn serve(
         }
         let slot = CxSlot::new(cl.shared.breaker.clone(), cl.open_to(host));
         cl.stats.upstream_cx_total.inc();
-        match upstream::connect(addr, cluster, &cl.stats, slot, None).await {
+        match upstream::connect(
+            addr,
+            cluster,
+            cl.transport.tls.as_ref(),
+            &cl.stats,
+            slot,
+            None,
+        )
+        .await
+        {
             Ok(up) => {
                 cl.record(cluster, host, OutlierResult::LocalOriginSuccess, || random);
                 upstream = Some(up);
@@ -68,7 +81,7 @@ pub(crate) async fn serve(
                 cl.stats.upstream_cx_connect_fail.inc();
                 cl.record(cluster, host, OutlierResult::LocalOriginFailure, || random);
             }
-            Err(ConnectError::Io(e)) => {
+            Err(ConnectError::Io(e) | ConnectError::Tls(e)) => {
                 debug!(upstream = %addr, error = %e, "tcp_proxy connect failed");
                 cl.stats.upstream_cx_connect_fail.inc();
                 cl.record(cluster, host, OutlierResult::LocalOriginFailure, || random);
@@ -78,14 +91,38 @@ pub(crate) async fn serve(
     let Some(up) = upstream else { return };
     // Counted active, and holding its connection slot, until this returns.
     let (_live, _slot) = (up.live, up.slot);
-    let last = Rc::new(Cell::new(Instant::now()));
-    let (dr, dw) = downstream.into_split();
-    let (ur, uw) = up.stream.into_split();
     let idle = settings.idle_timeout;
     let (rx, tx) = (
         &stats.downstream_cx_rx_bytes_total,
         &stats.downstream_cx_tx_bytes_total,
     );
+    let (downstream, upstream) = match (downstream, up.stream) {
+        (Stream::Plain(d), Stream::Plain(mut u)) => {
+            if !early.is_empty() {
+                rx.add(early.len() as u64);
+                if u.write_all(early).await.0.is_err() {
+                    return;
+                }
+            }
+            (d, u)
+        }
+        // TLS on either side: relay through rustls in readiness style.
+        (mut d, mut u) => {
+            if !early.is_empty() {
+                rx.add(early.len() as u64);
+                if u.write_bytes(early).await.is_err() {
+                    return;
+                }
+            }
+            if let Err(end) = relay(&mut d, &mut u, idle, rx, tx).await {
+                count(end, stats);
+            }
+            return;
+        }
+    };
+    let last = Rc::new(Cell::new(Instant::now()));
+    let (dr, dw) = downstream.into_split();
+    let (ur, uw) = upstream.into_split();
     let splice_it = ctx.tcp_splice;
     let mut to_up = std::pin::pin!(direction(splice_it, dr, uw, idle, last.clone(), rx));
     let mut to_down = std::pin::pin!(direction(splice_it, ur, dw, idle, last, tx));
@@ -130,12 +167,15 @@ pub(crate) enum End {
 /// for `idle`. Used after an HTTP/1.1 upgrade (WebSocket), where the
 /// connections belong to the HTTP connection manager and stay borrowed.
 pub(crate) async fn tunnel(
-    a: &mut TcpStream,
-    b: &mut TcpStream,
+    a: &mut Stream,
+    b: &mut Stream,
     idle: Option<Duration>,
     a_to_b: &Counter,
     b_to_a: &Counter,
 ) -> Result<(), End> {
+    let (Stream::Plain(a), Stream::Plain(b)) = (&mut *a, &mut *b) else {
+        return relay(a, b, idle, a_to_b, b_to_a).await;
+    };
     // Each direction needs a reader and a writer at once: write through a
     // second descriptor of the same socket (shutdown acts on the socket).
     let a_out = duplicate(a).map_err(|_| End::Io)?;
@@ -151,6 +191,70 @@ pub(crate) async fn tunnel(
         }
     }
     Ok(())
+}
+
+/// [`tunnel`] when either side speaks TLS: both streams in readiness style (a plain one
+/// is converted in place), each direction through its own buffer, half-close carried.
+async fn relay(
+    a: &mut Stream,
+    b: &mut Stream,
+    idle: Option<Duration>,
+    a_to_b: &Counter,
+    b_to_a: &Counter,
+) -> Result<(), End> {
+    for s in [&mut *a, &mut *b] {
+        if matches!(s, Stream::Plain(_)) {
+            let plain = std::mem::replace(s, Stream::Gone);
+            *s = plain.into_poll(Bytes::new()).map_err(|_| End::Io)?;
+        }
+    }
+    let (ar, aw) = tokio::io::split(a);
+    let (br, bw) = tokio::io::split(b);
+    let last = Rc::new(Cell::new(Instant::now()));
+    let mut forth = std::pin::pin!(pipe_poll(ar, bw, idle, last.clone(), a_to_b));
+    let mut back = std::pin::pin!(pipe_poll(br, aw, idle, last, b_to_a));
+    let (mut forth_done, mut back_done) = (false, false);
+    while !(forth_done && back_done) {
+        monoio::select! {
+            r = &mut forth, if !forth_done => { r?; forth_done = true; },
+            r = &mut back, if !back_done => { r?; back_done = true; },
+        }
+    }
+    Ok(())
+}
+
+/// [`pipe`] for readiness-style halves.
+async fn pipe_poll<R, W>(
+    mut from: R,
+    mut to: W,
+    idle: Option<Duration>,
+    last: Rc<Cell<Instant>>,
+    bytes: &Counter,
+) -> Result<(), End>
+where
+    R: tokio::io::AsyncRead + Unpin,
+    W: tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0u8; START];
+    loop {
+        let n = unless_idle(idle, &last, from.read(&mut buf))
+            .await
+            .ok_or(End::Idle)?
+            .map_err(|_| End::Io)?;
+        if n == 0 {
+            let _ = to.shutdown().await;
+            return Ok(());
+        }
+        last.set(Instant::now());
+        bytes.add(n as u64);
+        to.write_all(&buf[..n]).await.map_err(|_| End::Io)?;
+        to.flush().await.map_err(|_| End::Io)?;
+        last.set(Instant::now());
+        if n == buf.len() && buf.len() < MAX {
+            buf.resize(buf.len() * 2, 0);
+        }
+    }
 }
 
 /// A second monoio stream on a duplicate of `s`'s descriptor.

@@ -11,12 +11,15 @@ use std::time::{Duration, Instant};
 
 use monoio::net::TcpStream;
 use spar_cluster::{Breaker, Cluster};
+use spar_config::UpstreamTls;
 use spar_telemetry::ClusterStats;
+
+use crate::stream::Stream;
 
 /// An upstream connection checked out for one request.
 #[derive(Debug)]
 pub(crate) struct Upstream {
-    pub(crate) stream: TcpStream,
+    pub(crate) stream: Stream,
     pub(crate) addr: SocketAddr,
     /// Taken from the pool rather than freshly connected: a failure before
     /// any response byte may be the keep-alive race, and worth one retry.
@@ -174,14 +177,16 @@ impl Pool {
 /// read as the next request's response). One non-blocking peek per reuse;
 /// nothing watches the socket while it sits in the pool.
 #[allow(unsafe_code)]
-fn still_idle(stream: &TcpStream) -> bool {
-    use std::os::fd::AsRawFd;
+fn still_idle(stream: &Stream) -> bool {
+    let Some(fd) = stream.raw_fd() else {
+        return false;
+    };
     let mut byte = 0u8;
     // SAFETY: the fd belongs to `stream`, which outlives the call; the buffer
     // is one writable byte, and the length passed is 1.
     let n = unsafe {
         libc::recv(
-            stream.as_raw_fd(),
+            fd,
             (&raw mut byte).cast(),
             1,
             libc::MSG_PEEK | libc::MSG_DONTWAIT,
@@ -194,13 +199,17 @@ fn still_idle(stream: &TcpStream) -> bool {
 pub(crate) enum ConnectError {
     Timeout,
     Io(io::Error),
+    /// The TLS handshake failed (the endpoint's certificate, no common version or suite).
+    Tls(io::Error),
 }
 
-/// Connects to `addr`; `slot` is the connection's circuit-breaker unit,
-/// already taken by the caller.
+/// Connects to `addr`, with a TLS handshake when the cluster originates TLS; `slot` is the
+/// connection's circuit-breaker unit, already taken by the caller. The cluster's
+/// `connect_timeout` bounds the TCP connect and the handshake together.
 pub(crate) async fn connect(
     addr: SocketAddr,
     cluster: &Cluster,
+    tls: Option<&UpstreamTls>,
     stats: &Arc<ClusterStats>,
     slot: CxSlot,
     deadline: Option<Instant>,
@@ -213,6 +222,7 @@ pub(crate) async fn connect(
             .min(d.saturating_duration_since(Instant::now())),
         None => cluster.connect_timeout,
     };
+    let started = Instant::now();
     let stream = match monoio::time::timeout(allowed, fut).await {
         Err(_) => return Err(ConnectError::Timeout),
         Ok(Err(e)) => return Err(ConnectError::Io(e)),
@@ -222,6 +232,28 @@ pub(crate) async fn connect(
     if let Some(ka) = &cluster.tcp_keepalive {
         let _ = stream.set_tcp_keepalive(ka.time, ka.interval, ka.probes);
     }
+    let stream = match tls {
+        None => Stream::Plain(stream),
+        Some(tls) => {
+            let poll = stream
+                .try_into_poll_io()
+                .map_err(|(e, _)| ConnectError::Io(e))?;
+            let connector = tokio_rustls::TlsConnector::from(tls.built.config.clone());
+            let name = tls.built.server_name(addr.ip());
+            let left = allowed.saturating_sub(started.elapsed());
+            match monoio::time::timeout(left, connector.connect(name, poll)).await {
+                Err(_) => return Err(ConnectError::Timeout),
+                Ok(Err(e)) => {
+                    stats.ssl_connection_error.inc();
+                    return Err(ConnectError::Tls(e));
+                }
+                Ok(Ok(s)) => {
+                    stats.ssl_handshake.inc();
+                    Stream::Client(Box::new(s))
+                }
+            }
+        }
+    };
     Ok(Upstream {
         stream,
         addr,

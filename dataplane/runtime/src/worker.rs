@@ -56,7 +56,8 @@ pub(crate) struct Local {
     /// Shared with the previous snapshot's `Local` for clusters that did not
     /// change, so balancer and outlier state survive config pushes.
     pub(crate) clusters: Vec<Rc<ClusterLocal>>,
-    pub(crate) listeners: Vec<(Arc<ListenerStats>, KindStats)>,
+    /// By listener index: the listener's stats, and its chains' stats by chain index.
+    pub(crate) listeners: Vec<(Arc<ListenerStats>, Vec<KindStats>)>,
 }
 
 impl Local {
@@ -75,6 +76,7 @@ impl Local {
                 let kept = previous.and_then(|p| {
                     let j = p.snapshot.clusters.iter().position(|o| o.name == c.name)?;
                     let same = *p.snapshot.clusters[j] == **c
+                        && p.snapshot.transports.get(j) == snapshot.transports.get(i)
                         && Some(&p.clusters[j].shared) == shared.get(i);
                     same.then(|| p.clusters[j].clone())
                 });
@@ -82,6 +84,7 @@ impl Local {
                     let shared = shared.get(i).cloned().unwrap_or_else(Shared::detached);
                     Rc::new(ClusterLocal::new(
                         c,
+                        snapshot.transports.get(i).cloned().unwrap_or_default(),
                         stats.cluster(&c.name),
                         shared,
                         rng.u64(..),
@@ -94,10 +97,14 @@ impl Local {
             .iter()
             .map(|l| {
                 let ls = stats.listener(&listener_label(l.address));
-                let ks = match &l.kind {
-                    ListenerKind::Http(h) => KindStats::Http(stats.http(&h.stat_prefix)),
-                    ListenerKind::Tcp(t) => KindStats::Tcp(stats.tcp(&t.stat_prefix)),
-                };
+                let ks = l
+                    .chains
+                    .iter()
+                    .map(|c| match &c.kind {
+                        ListenerKind::Http(h) => KindStats::Http(stats.http(&h.stat_prefix)),
+                        ListenerKind::Tcp(t) => KindStats::Tcp(stats.tcp(&t.stat_prefix)),
+                    })
+                    .collect();
                 (ls, ks)
             })
             .collect();

@@ -173,6 +173,16 @@ pub struct ListenerStats {
     pub downstream_cx_active: Gauge,
     /// Connections refused because the listener's connection limit was reached.
     pub downstream_cx_overflow: Counter,
+    /// Connections closed because no filter chain matched them.
+    pub no_filter_chain_match: Counter,
+    /// Connections closed because their first bytes (ClientHello, HTTP preface) did not
+    /// arrive within `listener_filters_timeout`.
+    pub downstream_pre_cx_timeout: Counter,
+    /// TLS handshakes completed.
+    pub ssl_handshake: Counter,
+    /// TLS handshakes failed (bad ClientHello, no common version or suite, bad client
+    /// certificate) or timed out.
+    pub ssl_connection_error: Counter,
 }
 
 /// Counters of one `tcp_proxy` (by stat prefix) on one worker.
@@ -221,6 +231,11 @@ pub struct ClusterStats {
     pub outlier_detection_ejections_enforced_total: Counter,
     /// Hosts ejected right now on this worker.
     pub outlier_detection_ejections_active: Gauge,
+    /// TLS handshakes to endpoints completed.
+    pub ssl_handshake: Counter,
+    /// TLS handshakes to endpoints failed (certificate not trusted, name mismatch, no
+    /// common version or suite).
+    pub ssl_connection_error: Counter,
 }
 
 impl ClusterStats {

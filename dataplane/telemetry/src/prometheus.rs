@@ -208,12 +208,27 @@ pub fn render_prometheus(workers: &[std::sync::Arc<WorkerStats>], extra: &str) -
                 l.clone(),
                 s.downstream_cx_active.get(),
             );
-            m.add(
-                "envoy_listener_downstream_cx_overflow",
-                C,
-                l,
-                as_i64(s.downstream_cx_overflow.get()),
-            );
+            for (name, c) in [
+                (
+                    "envoy_listener_downstream_cx_overflow",
+                    &s.downstream_cx_overflow,
+                ),
+                (
+                    "envoy_listener_no_filter_chain_match",
+                    &s.no_filter_chain_match,
+                ),
+                (
+                    "envoy_listener_downstream_pre_cx_timeout",
+                    &s.downstream_pre_cx_timeout,
+                ),
+                ("envoy_listener_ssl_handshake", &s.ssl_handshake),
+                (
+                    "envoy_listener_ssl_connection_error",
+                    &s.ssl_connection_error,
+                ),
+            ] {
+                m.add(name, C, l.clone(), as_i64(c.get()));
+            }
         }
         for (name, s) in w.clusters_all() {
             let l = label(&[("envoy_cluster_name", &name)]);
@@ -264,6 +279,11 @@ pub fn render_prometheus(workers: &[std::sync::Arc<WorkerStats>], extra: &str) -
                 (
                     "envoy_cluster_outlier_detection_ejections_enforced_total",
                     &s.outlier_detection_ejections_enforced_total,
+                ),
+                ("envoy_cluster_ssl_handshake", &s.ssl_handshake),
+                (
+                    "envoy_cluster_ssl_connection_error",
+                    &s.ssl_connection_error,
                 ),
             ];
             for (name, c) in counters {

@@ -5,7 +5,9 @@
 use std::collections::HashMap;
 
 use envoy_types::pb::envoy::config::cluster::v3::{Cluster as PbCluster, cluster};
-use envoy_types::pb::envoy::config::core::v3::HttpProtocolOptions as CommonHttp;
+use envoy_types::pb::envoy::config::core::v3::{
+    Http2ProtocolOptions, HttpProtocolOptions as CommonHttp,
+};
 use envoy_types::pb::envoy::extensions::upstreams::http::v3::{
     HttpProtocolOptions as UpstreamHttp, http_protocol_options,
 };
@@ -15,19 +17,22 @@ use spar_cluster::{
     DEFAULT_MAX_HEADERS_COUNT, TcpKeepalive,
 };
 
-use super::{Ctx, endpoints, lb, resilience};
+use super::{Ctx, endpoints, lb, resilience, tls};
 use crate::allowlist::UPSTREAM_HTTP;
 use crate::error::FieldPath;
+use crate::snapshot::ClusterTransport;
 
-/// All clusters, in order (index = `ClusterId`). Clusters with errors are still returned
-/// so that ids stay aligned; the caller fails the whole compile when errors were recorded.
+/// All clusters, in order (index = `ClusterId`), with how to reach their endpoints.
+/// Clusters with errors are still returned so that ids stay aligned; the caller fails the
+/// whole compile when errors were recorded.
 pub(super) fn compile_all(
     ctx: &mut Ctx<'_>,
     clusters: &[PbCluster],
     path: &FieldPath,
-) -> Vec<Cluster> {
+) -> (Vec<Cluster>, Vec<ClusterTransport>) {
     let mut seen: HashMap<&str, usize> = HashMap::new();
     let mut out = Vec::with_capacity(clusters.len());
+    let mut transports = Vec::with_capacity(clusters.len());
     for (i, c) in clusters.iter().enumerate() {
         let p = path.index(i);
         if c.name.is_empty() {
@@ -43,12 +48,14 @@ pub(super) fn compile_all(
                 ),
             );
         }
-        out.push(compile_one(ctx, c, &p));
+        let (cluster, transport) = compile_one(ctx, c, &p);
+        out.push(cluster);
+        transports.push(transport);
     }
-    out
+    (out, transports)
 }
 
-fn compile_one(ctx: &mut Ctx<'_>, c: &PbCluster, p: &FieldPath) -> Cluster {
+fn compile_one(ctx: &mut Ctx<'_>, c: &PbCluster, p: &FieldPath) -> (Cluster, ClusterTransport) {
     match c.cluster_discovery_type {
         None | Some(cluster::ClusterDiscoveryType::Type(0)) => {}
         Some(_) => ctx.error(
@@ -103,7 +110,19 @@ fn compile_one(ctx: &mut Ctx<'_>, c: &PbCluster, p: &FieldPath) -> Cluster {
             }),
         ..Cluster::new(c.name.clone(), Vec::new())
     };
-    if let Some((common, cp)) = http_options(ctx, c, p) {
+    let options = http_options(ctx, c, p);
+    let transport = ClusterTransport {
+        tls: tls::upstream(
+            ctx,
+            c.transport_socket.as_ref(),
+            &p.field("transport_socket"),
+        )
+        .unwrap_or_default(),
+        http2: options
+            .http2
+            .map(|(o, hp)| tls::http2_options(ctx, Some(&o), &hp)),
+    };
+    if let Some((common, cp)) = options.common {
         out.idle_timeout = ctx.timeout(
             common.idle_timeout.as_ref(),
             &cp.field("idle_timeout"),
@@ -130,22 +149,32 @@ fn compile_one(ctx: &mut Ctx<'_>, c: &PbCluster, p: &FieldPath) -> Cluster {
             Some(v) => v.value,
         };
     }
-    out
+    (out, transport)
 }
 
-/// The cluster's common HTTP options: from `common_http_protocol_options` or from the
-/// upstream `HttpProtocolOptions` extension (Envoy refuses both at once), with their path.
+/// What a cluster says about HTTP, with the path of each part.
+#[derive(Default)]
+struct HttpOptions {
+    /// From `common_http_protocol_options` or from the upstream `HttpProtocolOptions`
+    /// extension (Envoy refuses both at once).
+    common: Option<(CommonHttp, FieldPath)>,
+    /// `http2_protocol_options` (deprecated field) or the extension's
+    /// `explicit_http_config.http2_protocol_options`: the upstream speaks HTTP/2.
+    http2: Option<(Http2ProtocolOptions, FieldPath)>,
+}
+
+/// The cluster's HTTP options.
 // `Cluster.common_http_protocol_options` is deprecated in Envoy's API but still accepted by
 // Envoy, and bootstraps in the wild use it.
 #[allow(deprecated)]
-fn http_options(
-    ctx: &mut Ctx<'_>,
-    c: &PbCluster,
-    p: &FieldPath,
-) -> Option<(CommonHttp, FieldPath)> {
+fn http_options(ctx: &mut Ctx<'_>, c: &PbCluster, p: &FieldPath) -> HttpOptions {
     let mut found: Option<(CommonHttp, FieldPath)> = c
         .common_http_protocol_options
         .map(|o| (o, p.field("common_http_protocol_options")));
+    let mut http2 = c
+        .http2_protocol_options
+        .clone()
+        .map(|o| (o, p.field("http2_protocol_options")));
     let mut keys: Vec<&String> = c.typed_extension_protocol_options.keys().collect();
     keys.sort();
     for key in keys {
@@ -167,15 +196,33 @@ fn http_options(
                 continue;
             }
         };
+        use http_protocol_options::explicit_http_config::ProtocolConfig;
         match &opts.upstream_protocol_options {
-            Some(http_protocol_options::UpstreamProtocolOptions::ExplicitHttpConfig(e))
-                if matches!(
-                    e.protocol_config,
-                    Some(http_protocol_options::explicit_http_config::ProtocolConfig::HttpProtocolOptions(_))
-                ) => {}
+            Some(http_protocol_options::UpstreamProtocolOptions::ExplicitHttpConfig(e)) => {
+                match &e.protocol_config {
+                    Some(ProtocolConfig::HttpProtocolOptions(_)) => {}
+                    Some(ProtocolConfig::Http2ProtocolOptions(o)) => {
+                        let hp = kp
+                            .field("explicit_http_config")
+                            .field("http2_protocol_options");
+                        if http2.is_some() {
+                            ctx.error(
+                                &hp,
+                                "http2_protocol_options is set both on the cluster and in its HttpProtocolOptions",
+                            );
+                        } else {
+                            http2 = Some((o.clone(), hp));
+                        }
+                    }
+                    _ => ctx.error(
+                        &kp.field("explicit_http_config"),
+                        "only http_protocol_options (HTTP/1.1) and http2_protocol_options are supported by spar-proxy yet",
+                    ),
+                }
+            }
             _ => ctx.error(
                 &kp,
-                "only explicit_http_config.http_protocol_options (HTTP/1.1) is supported by spar-proxy yet",
+                "only explicit_http_config is supported by spar-proxy yet",
             ),
         }
         if let Some(common) = opts.common_http_protocol_options {
@@ -190,7 +237,10 @@ fn http_options(
             }
         }
     }
-    found
+    HttpOptions {
+        common: found,
+        http2,
+    }
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ use super::route::{FilterNames, Scope, route_table};
 use crate::allowlist::{CORS, HTTP_FAULT, ROUTER};
 use crate::error::FieldPath;
 use crate::snapshot::{
-    DEFAULT_DELAYED_CLOSE_TIMEOUT, DEFAULT_DRAIN_TIMEOUT, DEFAULT_HTTP_IDLE_TIMEOUT,
+    Codec, DEFAULT_DELAYED_CLOSE_TIMEOUT, DEFAULT_DRAIN_TIMEOUT, DEFAULT_HTTP_IDLE_TIMEOUT,
     DEFAULT_MAX_HEADERS_COUNT, DEFAULT_MAX_REQUEST_HEADERS_KB, DEFAULT_REQUEST_HEADERS_TIMEOUT,
     DEFAULT_STREAM_IDLE_TIMEOUT, EscapedSlashesAction, HttpSettings, ServerHeaderTransformation,
 };
@@ -36,13 +36,23 @@ pub(super) fn compile(
     if h.stat_prefix.is_empty() {
         ctx.error(&p.field("stat_prefix"), "stat_prefix is required");
     }
-    match hcm::CodecType::try_from(h.codec_type) {
-        Ok(hcm::CodecType::Auto | hcm::CodecType::Http1) => {}
-        _ => ctx.error(
-            &p.field("codec_type"),
-            "only AUTO and HTTP1 are supported by spar-proxy yet",
-        ),
-    }
+    let codec = match hcm::CodecType::try_from(h.codec_type) {
+        Ok(hcm::CodecType::Http1) => Codec::Http1,
+        Ok(hcm::CodecType::Http2) => Codec::Http2,
+        Ok(hcm::CodecType::Auto) => Codec::Auto,
+        _ => {
+            ctx.error(
+                &p.field("codec_type"),
+                "only AUTO, HTTP1 and HTTP2 are supported by spar-proxy yet",
+            );
+            Codec::Auto
+        }
+    };
+    let http2 = super::tls::http2_options(
+        ctx,
+        h.http2_protocol_options.as_ref(),
+        &p.field("http2_protocol_options"),
+    );
     let (filters, fault) = http_filters(ctx, h, p);
     let scope = Scope {
         clusters,
@@ -152,6 +162,8 @@ pub(super) fn compile(
     Some(HttpSettings {
         upgrades,
         stat_prefix: h.stat_prefix.clone(),
+        codec,
+        http2,
         routes,
         use_remote_address: h.use_remote_address.is_some_and(|v| v.value),
         xff_num_trusted_hops: h.xff_num_trusted_hops,

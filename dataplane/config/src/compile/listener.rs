@@ -1,4 +1,5 @@
-//! Envoy `Listener` (one filter chain, one network filter) into [`Listener`], plus the
+//! Envoy `Listener` (filter chains matched on port, server name, transport and application
+//! protocol; one network filter each; TLS contexts) into [`Listener`], plus the
 //! per-listener connection limits from the static runtime layers.
 
 use std::collections::HashMap;
@@ -6,16 +7,21 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use envoy_types::pb::envoy::config::bootstrap::v3::{LayeredRuntime, runtime_layer};
-use envoy_types::pb::envoy::config::listener::v3::{Listener as PbListener, filter};
+use envoy_types::pb::envoy::config::listener::v3::{
+    FilterChain as PbFilterChain, FilterChainMatch, Listener as PbListener, filter, listener_filter,
+};
 use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::{TcpProxy, tcp_proxy};
 use prost::Message;
 use spar_cluster::{ClusterId, DEFAULT_BUFFER_LIMIT_BYTES};
 
-use super::{Ctx, http};
-use crate::allowlist::{HCM, TCP_PROXY};
+use super::{Ctx, http, tls};
+use crate::allowlist::{HCM, HTTP_INSPECTOR, TCP_PROXY, TLS_INSPECTOR};
 use crate::error::FieldPath;
 use crate::runtime;
-use crate::snapshot::{DEFAULT_TCP_IDLE_TIMEOUT, Listener, ListenerKind, TcpSettings};
+use crate::snapshot::{
+    ChainMatch, DEFAULT_LISTENER_FILTERS_TIMEOUT, DEFAULT_TCP_IDLE_TIMEOUT, FilterChain, Inspect,
+    Listener, ListenerKind, TcpSettings,
+};
 
 /// Connection limits by listener name, with the path of the runtime key that set them.
 pub(super) type Limits = HashMap<String, (u32, FieldPath)>;
@@ -94,9 +100,23 @@ pub(super) fn compile_all(
                 format!("address {addr} is already used by {}", path.index(first)),
             );
         }
-        let kind = kind(ctx, l, &p, clusters);
+        let chains = chains(ctx, l, &p, clusters);
         let connection_limit = limits.remove(&l.name).map(|(limit, _)| limit);
-        if let (Some(address), Some(kind)) = (address, kind) {
+        if let (Some(address), Some((chains, has_default_chain))) = (address, chains) {
+            let needs_bytes = |m: &ChainMatch| {
+                !m.server_names.is_empty()
+                    || m.transport_protocol.is_some()
+                    || !m.application_protocols.is_empty()
+            };
+            let inspect = Inspect {
+                tls: chains.iter().any(|c| needs_bytes(&c.matcher)),
+                http: chains.iter().any(|c| {
+                    c.matcher
+                        .application_protocols
+                        .iter()
+                        .any(|a| matches!(a.as_str(), "http/1.1" | "http/1.0" | "h2c"))
+                }),
+            };
             out.push(Listener {
                 name: l.name.clone(),
                 address,
@@ -104,7 +124,15 @@ pub(super) fn compile_all(
                 buffer_limit_bytes: l
                     .per_connection_buffer_limit_bytes
                     .map_or(DEFAULT_BUFFER_LIMIT_BYTES, |v| v.value),
-                kind,
+                chains,
+                has_default_chain,
+                inspect,
+                inspect_timeout: ctx.timeout(
+                    l.listener_filters_timeout.as_ref(),
+                    &p.field("listener_filters_timeout"),
+                    Some(DEFAULT_LISTENER_FILTERS_TIMEOUT),
+                ),
+                continue_on_inspect_timeout: l.continue_on_listener_filters_timeout,
             });
         }
     }
@@ -117,18 +145,153 @@ pub(super) fn compile_all(
     out
 }
 
-/// The listener's single network filter.
-fn kind(
+/// The listener's filter chains (and its default chain, last), each with its match, its
+/// TLS context and its one network filter. Two chains with the same match are an error, as
+/// in Envoy: the choice between them would be arbitrary.
+fn chains(
     ctx: &mut Ctx<'_>,
     l: &PbListener,
     p: &FieldPath,
     clusters: &HashMap<&str, ClusterId>,
-) -> Option<ListenerKind> {
-    let Some(chain) = l.filter_chains.first() else {
+) -> Option<(Vec<FilterChain>, bool)> {
+    if l.filter_chains.is_empty() && l.default_filter_chain.is_none() {
         ctx.error(&p.field("filter_chains"), "listener has no filter chain");
         return None;
+    }
+    for (i, f) in l.listener_filters.iter().enumerate() {
+        let fp = p.field("listener_filters").index(i);
+        let name = match &f.config_type {
+            Some(listener_filter::ConfigType::TypedConfig(any)) => {
+                any.type_url.rsplit('/').next().unwrap_or_default()
+            }
+            _ => "",
+        };
+        if name != TLS_INSPECTOR && name != HTTP_INSPECTOR {
+            ctx.error(
+                &fp.field("typed_config"),
+                format!("listener filter `{name}` not supported by spar-proxy yet"),
+            );
+        }
+    }
+    let mut out = Vec::with_capacity(l.filter_chains.len() + 1);
+    let mut seen: HashMap<ChainMatch, usize> = HashMap::new();
+    let mut ok = true;
+    for (i, chain) in l.filter_chains.iter().enumerate() {
+        let cp = p.field("filter_chains").index(i);
+        let matcher = chain_match(ctx, chain.filter_chain_match.as_ref(), &cp);
+        if let Some(first) = seen.insert(matcher.clone(), i) {
+            ctx.error(
+                &cp.field("filter_chain_match"),
+                format!(
+                    "same match as {}: Envoy refuses filter chains with identical matching rules",
+                    p.field("filter_chains").index(first)
+                ),
+            );
+        }
+        match chain_body(ctx, chain, matcher, &cp, clusters) {
+            Some(c) => out.push(c),
+            None => ok = false,
+        }
+    }
+    let mut has_default = false;
+    if let Some(chain) = &l.default_filter_chain {
+        let cp = p.field("default_filter_chain");
+        if chain.filter_chain_match.is_some() {
+            ctx.error(
+                &cp.field("filter_chain_match"),
+                "the default filter chain has no match",
+            );
+        }
+        match chain_body(ctx, chain, ChainMatch::default(), &cp, clusters) {
+            Some(c) => {
+                out.push(c);
+                has_default = true;
+            }
+            None => ok = false,
+        }
+    }
+    ok.then_some((out, has_default))
+}
+
+fn chain_match(ctx: &mut Ctx<'_>, m: Option<&FilterChainMatch>, cp: &FieldPath) -> ChainMatch {
+    let Some(m) = m else {
+        return ChainMatch::default();
     };
-    let fp = p.field("filter_chains").index(0).field("filters");
+    let mp = cp.field("filter_chain_match");
+    let destination_port = m
+        .destination_port
+        .and_then(|v| match u16::try_from(v.value) {
+            Ok(p) if p > 0 => Some(p),
+            _ => {
+                ctx.error(
+                    &mp.field("destination_port"),
+                    "destination_port must be from 1 to 65535",
+                );
+                None
+            }
+        });
+    let mut server_names = Vec::with_capacity(m.server_names.len());
+    for (i, n) in m.server_names.iter().enumerate() {
+        let n = n.to_ascii_lowercase();
+        let wildcard_ok = !n.contains('*') || (n.starts_with("*.") && !n[1..].contains('*'));
+        if n.is_empty() || !wildcard_ok {
+            ctx.error(
+                &mp.field("server_names").index(i),
+                format!("`{n}`: a server name is a host name, or `*.` and a suffix"),
+            );
+            continue;
+        }
+        server_names.push(n);
+    }
+    let transport_protocol = match m.transport_protocol.as_str() {
+        "" => None,
+        t @ ("tls" | "raw_buffer") => Some(t.to_owned()),
+        other => {
+            ctx.error(
+                &mp.field("transport_protocol"),
+                format!("transport_protocol `{other}`: only `tls` and `raw_buffer` are known"),
+            );
+            None
+        }
+    };
+    ChainMatch {
+        destination_port,
+        server_names,
+        transport_protocol,
+        application_protocols: m.application_protocols.clone(),
+    }
+}
+
+/// A chain's TLS context and its single network filter.
+fn chain_body(
+    ctx: &mut Ctx<'_>,
+    chain: &PbFilterChain,
+    matcher: ChainMatch,
+    cp: &FieldPath,
+    clusters: &HashMap<&str, ClusterId>,
+) -> Option<FilterChain> {
+    let tls = tls::downstream(
+        ctx,
+        chain.transport_socket.as_ref(),
+        &cp.field("transport_socket"),
+    );
+    let kind = kind(ctx, chain, cp, clusters);
+    Some(FilterChain {
+        name: chain.name.clone(),
+        matcher,
+        tls: tls.ok()?,
+        kind: kind?,
+    })
+}
+
+/// The chain's single network filter.
+fn kind(
+    ctx: &mut Ctx<'_>,
+    chain: &PbFilterChain,
+    cp: &FieldPath,
+    clusters: &HashMap<&str, ClusterId>,
+) -> Option<ListenerKind> {
+    let fp = cp.field("filters");
     let [f] = chain.filters.as_slice() else {
         ctx.error(
             &fp,

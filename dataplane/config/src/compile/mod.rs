@@ -1,5 +1,6 @@
-//! `compile`: a checked bootstrap into a [`Snapshot`]. Pure: no I/O, no clock. Every
-//! semantic problem is collected, so one run reports them all.
+//! `compile`: a checked bootstrap into a [`Snapshot`]. Pure (no I/O, no clock) except
+//! for reading the certificate files TLS contexts name (`tls.rs`). Every semantic problem
+//! is collected, so one run reports them all.
 
 mod action;
 mod cluster;
@@ -10,6 +11,7 @@ mod listener;
 mod policy;
 mod resilience;
 mod route;
+mod tls;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -34,12 +36,14 @@ pub fn compile(b: &Bootstrap, version: u64) -> Result<Snapshot, ConfigErrors> {
     let mut ctx = Ctx {
         source: b.source.as_ref(),
         errors: Vec::new(),
+        warnings: Vec::new(),
     };
     let root = FieldPath::root();
     let statics = b.envoy.static_resources.clone().unwrap_or_default();
     let sr = root.field("static_resources");
 
-    let clusters = cluster::compile_all(&mut ctx, &statics.clusters, &sr.field("clusters"));
+    let (clusters, transports) =
+        cluster::compile_all(&mut ctx, &statics.clusters, &sr.field("clusters"));
     let names: HashMap<&str, ClusterId> = clusters
         .iter()
         .enumerate()
@@ -79,6 +83,8 @@ pub fn compile(b: &Bootstrap, version: u64) -> Result<Snapshot, ConfigErrors> {
         admin,
         listeners,
         clusters: clusters.into_iter().map(std::sync::Arc::new).collect(),
+        transports,
+        warnings: ctx.warnings,
         config_dump,
         ads,
     })
@@ -158,6 +164,7 @@ pub(crate) enum Bind {
 pub(crate) struct Ctx<'a> {
     source: Option<&'a Source>,
     errors: Vec<ConfigError>,
+    warnings: Vec<String>,
 }
 
 impl Ctx<'_> {

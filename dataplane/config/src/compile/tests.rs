@@ -23,14 +23,14 @@ fn first_route(h: &HttpSettings) -> (&spar_route::Route, &spar_route::RouteActio
 }
 
 fn http(s: &Snapshot) -> &HttpSettings {
-    match s.listeners.first().map(|l| &l.kind) {
+    match s.listeners.first().map(|l| &l.chains[0].kind) {
         Some(ListenerKind::Http(h)) => h,
         other => panic!("listener 0 is not HTTP: {other:?}"),
     }
 }
 
 fn tcp(s: &Snapshot) -> &TcpSettings {
-    match s.listeners.get(1).map(|l| &l.kind) {
+    match s.listeners.get(1).map(|l| &l.chains[0].kind) {
         Some(ListenerKind::Tcp(t)) => t,
         other => panic!("listener 1 is not TCP: {other:?}"),
     }
@@ -75,7 +75,8 @@ fn semantic_errors_have_path_and_line() {
         (with(&[("#HCM", "common_http_protocol_options: {max_headers_count: 0}")]), "max_headers_count", format!("{HCM}.common_http_protocol_options.max_headers_count"), "at least 1"),
         (with(&[("#CLUSTER", "circuit_breakers: {thresholds: [{max_connections: 1}, {max_connections: 2}]}")]), "circuit_breakers", format!("{C}.circuit_breakers.thresholds[1]"), "given twice"),
         (with(&[("#CLUSTER", "common_http_protocol_options: {idle_timeout: 1s}\ntyped_extension_protocol_options:\n  envoy.extensions.upstreams.http.v3.HttpProtocolOptions:\n    \"@type\": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions\n    explicit_http_config: {http_protocol_options: {}}\n    common_http_protocol_options: {idle_timeout: 2s}")]), "common_http_protocol_options: {idle_timeout: 2s}", format!("{C}.typed_extension_protocol_options.envoy.extensions.upstreams.http.v3.HttpProtocolOptions.common_http_protocol_options"), "set both"),
-        (with(&[("#CLUSTER", "typed_extension_protocol_options:\n  envoy.extensions.upstreams.http.v3.HttpProtocolOptions:\n    \"@type\": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions\n    common_http_protocol_options: {idle_timeout: 2s}")]), "envoy.extensions.upstreams.http.v3.HttpProtocolOptions:", format!("{C}.typed_extension_protocol_options.envoy.extensions.upstreams.http.v3.HttpProtocolOptions"), "only explicit_http_config.http_protocol_options"),
+        (with(&[("#ROUTES", "- match: {prefix: /old}\n  direct_response: {status: 200, body: {filename: /etc/passwd}}")]), "direct_response", format!("{VH}.routes[1].direct_response.body"), "only inline_string and inline_bytes"),
+        (with(&[("#CLUSTER", "typed_extension_protocol_options:\n  envoy.extensions.upstreams.http.v3.HttpProtocolOptions:\n    \"@type\": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions\n    common_http_protocol_options: {idle_timeout: 2s}")]), "envoy.extensions.upstreams.http.v3.HttpProtocolOptions:", format!("{C}.typed_extension_protocol_options.envoy.extensions.upstreams.http.v3.HttpProtocolOptions"), "only explicit_http_config is supported"),
         (with(&[("#BOOTSTRAP", "layered_runtime:\n  layers:\n  - name: s\n    static_layer: {envoy.resource_limits.listener.nope.connection_limit: 5}")]), "listener.nope", "layered_runtime.layers[0].static_layer.envoy.resource_limits.listener.nope.connection_limit".into(), "no listener is named `nope`"),
         (with(&[("#BOOTSTRAP", "layered_runtime:\n  layers:\n  - name: s\n    static_layer: {envoy.resource_limits.listener.http.connection_limit: 1.5}")]), "listener.http", "layered_runtime.layers[0].static_layer.envoy.resource_limits.listener.http.connection_limit".into(), "whole number"),
         (with(&[("#BOOTSTRAP", "layered_runtime:\n  layers:\n  - name: s\n    static_layer: {envoy.resource_limits.listener.http.connection_limit: \"10\"}")]), "listener.http", "layered_runtime.layers[0].static_layer.envoy.resource_limits.listener.http.connection_limit".into(), "whole number"),

@@ -145,7 +145,7 @@ impl Conn<'_> {
         let settings = self.settings;
         let view = View {
             head,
-            scheme: b"http",
+            scheme: self.scheme(),
         };
         let (cref, picked): (_, Option<&WeightedCluster>) = match &action.target {
             Target::Cluster(c) => (c, None),
@@ -202,7 +202,7 @@ impl Conn<'_> {
         let opts = ForwardOptions {
             append_xff: (settings.use_remote_address && !settings.skip_xff_append)
                 .then(|| self.peer.ip()),
-            set_xfp: Some(b"http"),
+            set_xfp: Some(self.scheme()),
             request_id: want_id.then_some(&request_id[..]),
             path_override: path.as_deref(),
             extra_headers: &extra,
@@ -799,14 +799,23 @@ impl Conn<'_> {
         }
         let slot = CxSlot::new(breaker.clone(), open);
         cl.stats.upstream_cx_total.inc();
-        match upstream::connect(addr, cluster, &cl.stats, slot, wait_until).await {
+        match upstream::connect(
+            addr,
+            cluster,
+            cl.transport.tls.as_ref(),
+            &cl.stats,
+            slot,
+            wait_until,
+        )
+        .await
+        {
             Ok(up) => Ok(up),
             Err(ConnectError::Timeout) => {
                 cl.stats.upstream_cx_connect_timeout.inc();
                 cl.stats.upstream_cx_connect_fail.inc();
                 Err(Failed::Connect)
             }
-            Err(ConnectError::Io(e)) => {
+            Err(ConnectError::Io(e) | ConnectError::Tls(e)) => {
                 debug!(upstream = %addr, error = %e, "connect failed");
                 cl.stats.upstream_cx_connect_fail.inc();
                 Err(Failed::Connect)

@@ -11,7 +11,6 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use monoio::net::TcpStream;
 use spar_config::{HttpSettings, ListenerKind};
 use spar_http::{Limits, RequestHead, encode_local_reply, encode_local_reply_with, parse_request};
 use spar_telemetry::{Flag, HttpStats};
@@ -19,6 +18,7 @@ use tracing::debug;
 
 use crate::body::{Limit, within};
 use crate::io::{READ_BUF, read_some, write_buf};
+use crate::stream::Stream;
 use crate::upstream::Upstream;
 use crate::worker::{KindStats, Local, Worker};
 
@@ -52,7 +52,7 @@ pub(super) struct Conn<'a> {
     settings: &'a HttpSettings,
     stats: &'a HttpStats,
     limits: Limits,
-    down: TcpStream,
+    down: Stream,
     peer: SocketAddr,
     /// Downstream bytes read but not yet consumed (pipelined requests).
     rbuf: BytesMut,
@@ -75,18 +75,27 @@ pub(super) struct Conn<'a> {
     retiring: bool,
 }
 
+/// Serves HTTP/1.1 on `down` with the settings of chain `chain` of listener `index`;
+/// `first` holds bytes already read (inspection, preface sniffing).
 pub(crate) async fn serve(
     ctx: &Rc<Worker>,
     local: Rc<Local>,
     index: usize,
-    down: TcpStream,
+    chain: usize,
+    down: Stream,
+    first: BytesMut,
     peer: SocketAddr,
 ) {
     let mut local = local;
     let mut index = index;
+    let mut chain = chain;
+    let mut rbuf = first;
+    if rbuf.capacity() < READ_BUF {
+        rbuf.reserve(READ_BUF - rbuf.len());
+    }
     let mut carried = Carry {
         down,
-        rbuf: BytesMut::with_capacity(READ_BUF),
+        rbuf,
         wbuf: BytesMut::with_capacity(READ_BUF),
         ubuf: BytesMut::new(),
         served: 0,
@@ -97,10 +106,11 @@ pub(crate) async fn serve(
     let mut waiting: Option<RequestHead> = None;
     // One pass per snapshot: a new snapshot takes over between requests.
     loop {
-        let ListenerKind::Http(settings) = &local.snapshot.listeners[index].kind else {
+        let ListenerKind::Http(settings) = &local.snapshot.listeners[index].chains[chain].kind
+        else {
             return;
         };
-        let KindStats::Http(stats) = &local.listeners[index].1 else {
+        let KindStats::Http(stats) = &local.listeners[index].1[chain] else {
             return;
         };
         if first {
@@ -143,11 +153,11 @@ pub(crate) async fn serve(
                     // Routes changed while this connection was open: the
                     // next request follows the newest config (as Envoy applies
                     // a route update to new requests on open connections).
-                    match newer_listener(ctx, &local, index) {
+                    match newer_listener(ctx, &local, index, chain) {
                         Newer::Same => {}
-                        Newer::Moved(newest, i) => {
+                        Newer::Moved(newest, i, c) => {
                             waiting = Some(head);
-                            break Some((newest, i));
+                            break Some((newest, i, c));
                         }
                         // The listener is gone from the config: this
                         // request is the connection's last.
@@ -167,7 +177,7 @@ pub(crate) async fn serve(
         };
         stats.downstream_cx_active.dec();
         match newer {
-            Some((newest, i)) => {
+            Some((newest, i, ci)) => {
                 carried = Carry {
                     down: c.down,
                     rbuf: c.rbuf,
@@ -179,6 +189,7 @@ pub(crate) async fn serve(
                 };
                 local = newest;
                 index = i;
+                chain = ci;
             }
             None => {
                 if c.linger
@@ -194,7 +205,7 @@ pub(crate) async fn serve(
 
 /// What a connection keeps when it moves to a newer snapshot.
 struct Carry {
-    down: TcpStream,
+    down: Stream,
     rbuf: BytesMut,
     wbuf: BytesMut,
     ubuf: BytesMut,
@@ -203,29 +214,38 @@ struct Carry {
     local_addr: Option<SocketAddr>,
 }
 
-/// Where a connection's listener stands in the worker's newest snapshot.
+/// Where a connection's listener and filter chain stand in the worker's newest snapshot.
 enum Newer {
     /// The connection already runs on the newest snapshot.
     Same,
-    /// A newer snapshot has this listener (as HTTP) at this index.
-    Moved(Rc<Local>, usize),
-    /// A newer snapshot no longer has this listener as HTTP.
+    /// A newer snapshot has this listener at this index, with an HTTP chain of the same
+    /// match at this chain index.
+    Moved(Rc<Local>, usize, usize),
+    /// A newer snapshot no longer has this listener, or that chain as HTTP.
     Gone,
 }
 
-fn newer_listener(ctx: &Worker, local: &Rc<Local>, index: usize) -> Newer {
+fn newer_listener(ctx: &Worker, local: &Rc<Local>, index: usize, chain: usize) -> Newer {
     let current = ctx.current.borrow();
     if Rc::ptr_eq(&current, local) {
         return Newer::Same;
     }
-    let name = &local.snapshot.listeners[index].name;
-    match current
+    let old = &local.snapshot.listeners[index];
+    let matcher = &old.chains[chain].matcher;
+    let Some(i) = current
         .snapshot
         .listeners
         .iter()
-        .position(|l| &l.name == name && matches!(l.kind, ListenerKind::Http(_)))
+        .position(|l| l.name == old.name)
+    else {
+        return Newer::Gone;
+    };
+    match current.snapshot.listeners[i]
+        .chains
+        .iter()
+        .position(|c| &c.matcher == matcher && matches!(c.kind, ListenerKind::Http(_)))
     {
-        Some(i) => Newer::Moved(current.clone(), i),
+        Some(c) => Newer::Moved(current.clone(), i, c),
         None => Newer::Gone,
     }
 }
@@ -235,8 +255,7 @@ fn newer_listener(ctx: &Worker, local: &Rc<Local>, index: usize) -> Newer {
 /// closes or `wait` passes (Envoy's delayed close). Dropping a socket with
 /// unread input would send RST, and an RST can discard the reply the peer
 /// has not read yet (RFC 9112 section 9.6).
-async fn linger_close(down: &mut TcpStream, wait: Duration) {
-    use monoio::io::AsyncWriteRent;
+async fn linger_close(down: &mut Stream, wait: Duration) {
     if down.shutdown().await.is_err() {
         return;
     }

@@ -37,7 +37,7 @@ impl Conn<'_> {
         let settings = self.settings;
         let view = View {
             head: &head,
-            scheme: b"http",
+            scheme: self.scheme(),
         };
         let Some((vh, route)) = settings.routes.route(&view) else {
             self.stats.flag(Flag::NoRoute);
@@ -221,6 +221,15 @@ impl Conn<'_> {
             edits.apply(m, has, &vars);
         }
         edits
+    }
+
+    /// `https` when the downstream connection is TLS, else `http`.
+    pub(super) fn scheme(&self) -> &'static [u8] {
+        if self.down.is_tls() {
+            b"https"
+        } else {
+            b"http"
+        }
     }
 
     /// A random number from the worker's generator.

@@ -66,7 +66,7 @@ fn apply(text: &str, edits: &[(&str, &str)]) -> String {
 }
 
 fn http(s: &Snapshot) -> &HttpSettings {
-    match s.listeners.first().map(|l| &l.kind) {
+    match s.listeners.first().map(|l| &l.chains[0].kind) {
         Some(ListenerKind::Http(h)) => h,
         other => panic!("listener 0 is not HTTP: {other:?}"),
     }
