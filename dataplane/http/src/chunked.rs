@@ -1,6 +1,7 @@
 //! Chunked transfer coding (RFC 9112 7.1): a decoder that hands out chunk data without
 //! copying, and the framing bytes an encoder writes around data.
 
+use crate::Header;
 use bytes::{Buf, Bytes, BytesMut};
 
 use crate::fields::{is_field_vchar, is_tchar};
@@ -78,12 +79,14 @@ enum State {
 }
 
 /// Decodes one chunked body, incrementally: a state machine over chunk-size line, data,
-/// CRLF, and trailers. Trailers are validated, then dropped (Envoy's default).
+/// CRLF, and trailers. Trailers are validated and kept for [`ChunkedDecoder::take_trailers`]
+/// (an HTTP/1.1 relay drops them, Envoy's default; an HTTP/2 one forwards them: gRPC).
 #[derive(Debug, Clone)]
 pub struct ChunkedDecoder {
     state: State,
     max_trailer_bytes: usize,
     trailer_bytes: usize,
+    trailers: Vec<Header>,
 }
 
 impl ChunkedDecoder {
@@ -94,7 +97,14 @@ impl ChunkedDecoder {
             state: State::Size,
             max_trailer_bytes,
             trailer_bytes: 0,
+            trailers: Vec::new(),
         }
+    }
+
+    /// The trailer fields read so far (all of them once `decode` returned `End`), names as
+    /// sent, values without surrounding whitespace. Takes them out of the decoder.
+    pub fn take_trailers(&mut self) -> Vec<Header> {
+        std::mem::take(&mut self.trailers)
     }
 
     /// Whether the whole body, trailers included, has been consumed.
@@ -181,7 +191,22 @@ impl ChunkedDecoder {
                     if !is_trailer_field(line) {
                         return Err(ChunkError::BadTrailer);
                     }
-                    buf.advance(lf + 1);
+                    let field = buf.split_to(lf + 1).freeze();
+                    if let Some(colon) = memchr::memchr(b':', &field) {
+                        let value = field.slice(colon + 1..lf + 1 - 2);
+                        let start = value
+                            .iter()
+                            .position(|b| !matches!(b, b' ' | b'\t'))
+                            .unwrap_or(value.len());
+                        let end = value
+                            .iter()
+                            .rposition(|b| !matches!(b, b' ' | b'\t'))
+                            .map_or(start, |e| e + 1);
+                        self.trailers.push(Header {
+                            name: field.slice(..colon),
+                            value: value.slice(start..end.max(start)),
+                        });
+                    }
                 }
                 State::Done => return Ok(Chunk::End),
                 State::Failed(e) => return Err(e),

@@ -78,6 +78,9 @@ pub(crate) struct Out<'a> {
     pub(crate) io: &'a mut Stream,
     pub(crate) buf: &'a mut BytesMut,
     pub(crate) chunked: bool,
+    /// Carry a chunked trailer section across (to an HTTP/2 client: gRPC status); an
+    /// HTTP/1.1 client gets none, as from Envoy by default.
+    pub(crate) trailers: bool,
     /// Bounds each write: a peer that stops reading cannot hold the stream.
     pub(crate) limit: Limit,
 }
@@ -113,9 +116,20 @@ impl Out<'_> {
             .ok_or_else(timed_out)?
     }
 
-    async fn finish(&mut self) -> io::Result<()> {
+    async fn finish(&mut self, trailers: &[spar_http::Header]) -> io::Result<()> {
         if self.chunked {
-            self.buf.extend_from_slice(LAST_CHUNK);
+            if trailers.is_empty() {
+                self.buf.extend_from_slice(LAST_CHUNK);
+            } else {
+                self.buf.extend_from_slice(b"0\r\n");
+                for t in trailers {
+                    self.buf.extend_from_slice(&t.name);
+                    self.buf.extend_from_slice(b": ");
+                    self.buf.extend_from_slice(&t.value);
+                    self.buf.extend_from_slice(b"\r\n");
+                }
+                self.buf.extend_from_slice(b"\r\n");
+            }
         }
         self.flush().await
     }
@@ -145,6 +159,7 @@ pub(crate) async fn forward(
     max_trailer_bytes: usize,
 ) -> Result<u64, BodyError> {
     let mut total = 0u64;
+    let mut trailers = Vec::new();
     match input {
         Framing::None => {}
         Framing::Length(mut remaining) => {
@@ -175,7 +190,12 @@ pub(crate) async fn forward(
                         total += data.len() as u64;
                         out.data(data).await.map_err(|_| BodyError::DstIo)?;
                     }
-                    Chunk::End => break,
+                    Chunk::End => {
+                        if out.trailers {
+                            trailers = decoder.take_trailers();
+                        }
+                        break;
+                    }
                     Chunk::NeedMore => {
                         out.flush().await.map_err(|_| BodyError::DstIo)?;
                         if read_src(src, sbuf, BODY_CHUNK, &limit).await? == 0 {
@@ -197,6 +217,6 @@ pub(crate) async fn forward(
             }
         },
     }
-    out.finish().await.map_err(|_| BodyError::DstIo)?;
+    out.finish(&trailers).await.map_err(|_| BodyError::DstIo)?;
     Ok(total)
 }

@@ -41,6 +41,8 @@ pub(crate) enum Stream {
     Server(Box<ServerTls>),
     /// TLS originated here.
     Client(Box<ClientTls>),
+    /// One stream of a downstream HTTP/2 connection, as the HTTP/1.1 code sees it.
+    H2Down(Box<crate::http2::H2Down>),
     /// Moved out (a stream taken for a conversion); every operation fails.
     Gone,
 }
@@ -52,6 +54,7 @@ impl std::fmt::Debug for Stream {
             Stream::Poll(_) => "Stream::Poll",
             Stream::Server(_) => "Stream::Server",
             Stream::Client(_) => "Stream::Client",
+            Stream::H2Down(_) => "Stream::H2Down",
             Stream::Gone => "Stream::Gone",
         })
     }
@@ -64,7 +67,16 @@ fn gone() -> io::Error {
 impl Stream {
     /// Whether bytes are encrypted on the wire (TLS terminated or originated here).
     pub(crate) fn is_tls(&self) -> bool {
-        matches!(self, Stream::Server(_) | Stream::Client(_))
+        match self {
+            Stream::Server(_) | Stream::Client(_) => true,
+            Stream::H2Down(d) => d.tls,
+            _ => false,
+        }
+    }
+
+    /// Whether this is a downstream HTTP/2 stream (trailers are carried to it).
+    pub(crate) fn is_h2(&self) -> bool {
+        matches!(self, Stream::H2Down(_))
     }
 
     /// The socket's descriptor, for peeks and socket options.
@@ -74,12 +86,15 @@ impl Stream {
             Stream::Poll(s) => Some(s.inner.as_raw_fd()),
             Stream::Server(s) => Some(s.get_ref().0.inner.as_raw_fd()),
             Stream::Client(s) => Some(s.get_ref().0.as_raw_fd()),
-            Stream::Gone => None,
+            Stream::H2Down(_) | Stream::Gone => None,
         }
     }
 
     /// The local address of the socket.
     pub(crate) fn local_addr(&self) -> io::Result<std::net::SocketAddr> {
+        if let Stream::H2Down(d) = self {
+            return Ok(d.local);
+        }
         let fd = self.raw_fd().ok_or_else(gone)?;
         local_addr_of(fd)
     }
@@ -118,6 +133,7 @@ impl Stream {
                 res
             }
             Stream::Gone => Err(gone()),
+            Stream::H2Down(d) => d.read_some(buf, max).await,
             _ => std::future::poll_fn(|cx| self.poll_read_into(cx, buf, max)).await,
         }
     }
@@ -152,6 +168,11 @@ impl Stream {
                 *buf = back;
                 res.map(|_| ())
             }
+            Stream::H2Down(d) => {
+                let res = d.write(buf).await;
+                buf.clear();
+                res
+            }
             _ => {
                 let res = self.write_flush(buf).await;
                 buf.clear();
@@ -164,6 +185,7 @@ impl Stream {
     pub(crate) async fn write_bytes(&mut self, bytes: Bytes) -> io::Result<()> {
         match self {
             Stream::Plain(s) => s.write_all(bytes).await.0.map(|_| ()),
+            Stream::H2Down(d) => d.write(&bytes).await,
             _ => self.write_flush(&bytes).await,
         }
     }
@@ -177,6 +199,7 @@ impl Stream {
     pub(crate) async fn shutdown(&mut self) -> io::Result<()> {
         match self {
             Stream::Plain(s) => AsyncWriteRent::shutdown(s).await,
+            Stream::H2Down(d) => d.shutdown().await,
             _ => AsyncWriteExt::shutdown(self).await,
         }
     }
@@ -212,7 +235,7 @@ impl AsyncRead for Stream {
             Stream::Poll(s) => Pin::new(s).poll_read(cx, buf),
             Stream::Server(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
             Stream::Client(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-            Stream::Plain(_) | Stream::Gone => Poll::Ready(Err(gone())),
+            Stream::Plain(_) | Stream::H2Down(_) | Stream::Gone => Poll::Ready(Err(gone())),
         }
     }
 }
@@ -227,7 +250,7 @@ impl AsyncWrite for Stream {
             Stream::Poll(s) => Pin::new(s).poll_write(cx, buf),
             Stream::Server(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
             Stream::Client(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-            Stream::Plain(_) | Stream::Gone => Poll::Ready(Err(gone())),
+            Stream::Plain(_) | Stream::H2Down(_) | Stream::Gone => Poll::Ready(Err(gone())),
         }
     }
 
@@ -240,7 +263,7 @@ impl AsyncWrite for Stream {
             Stream::Poll(s) => Pin::new(s).poll_write_vectored(cx, bufs),
             Stream::Server(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
             Stream::Client(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
-            Stream::Plain(_) | Stream::Gone => Poll::Ready(Err(gone())),
+            Stream::Plain(_) | Stream::H2Down(_) | Stream::Gone => Poll::Ready(Err(gone())),
         }
     }
 
@@ -253,7 +276,7 @@ impl AsyncWrite for Stream {
             Stream::Poll(s) => Pin::new(s).poll_flush(cx),
             Stream::Server(s) => Pin::new(s.as_mut()).poll_flush(cx),
             Stream::Client(s) => Pin::new(s.as_mut()).poll_flush(cx),
-            Stream::Plain(_) | Stream::Gone => Poll::Ready(Err(gone())),
+            Stream::Plain(_) | Stream::H2Down(_) | Stream::Gone => Poll::Ready(Err(gone())),
         }
     }
 
@@ -262,7 +285,7 @@ impl AsyncWrite for Stream {
             Stream::Poll(s) => Pin::new(s).poll_shutdown(cx),
             Stream::Server(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
             Stream::Client(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
-            Stream::Plain(_) | Stream::Gone => Poll::Ready(Err(gone())),
+            Stream::Plain(_) | Stream::H2Down(_) | Stream::Gone => Poll::Ready(Err(gone())),
         }
     }
 }

@@ -123,6 +123,8 @@ impl Flag {
 #[derive(Debug, Default)]
 pub struct HttpStats {
     pub downstream_cx_total: Counter,
+    /// Downstream connections that spoke HTTP/2.
+    pub downstream_cx_http2_total: Counter,
     pub downstream_cx_active: Gauge,
     pub downstream_rq_total: Counter,
     pub downstream_rq_active: Gauge,

@@ -73,6 +73,12 @@ pub fn render_prometheus(workers: &[std::sync::Arc<WorkerStats>], extra: &str) -
                 as_i64(s.downstream_cx_total.get()),
             );
             m.add(
+                "envoy_http_downstream_cx_http2_total",
+                C,
+                l.clone(),
+                as_i64(s.downstream_cx_http2_total.get()),
+            );
+            m.add(
                 "envoy_http_downstream_cx_active",
                 G,
                 l.clone(),

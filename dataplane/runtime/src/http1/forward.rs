@@ -642,6 +642,7 @@ impl Conn<'_> {
                     io: &mut up.stream,
                     buf: &mut self.wbuf,
                     chunked: *framing == Framing::Chunked,
+                    trailers: false,
                     limit,
                 };
                 let result = forward(
@@ -869,12 +870,14 @@ impl Conn<'_> {
         self.stats.response(resp.status);
         let chunked_out = matches!(out_framing, ResponseBody::Chunked) && input != Framing::None;
         let max_trailer = self.limits.max_trailer_bytes;
+        let trailers = self.down.is_h2();
         let relayed = {
             let limit = Limit { deadline, idle };
             let mut out = Out {
                 io: &mut self.down,
                 buf: &mut self.wbuf,
                 chunked: chunked_out,
+                trailers,
                 limit,
             };
             forward(

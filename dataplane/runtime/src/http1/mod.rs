@@ -203,6 +203,55 @@ pub(crate) async fn serve(
     }
 }
 
+/// Serves one request that arrived on another protocol (an HTTP/2 stream, dressed as a
+/// connection by `down`), with the settings of chain `chain` of listener `index`. Returns
+/// the stream so the caller can see whether the response finished.
+pub(crate) async fn serve_stream(
+    ctx: &Rc<Worker>,
+    local: &Rc<Local>,
+    index: usize,
+    chain: usize,
+    down: Stream,
+    head: RequestHead,
+    peer: SocketAddr,
+) -> Stream {
+    let ListenerKind::Http(settings) = &local.snapshot.listeners[index].chains[chain].kind else {
+        return down;
+    };
+    let KindStats::Http(stats) = &local.listeners[index].1[chain] else {
+        return down;
+    };
+    let limits = Limits {
+        max_head_bytes: settings.max_request_headers_kb as usize * 1024,
+        max_headers: settings.max_headers_count as usize,
+        ..Limits::default()
+    };
+    let mut c = Conn {
+        ctx,
+        local,
+        settings,
+        stats,
+        limits,
+        down,
+        peer,
+        rbuf: BytesMut::new(),
+        wbuf: BytesMut::new(),
+        ubuf: BytesMut::new(),
+        served: 1,
+        opened: Instant::now(),
+        linger: false,
+        pending_up: None,
+        last_was_reused: false,
+        local_addr: None,
+        retiring: false,
+    };
+    stats.downstream_rq_total.inc();
+    stats.downstream_rq_active.inc();
+    let _ = c.request(head).await;
+    stats.downstream_rq_active.dec();
+    c.down
+}
+
 /// What a connection keeps when it moves to a newer snapshot.
 struct Carry {
     down: Stream,
@@ -215,7 +264,7 @@ struct Carry {
 }
 
 /// Where a connection's listener and filter chain stand in the worker's newest snapshot.
-enum Newer {
+pub(crate) enum Newer {
     /// The connection already runs on the newest snapshot.
     Same,
     /// A newer snapshot has this listener at this index, with an HTTP chain of the same
@@ -225,7 +274,7 @@ enum Newer {
     Gone,
 }
 
-fn newer_listener(ctx: &Worker, local: &Rc<Local>, index: usize, chain: usize) -> Newer {
+pub(crate) fn newer_listener(ctx: &Worker, local: &Rc<Local>, index: usize, chain: usize) -> Newer {
     let current = ctx.current.borrow();
     if Rc::ptr_eq(&current, local) {
         return Newer::Same;

@@ -1,17 +1,211 @@
-//! HTTP/2 downstream connections (work in progress in this change).
+//! The HTTP/2 connection manager: one downstream connection (h2c by prior knowledge, or
+//! h2 by ALPN over TLS), many streams. The connection task drives h2 and accepts streams;
+//! each stream runs in its own task through the same routing and forwarding code as
+//! HTTP/1.1 (`down.rs` dresses a stream as a connection).
+//!
+//! Bounded against hostile clients by spar-h2 (flood guard, header list size, reset
+//! streams, concurrent streams) and here: the handshake must finish within the request
+//! headers timeout, an idle connection (no stream) is closed after the idle timeout with
+//! GOAWAY, and a drain sends GOAWAY and lets in-flight streams finish.
 
+mod down;
+
+use std::cell::Cell;
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::time::Duration;
 
+use bytes::Bytes;
+pub(crate) use down::H2Down;
+use spar_config::{DEFAULT_REQUEST_HEADERS_TIMEOUT, ListenerKind};
+use spar_h2::{FloodBudget, ServerConnection, ServerSettings};
+use spar_http::{Limits, RequestBody};
+use tracing::debug;
+
+use crate::http1::{Newer, newer_listener, serve_stream};
 use crate::stream::Stream;
-use crate::worker::{Local, Worker};
+use crate::worker::{KindStats, Local, Worker};
 
 pub(crate) async fn serve(
-    _ctx: &Rc<Worker>,
-    _local: Rc<Local>,
-    _index: usize,
-    _chain: usize,
-    _stream: Stream,
-    _peer: SocketAddr,
+    ctx: &Rc<Worker>,
+    local: Rc<Local>,
+    index: usize,
+    chain: usize,
+    stream: Stream,
+    peer: SocketAddr,
 ) {
+    let (mut local, mut index, mut chain) = (local, index, chain);
+    let ListenerKind::Http(settings) = &local.snapshot.listeners[index].chains[chain].kind else {
+        return;
+    };
+    let KindStats::Http(stats) = &local.listeners[index].1[chain] else {
+        return;
+    };
+    let stats = stats.clone();
+    let settings = settings.clone();
+    let tls = stream.is_tls();
+    let local_addr = stream
+        .local_addr()
+        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+    let server = ServerSettings {
+        max_concurrent_streams: settings.http2.max_concurrent_streams,
+        initial_stream_window_size: settings.http2.initial_stream_window_size,
+        initial_connection_window_size: settings.http2.initial_connection_window_size,
+        max_header_list_kb: settings.max_request_headers_kb,
+        ..ServerSettings::default()
+    };
+    let handshake_within = settings
+        .request_headers_timeout
+        .unwrap_or(DEFAULT_REQUEST_HEADERS_TIMEOUT);
+    let handshake = ServerConnection::handshake(stream, &server, FloodBudget::default());
+    let mut conn = match monoio::time::timeout(handshake_within, handshake).await {
+        Ok(Ok(c)) => c,
+        Ok(Err(e)) => {
+            debug!(%peer, error = %e, "http/2 handshake failed");
+            stats.reject("http2_handshake");
+            return;
+        }
+        Err(_) => {
+            stats.downstream_rq_header_timeout.inc();
+            return;
+        }
+    };
+    stats.downstream_cx_total.inc();
+    stats.downstream_cx_http2_total.inc();
+    stats.downstream_cx_active.inc();
+    let active = Rc::new(Cell::new(0usize));
+    let drain = ctx.drain.clone();
+    let mut closing = false;
+    loop {
+        // No stream open: the connection's idle timeout runs.
+        let idle = match (active.get(), settings.idle_timeout) {
+            (0, Some(t)) if !closing => t,
+            _ => Duration::MAX,
+        };
+        let next = monoio::select! {
+            next = conn.accept() => next,
+            _ = drain.wait(), if !closing => {
+                closing = true;
+                conn.graceful_shutdown();
+                continue;
+            }
+            _ = monoio::time::sleep(idle), if idle != Duration::MAX => {
+                stats.downstream_cx_idle_timeout.inc();
+                closing = true;
+                conn.graceful_shutdown();
+                continue;
+            }
+        };
+        let (req, respond) = match next {
+            None => break,
+            Some(Ok(accepted)) => accepted,
+            Some(Err(e)) => {
+                if let Some(reason) = conn.flood() {
+                    stats.reject(reason.as_str());
+                }
+                debug!(%peer, error = %e, "http/2 connection ended");
+                break;
+            }
+        };
+        // A config push reaches open connections at their next stream.
+        match newer_listener(ctx, &local, index, chain) {
+            Newer::Same => {}
+            Newer::Moved(newest, i, c) => (local, index, chain) = (newest, i, c),
+            Newer::Gone => {
+                closing = true;
+                conn.graceful_shutdown();
+            }
+        }
+        active.set(active.get() + 1);
+        let task = Stream2 {
+            ctx: ctx.clone(),
+            local: local.clone(),
+            index,
+            chain,
+            peer,
+            tls,
+            local_addr,
+            active: active.clone(),
+        };
+        monoio::spawn(task.run(req, respond));
+    }
+    // Streams still running hold their own handles; h2 finishes them as they end.
+    stats.downstream_cx_active.dec();
+}
+
+/// One stream's task.
+struct Stream2 {
+    ctx: Rc<Worker>,
+    local: Rc<Local>,
+    index: usize,
+    chain: usize,
+    peer: SocketAddr,
+    tls: bool,
+    local_addr: SocketAddr,
+    active: Rc<Cell<usize>>,
+}
+
+impl Stream2 {
+    async fn run(
+        self,
+        req: http::Request<h2::RecvStream>,
+        mut respond: h2::server::SendResponse<Bytes>,
+    ) {
+        let ListenerKind::Http(settings) =
+            &self.local.snapshot.listeners[self.index].chains[self.chain].kind
+        else {
+            return;
+        };
+        let limits = Limits {
+            max_head_bytes: settings.max_request_headers_kb as usize * 1024,
+            max_headers: settings.max_headers_count as usize,
+            ..Limits::default()
+        };
+        let (parts, body) = req.into_parts();
+        match spar_h2::request_head(&parts, body.is_end_stream(), &limits) {
+            Err(e) => {
+                if let KindStats::Http(stats) = &self.local.listeners[self.index].1[self.chain] {
+                    stats.reject(e.reason());
+                    stats.response(e.status());
+                }
+                let status =
+                    http::StatusCode::from_u16(e.status()).unwrap_or(http::StatusCode::BAD_REQUEST);
+                let mut resp = http::Response::new(());
+                *resp.status_mut() = status;
+                let _ = respond.send_response(resp, true);
+            }
+            Ok(h2req) => {
+                let head = h2req.head;
+                let chunked = head.body == RequestBody::Chunked;
+                let down = H2Down::new(
+                    body,
+                    chunked,
+                    respond,
+                    head.method.clone(),
+                    self.tls,
+                    self.local_addr,
+                );
+                let down = Stream::H2Down(Box::new(down));
+                let mut down = serve_stream(
+                    &self.ctx,
+                    &self.local,
+                    self.index,
+                    self.chain,
+                    down,
+                    head,
+                    self.peer,
+                )
+                .await;
+                if let Stream::H2Down(d) = &mut down {
+                    d.reset_unfinished();
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Stream2 {
+    fn drop(&mut self) {
+        self.active.set(self.active.get() - 1);
+    }
 }
