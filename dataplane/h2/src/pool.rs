@@ -268,11 +268,16 @@ impl Pool {
                 Pick::Connect => break,
             }
         }
+        // Whatever happens next (an error, or the caller dropping this future on its
+        // timeout), the endpoint stops being "connecting" and its waiters look again.
+        let _connecting = Connecting {
+            pool: &self.inner,
+            key: (key, addr),
+        };
         let conn = match self.open(settings, connect).await {
             Ok(conn) => conn,
             Err(e) => {
                 self.inner.stats.update(|s| s.connect_failed += 1);
-                self.connect_done((key, addr));
                 return Err(e);
             }
         };
@@ -281,7 +286,6 @@ impl Pool {
         if let Some(ep) = self.inner.endpoints.borrow_mut().get_mut(&(key, addr)) {
             ep.conns.push(conn);
         }
-        self.connect_done((key, addr));
         Ok(lease)
     }
 
@@ -317,15 +321,6 @@ impl Pool {
         }
         ep.connecting = true;
         Pick::Connect
-    }
-
-    fn connect_done(&self, key: Key) {
-        if let Some(ep) = self.inner.endpoints.borrow_mut().get_mut(&key) {
-            ep.connecting = false;
-            for waker in ep.waiters.drain(..) {
-                waker.wake();
-            }
-        }
     }
 
     async fn open<F, Fut, T>(
@@ -422,6 +417,23 @@ enum Pick {
     Wait,
     Overflow,
     Connect,
+}
+
+/// Marks an endpoint's connect as finished when dropped, waking the checkouts that wait.
+struct Connecting<'p> {
+    pool: &'p Inner,
+    key: Key,
+}
+
+impl Drop for Connecting<'_> {
+    fn drop(&mut self) {
+        if let Some(ep) = self.pool.endpoints.borrow_mut().get_mut(&self.key) {
+            ep.connecting = false;
+            for waker in ep.waiters.drain(..) {
+                waker.wake();
+            }
+        }
+    }
 }
 
 /// Waits until the endpoint's connect in progress finishes.

@@ -235,3 +235,27 @@ fn connect_failure_is_reported() {
         assert_eq!(pool.stats().opened, 0);
     });
 }
+
+#[test]
+fn a_cancelled_connect_does_not_block_the_endpoint() {
+    run(async {
+        let (addr, _seen) = server();
+        let pool = Pool::new(PoolSettings::default());
+        // The caller's timeout drops a checkout whose connect never finishes.
+        let client = ClientSettings::default();
+        let stuck = pool.checkout(CLUSTER, addr, &client, || {
+            std::future::pending::<std::io::Result<TcpStreamPoll>>()
+        });
+        assert!(
+            monoio::time::timeout(Duration::from_millis(50), stuck)
+                .await
+                .is_err()
+        );
+        // The next checkout connects instead of waiting for it forever.
+        let next = monoio::time::timeout(DEADLINE, open(&pool, addr, "/next"))
+            .await
+            .expect("checkout not blocked")
+            .unwrap();
+        assert_eq!(finish(next).await, 200);
+    });
+}
