@@ -1,10 +1,12 @@
-//! spar-control: Spar's control plane (istiod's job). Reads Istio YAML from a directory,
-//! validates it like `istioctl analyze`, translates it for each connecting proxy and serves
-//! the result over xDS (ADS) on 15010. The binary only wires; the work is in spar-istio
-//! (validation), spar-translate (translation) and spar-xds (the server).
+//! spar-control: Spar's control plane (istiod's job). Reads Istio config from a directory of
+//! YAML or from a Kubernetes cluster, validates it like `istioctl analyze`, translates it for
+//! each connecting proxy and serves the result over xDS (ADS) on 15010. The binary only
+//! wires; the work is in spar-istio (validation), spar-kube (the Kubernetes source),
+//! spar-translate (translation) and spar-xds (the server).
 
 mod monitor;
 mod node;
+mod source;
 mod world;
 
 use std::net::SocketAddr;
@@ -14,15 +16,31 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Parser;
-use tracing::{error, info, warn};
+use tracing::{error, info};
 
 /// Spar's control plane.
 #[derive(Parser, Debug)]
 #[command(name = "spar-control", version)]
 struct Args {
-    /// Directory of Istio and Kubernetes YAML (searched recursively), watched for changes.
+    /// Where the configuration comes from.
+    #[arg(long, value_enum, default_value = "files")]
+    source: source::Kind,
+    /// Directory of Istio and Kubernetes YAML (searched recursively), watched for changes
+    /// (`--source files`).
     #[arg(long, default_value = "deploy/mesh")]
     config_dir: PathBuf,
+    /// Kubernetes API server URL without credentials, e.g. `http://127.0.0.1:8080` for a
+    /// test server (`--source kubernetes`; before `--kubeconfig` and in-cluster config).
+    #[arg(long)]
+    kube_api_server: Option<String>,
+    /// Kubeconfig file (`--source kubernetes`); else in-cluster config when
+    /// KUBERNETES_SERVICE_HOST is set, else $KUBECONFIG or ~/.kube/config.
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
+    /// API version to watch for a group instead of discovery's choice, e.g.
+    /// `networking.istio.io=v1beta1` (repeatable).
+    #[arg(long = "kube-api-version", value_name = "GROUP=VERSION", value_parser = parse_group_version)]
+    kube_api_versions: Vec<(String, String)>,
     /// Address of the plaintext xDS server (Istio: 15010).
     #[arg(long, default_value = "127.0.0.1:15010")]
     xds_address: SocketAddr,
@@ -49,10 +67,30 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     }
 }
 
+fn parse_group_version(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((g, v)) if !g.is_empty() && !v.is_empty() => Ok((g.to_owned(), v.to_owned())),
+        _ => Err(format!("`{s}`: use GROUP=VERSION")),
+    }
+}
+
+/// The log filter: `level`, with the kube client's per-request error events silenced (the
+/// Kubernetes source logs each failure itself, once, and counts every one) unless `level`
+/// names kube_client itself.
+fn log_filter(level: &str) -> String {
+    if level.contains("kube_client") {
+        level.to_owned()
+    } else {
+        format!("{level},kube_client::client::builder=off")
+    }
+}
+
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(&args.log_level))
+        .with_env_filter(tracing_subscriber::EnvFilter::new(log_filter(
+            &args.log_level,
+        )))
         .with_writer(std::io::stderr)
         .init();
     match run(args) {
@@ -75,12 +113,7 @@ fn run(args: Args) -> anyhow::Result<()> {
 async fn serve(args: Args) -> anyhow::Result<()> {
     let cache = Arc::new(spar_xds::Cache::default());
     let mesh = Arc::new(node::Mesh::new(cache.clone()));
-    let mut fingerprint = world::fingerprint(&args.config_dir);
-    match world::load(&args.config_dir) {
-        Ok(w) => mesh.set_world(w),
-        // The control plane stays up with nothing to serve until the config is fixed.
-        Err(e) => warn!("{e}"),
-    }
+    let source = source::Source::start(&args, &mesh).await?;
     cache.set_provider(mesh.provider());
     let listener = tokio::net::TcpListener::bind(args.xds_address)
         .await
@@ -88,38 +121,23 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     let monitoring = tokio::net::TcpListener::bind(args.monitoring_address)
         .await
         .with_context(|| format!("monitoring: cannot listen on {}", args.monitoring_address))?;
-    let _monitor = tokio::spawn(monitor::serve(monitoring, cache.clone()));
+    let _monitor = tokio::spawn(monitor::serve(monitoring, cache.clone(), source.metrics()));
     info!(
         xds = %args.xds_address,
         monitoring = %args.monitoring_address,
-        dir = %args.config_dir.display(),
+        source = %source,
         "spar-control serving"
     );
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(spar_xds::serve_on(listener, cache.clone(), async {
         let _ = stop_rx.await;
     }));
-    let mut tick = tokio::time::interval(args.watch_every);
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("installing SIGTERM handler")?;
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {
-                let now = world::fingerprint(&args.config_dir);
-                if now != fingerprint {
-                    fingerprint = now;
-                    match world::load(&args.config_dir) {
-                        Ok(w) => {
-                            info!(resources = w.resources.len(), "configuration changed: pushing");
-                            mesh.set_world(w);
-                        }
-                        Err(e) => warn!("configuration rejected, proxies keep the last good one: {e}"),
-                    }
-                }
-            }
-            _ = tokio::signal::ctrl_c() => break,
-            _ = term.recv() => break,
-        }
+    tokio::select! {
+        () = source.run(&mesh) => {}
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
     }
     let _ = stop_tx.send(());
     let _ = server.await;

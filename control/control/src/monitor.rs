@@ -1,6 +1,7 @@
 //! The monitoring port (Istio: 15014): `GET /metrics` (Prometheus text: connected proxies,
 //! push latency, NACKs) and `GET /debug/syncz` (JSON: each connected proxy's sync state per
-//! resource type, what `sparctl proxy-status` prints). A minimal HTTP/1.1 responder: one
+//! resource type, what `sparctl proxy-status` prints). The config source may add its own
+//! metrics (the Kubernetes source's request counters). A minimal HTTP/1.1 responder: one
 //! request per connection, nothing else on this port.
 
 use std::sync::Arc;
@@ -11,13 +12,17 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tracing::debug;
 
+/// More Prometheus text to append to `/metrics`.
+pub(crate) type Extra = Arc<dyn Fn() -> String + Send + Sync>;
+
 /// Serves until the task is dropped.
-pub(crate) async fn serve(listener: TcpListener, cache: Arc<Cache>) {
+pub(crate) async fn serve(listener: TcpListener, cache: Arc<Cache>, extra: Option<Extra>) {
     loop {
         let Ok((mut stream, _)) = listener.accept().await else {
             continue;
         };
         let cache = cache.clone();
+        let extra = extra.clone();
         tokio::spawn(async move {
             let mut buf = vec![0u8; 4096];
             let mut len = 0;
@@ -30,7 +35,7 @@ pub(crate) async fn serve(listener: TcpListener, cache: Arc<Cache>) {
             }
             let head = String::from_utf8_lossy(&buf[..len]);
             let target = head.split_whitespace().nth(1).unwrap_or("");
-            let (status, kind, body) = route(target, &cache);
+            let (status, kind, body) = route(target, &cache, extra.as_deref());
             let reply = format!(
                 "HTTP/1.1 {status}\r\ncontent-type: {kind}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
                 body.len()
@@ -42,13 +47,19 @@ pub(crate) async fn serve(listener: TcpListener, cache: Arc<Cache>) {
     }
 }
 
-fn route(target: &str, cache: &Cache) -> (&'static str, &'static str, String) {
+fn route(
+    target: &str,
+    cache: &Cache,
+    extra: Option<&(dyn Fn() -> String + Send + Sync)>,
+) -> (&'static str, &'static str, String) {
     match target.split('?').next().unwrap_or("") {
-        "/metrics" => (
-            "200 OK",
-            "text/plain; version=0.0.4",
-            cache.render_metrics(),
-        ),
+        "/metrics" => {
+            let mut text = cache.render_metrics();
+            if let Some(extra) = extra {
+                text.push_str(&extra());
+            }
+            ("200 OK", "text/plain; version=0.0.4", text)
+        }
         "/debug/syncz" => ("200 OK", "application/json", syncz(cache).to_string()),
         _ => (
             "404 Not Found",
