@@ -88,6 +88,11 @@ async fn exchange(
     cluster: &spar_cluster::Cluster,
     copy: Copy,
 ) -> Option<Upstream> {
+    if cl.transport.http2.is_some() {
+        // Mirrors speak HTTP/1.1 only for now: an HTTP/2 cluster is not sent copies.
+        cl.stats.upstream_rq_pending_overflow.inc();
+        return None;
+    }
     let random = ctx.rng.borrow_mut().u64(..);
     let host = cl.pick(cluster, None, random, &[], None)?;
     let addr = cluster.endpoints[host].address;

@@ -43,6 +43,8 @@ pub(crate) enum Stream {
     Client(Box<ClientTls>),
     /// One stream of a downstream HTTP/2 connection, as the HTTP/1.1 code sees it.
     H2Down(Box<crate::http2::H2Down>),
+    /// One stream to an HTTP/2 upstream, as the HTTP/1.1 forwarding code sees it.
+    H2Up(Box<crate::http2::H2Up>),
     /// Moved out (a stream taken for a conversion); every operation fails.
     Gone,
 }
@@ -55,6 +57,7 @@ impl std::fmt::Debug for Stream {
             Stream::Server(_) => "Stream::Server",
             Stream::Client(_) => "Stream::Client",
             Stream::H2Down(_) => "Stream::H2Down",
+            Stream::H2Up(_) => "Stream::H2Up",
             Stream::Gone => "Stream::Gone",
         })
     }
@@ -74,6 +77,11 @@ impl Stream {
         }
     }
 
+    /// Whether this is a stream to an HTTP/2 upstream.
+    pub(crate) fn is_h2_up(&self) -> bool {
+        matches!(self, Stream::H2Up(_))
+    }
+
     /// Whether this is a downstream HTTP/2 stream (trailers are carried to it).
     pub(crate) fn is_h2(&self) -> bool {
         matches!(self, Stream::H2Down(_))
@@ -86,7 +94,7 @@ impl Stream {
             Stream::Poll(s) => Some(s.inner.as_raw_fd()),
             Stream::Server(s) => Some(s.get_ref().0.inner.as_raw_fd()),
             Stream::Client(s) => Some(s.get_ref().0.as_raw_fd()),
-            Stream::H2Down(_) | Stream::Gone => None,
+            Stream::H2Down(_) | Stream::H2Up(_) | Stream::Gone => None,
         }
     }
 
@@ -134,6 +142,7 @@ impl Stream {
             }
             Stream::Gone => Err(gone()),
             Stream::H2Down(d) => d.read_some(buf, max).await,
+            Stream::H2Up(u) => u.read_some(buf, max).await,
             _ => std::future::poll_fn(|cx| self.poll_read_into(cx, buf, max)).await,
         }
     }
@@ -173,6 +182,11 @@ impl Stream {
                 buf.clear();
                 res
             }
+            Stream::H2Up(u) => {
+                let res = u.write(buf).await;
+                buf.clear();
+                res
+            }
             _ => {
                 let res = self.write_flush(buf).await;
                 buf.clear();
@@ -186,6 +200,7 @@ impl Stream {
         match self {
             Stream::Plain(s) => s.write_all(bytes).await.0.map(|_| ()),
             Stream::H2Down(d) => d.write(&bytes).await,
+            Stream::H2Up(u) => u.write(&bytes).await,
             _ => self.write_flush(&bytes).await,
         }
     }
@@ -200,6 +215,7 @@ impl Stream {
         match self {
             Stream::Plain(s) => AsyncWriteRent::shutdown(s).await,
             Stream::H2Down(d) => d.shutdown().await,
+            Stream::H2Up(_) => Ok(()),
             _ => AsyncWriteExt::shutdown(self).await,
         }
     }
@@ -235,7 +251,9 @@ impl AsyncRead for Stream {
             Stream::Poll(s) => Pin::new(s).poll_read(cx, buf),
             Stream::Server(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
             Stream::Client(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-            Stream::Plain(_) | Stream::H2Down(_) | Stream::Gone => Poll::Ready(Err(gone())),
+            Stream::Plain(_) | Stream::H2Down(_) | Stream::H2Up(_) | Stream::Gone => {
+                Poll::Ready(Err(gone()))
+            }
         }
     }
 }
@@ -250,7 +268,9 @@ impl AsyncWrite for Stream {
             Stream::Poll(s) => Pin::new(s).poll_write(cx, buf),
             Stream::Server(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
             Stream::Client(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-            Stream::Plain(_) | Stream::H2Down(_) | Stream::Gone => Poll::Ready(Err(gone())),
+            Stream::Plain(_) | Stream::H2Down(_) | Stream::H2Up(_) | Stream::Gone => {
+                Poll::Ready(Err(gone()))
+            }
         }
     }
 
@@ -263,7 +283,9 @@ impl AsyncWrite for Stream {
             Stream::Poll(s) => Pin::new(s).poll_write_vectored(cx, bufs),
             Stream::Server(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
             Stream::Client(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
-            Stream::Plain(_) | Stream::H2Down(_) | Stream::Gone => Poll::Ready(Err(gone())),
+            Stream::Plain(_) | Stream::H2Down(_) | Stream::H2Up(_) | Stream::Gone => {
+                Poll::Ready(Err(gone()))
+            }
         }
     }
 
@@ -276,7 +298,9 @@ impl AsyncWrite for Stream {
             Stream::Poll(s) => Pin::new(s).poll_flush(cx),
             Stream::Server(s) => Pin::new(s.as_mut()).poll_flush(cx),
             Stream::Client(s) => Pin::new(s.as_mut()).poll_flush(cx),
-            Stream::Plain(_) | Stream::H2Down(_) | Stream::Gone => Poll::Ready(Err(gone())),
+            Stream::Plain(_) | Stream::H2Down(_) | Stream::H2Up(_) | Stream::Gone => {
+                Poll::Ready(Err(gone()))
+            }
         }
     }
 
@@ -285,7 +309,9 @@ impl AsyncWrite for Stream {
             Stream::Poll(s) => Pin::new(s).poll_shutdown(cx),
             Stream::Server(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
             Stream::Client(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
-            Stream::Plain(_) | Stream::H2Down(_) | Stream::Gone => Poll::Ready(Err(gone())),
+            Stream::Plain(_) | Stream::H2Down(_) | Stream::H2Up(_) | Stream::Gone => {
+                Poll::Ready(Err(gone()))
+            }
         }
     }
 }

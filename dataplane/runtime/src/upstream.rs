@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use monoio::net::TcpStream;
-use spar_cluster::{Breaker, Cluster};
+use spar_cluster::{Breaker, Cluster, TcpKeepalive};
 use spar_config::UpstreamTls;
 use spar_telemetry::ClusterStats;
 
@@ -29,17 +29,23 @@ pub(crate) struct Upstream {
     /// When it was connected, for the cluster's `max_connection_duration`.
     pub(crate) born: Instant,
     /// Counts the connection in its cluster's `upstream_cx_active` for as
-    /// long as it lives, pooled or in use.
-    pub(crate) live: Live,
-    /// Holds the connection's place under the cluster's `max_connections`.
-    pub(crate) slot: CxSlot,
+    /// long as it lives, pooled or in use. None for an HTTP/2 stream (its
+    /// connection, in the HTTP/2 pool, holds it).
+    pub(crate) live: Option<Live>,
+    /// Holds the connection's place under the cluster's `max_connections`
+    /// (None for an HTTP/2 stream, as `live`).
+    pub(crate) slot: Option<CxSlot>,
 }
 
 impl Upstream {
     /// The pool key: the cluster (by its shared breaker) and the address, so
     /// clusters that share endpoints never trade connections.
     pub(crate) fn key(&self) -> PoolKey {
-        (Arc::as_ptr(&self.slot.breaker) as usize, self.addr)
+        let breaker = self
+            .slot
+            .as_ref()
+            .map_or(0, |s| Arc::as_ptr(&s.breaker) as usize);
+        (breaker, self.addr)
     }
 }
 
@@ -86,7 +92,7 @@ impl Drop for CxSlot {
 pub(crate) struct Live(Arc<ClusterStats>);
 
 impl Live {
-    fn new(stats: Arc<ClusterStats>) -> Live {
+    pub(crate) fn new(stats: Arc<ClusterStats>) -> Live {
         stats.upstream_cx_active.inc();
         Live(stats)
     }
@@ -117,7 +123,9 @@ impl Pool {
         let list = self.idle.get_mut(&key)?;
         while let Some(idle) = list.pop() {
             if idle.expires.is_some_and(|e| e <= now) {
-                idle.up.live.0.upstream_cx_idle_timeout.inc();
+                if let Some(live) = &idle.up.live {
+                    live.0.upstream_cx_idle_timeout.inc();
+                }
                 continue; // dropped: closes the socket
             }
             if !still_idle(&idle.up.stream) {
@@ -133,6 +141,9 @@ impl Pool {
 
     /// Returns a connection whose last exchange completed cleanly.
     pub(crate) fn put(&mut self, up: Upstream, cluster: &Cluster, now: Instant) {
+        if matches!(up.stream, Stream::H2Up(_)) {
+            return; // a finished HTTP/2 stream: its connection stays in the HTTP/2 pool
+        }
         let too_many = cluster
             .max_requests_per_connection
             .is_some_and(|max| up.served >= max);
@@ -156,8 +167,8 @@ impl Pool {
             let before = list.len();
             list.retain(|i| {
                 let keep = i.expires.is_none_or(|e| e > now);
-                if !keep {
-                    i.up.live.0.upstream_cx_idle_timeout.inc();
+                if !keep && let Some(live) = &i.up.live {
+                    live.0.upstream_cx_idle_timeout.inc();
                 }
                 keep
             });
@@ -205,7 +216,8 @@ pub(crate) enum ConnectError {
 
 /// Connects to `addr`, with a TLS handshake when the cluster originates TLS; `slot` is the
 /// connection's circuit-breaker unit, already taken by the caller. The cluster's
-/// `connect_timeout` bounds the TCP connect and the handshake together.
+/// `connect_timeout` (never past `deadline`) bounds the TCP connect and the handshake
+/// together.
 pub(crate) async fn connect(
     addr: SocketAddr,
     cluster: &Cluster,
@@ -214,7 +226,6 @@ pub(crate) async fn connect(
     slot: CxSlot,
     deadline: Option<Instant>,
 ) -> Result<Upstream, ConnectError> {
-    let fut = TcpStream::connect_addr(addr);
     // Never past what is left of the request's own deadline.
     let allowed = match deadline {
         Some(d) => cluster
@@ -222,47 +233,121 @@ pub(crate) async fn connect(
             .min(d.saturating_duration_since(Instant::now())),
         None => cluster.connect_timeout,
     };
-    let started = Instant::now();
-    let stream = match monoio::time::timeout(allowed, fut).await {
-        Err(_) => return Err(ConnectError::Timeout),
-        Ok(Err(e)) => return Err(ConnectError::Io(e)),
-        Ok(Ok(s)) => s,
-    };
-    let _ = stream.set_nodelay(true);
-    if let Some(ka) = &cluster.tcp_keepalive {
-        let _ = stream.set_tcp_keepalive(ka.time, ka.interval, ka.probes);
-    }
-    let stream = match tls {
-        None => Stream::Plain(stream),
-        Some(tls) => {
-            let poll = stream
-                .try_into_poll_io()
-                .map_err(|(e, _)| ConnectError::Io(e))?;
-            let connector = tokio_rustls::TlsConnector::from(tls.built.config.clone());
-            let name = tls.built.server_name(addr.ip());
-            let left = allowed.saturating_sub(started.elapsed());
-            match monoio::time::timeout(left, connector.connect(name, poll)).await {
-                Err(_) => return Err(ConnectError::Timeout),
-                Ok(Err(e)) => {
-                    stats.ssl_connection_error.inc();
-                    return Err(ConnectError::Tls(e));
-                }
-                Ok(Ok(s)) => {
-                    stats.ssl_handshake.inc();
-                    Stream::Client(Box::new(s))
-                }
-            }
-        }
-    };
+    let stream = connect_stream(addr, allowed, cluster.tcp_keepalive.as_ref(), tls, stats).await?;
     Ok(Upstream {
         stream,
         addr,
         reused: false,
         served: 1,
         born: Instant::now(),
-        live: Live::new(stats.clone()),
-        slot,
+        live: Some(Live::new(stats.clone())),
+        slot: Some(slot),
     })
+}
+
+/// A connected socket to `addr` within `allowed`, TLS when `tls` says so.
+pub(crate) async fn connect_stream(
+    addr: SocketAddr,
+    allowed: Duration,
+    keepalive: Option<&TcpKeepalive>,
+    tls: Option<&UpstreamTls>,
+    stats: &ClusterStats,
+) -> Result<Stream, ConnectError> {
+    let started = Instant::now();
+    let stream = match monoio::time::timeout(allowed, TcpStream::connect_addr(addr)).await {
+        Err(_) => return Err(ConnectError::Timeout),
+        Ok(Err(e)) => return Err(ConnectError::Io(e)),
+        Ok(Ok(s)) => s,
+    };
+    let _ = stream.set_nodelay(true);
+    if let Some(ka) = keepalive {
+        let _ = stream.set_tcp_keepalive(ka.time, ka.interval, ka.probes);
+    }
+    let Some(tls) = tls else {
+        return Ok(Stream::Plain(stream));
+    };
+    let poll = stream
+        .try_into_poll_io()
+        .map_err(|(e, _)| ConnectError::Io(e))?;
+    let connector = tokio_rustls::TlsConnector::from(tls.built.config.clone());
+    let name = tls.built.server_name(addr.ip());
+    let left = allowed.saturating_sub(started.elapsed());
+    match monoio::time::timeout(left, connector.connect(name, poll)).await {
+        Err(_) => Err(ConnectError::Timeout),
+        Ok(Err(e)) => {
+            stats.ssl_connection_error.inc();
+            Err(ConnectError::Tls(e))
+        }
+        Ok(Ok(s)) => {
+            stats.ssl_handshake.inc();
+            Ok(Stream::Client(Box::new(s)))
+        }
+    }
+}
+
+/// A connection handed to the HTTP/2 pool, in readiness style, with its circuit-breaker
+/// unit and its `upstream_cx_active` count: both given back when the pool drops it.
+pub(crate) struct Held {
+    stream: Stream,
+    _slot: CxSlot,
+    _live: Live,
+}
+
+impl Held {
+    pub(crate) fn new(stream: Stream, slot: CxSlot, live: Live) -> io::Result<Held> {
+        let stream = stream.into_poll(bytes::Bytes::new())?;
+        Ok(Held {
+            stream,
+            _slot: slot,
+            _live: live,
+        })
+    }
+}
+
+impl tokio::io::AsyncRead for Held {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().stream).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for Held {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<io::Result<usize>> {
+        std::pin::Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> std::task::Poll<io::Result<usize>> {
+        std::pin::Pin::new(&mut self.get_mut().stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+    }
 }
 
 /// How often each worker closes expired idle upstream connections.

@@ -126,6 +126,8 @@ pub(crate) struct Worker {
     pub(crate) current: RefCell<Rc<Local>>,
     pub(crate) stats: Arc<WorkerStats>,
     pub(crate) pool: RefCell<Pool>,
+    /// Multiplexed connections to HTTP/2 upstreams.
+    pub(crate) h2pool: spar_h2::Pool,
     pub(crate) drain: Drain,
     /// Connections being served by this worker.
     pub(crate) active: Cell<usize>,
@@ -253,6 +255,7 @@ async fn worker_main(
         current: RefCell::new(local),
         stats,
         pool: RefCell::new(Pool::default()),
+        h2pool: spar_h2::Pool::new(spar_h2::PoolSettings::default()),
         drain: Drain::default(),
         active: Cell::new(0),
         rng: RefCell::new(rng),
@@ -299,6 +302,7 @@ async fn worker_main(
     }
     ctx.drain.start();
     ctx.pool.borrow_mut().clear();
+    ctx.h2pool.drain();
     while ctx.active.get() > 0 {
         monoio::time::sleep(Duration::from_millis(5)).await;
     }
@@ -400,7 +404,7 @@ async fn sweeper(ctx: Rc<Worker>) {
             _ = monoio::time::sleep(SWEEP_EVERY) => {}
             _ = ctx.drain.wait() => break,
         }
-        let closed = ctx.pool.borrow_mut().sweep(Instant::now());
+        let closed = ctx.pool.borrow_mut().sweep(Instant::now()) + ctx.h2pool.sweep(Instant::now());
         if closed > 0 {
             debug!(closed, "closed idle upstream connections");
         }

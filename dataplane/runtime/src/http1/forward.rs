@@ -31,7 +31,8 @@ use super::{
 use crate::balance::ClusterLocal;
 use crate::body::{BodyError, Framing, Limit, Out, forward, within};
 use crate::io::{READ_BUF, read_some, write_buf, write_bytes};
-use crate::upstream::{self, ConnectError, CxSlot, Upstream};
+use crate::stream::Stream;
+use crate::upstream::{self, ConnectError, CxSlot, Live, Upstream};
 use crate::view::View;
 use crate::worker::Local;
 
@@ -631,6 +632,27 @@ impl Conn<'_> {
                     None => return Sent::Failed(self.timed_out(t, per_try, *deadline)),
                 }
             }
+            Body::Streamed { sent, .. }
+                if self.down.is_h2() && up.stream.is_h2_up() && self.rbuf.is_empty() =>
+            {
+                // HTTP/2 on both sides: the body goes frame by frame in a task of its
+                // own while the response comes back (gRPC bidirectional streams need
+                // both at once).
+                *sent = true;
+                match within(&send_limit, write_buf(&mut up.stream, &mut self.wbuf)).await {
+                    Some(Ok(())) => {}
+                    Some(Err(_)) => return Sent::Failed(Failed::Reset),
+                    None => return Sent::Failed(self.timed_out(t, per_try, *deadline)),
+                }
+                if let (Stream::H2Down(d), Stream::H2Up(u)) = (&mut self.down, &mut up.stream)
+                    && let (Some(body), Some(send)) = (d.take_body(), u.take_send())
+                {
+                    monoio::spawn(crate::http2::pump(body, send));
+                }
+                if deadline.is_none() {
+                    *deadline = t.route_timeout.map(|d| Instant::now() + d);
+                }
+            }
             Body::Streamed { framing, sent } => {
                 *sent = true;
                 let limit = Limit {
@@ -754,6 +776,9 @@ impl Conn<'_> {
         wait_until: Option<Instant>,
     ) -> Result<Upstream, Failed> {
         let (cluster, cl) = (t.cluster, t.cl);
+        if let Some(h2) = cl.transport.http2 {
+            return self.checkout_h2(t, addr, h2).await;
+        }
         let key = upstream::pool_key(&cl.shared.breaker, addr);
         if !t.fresh
             && let Some(up) = self.ctx.pool.borrow_mut().take(key, Instant::now())
@@ -818,6 +843,90 @@ impl Conn<'_> {
             }
             Err(ConnectError::Io(e) | ConnectError::Tls(e)) => {
                 debug!(upstream = %addr, error = %e, "connect failed");
+                cl.stats.upstream_cx_connect_fail.inc();
+                Err(Failed::Connect)
+            }
+        }
+    }
+
+    /// A stream on a multiplexed connection to an HTTP/2 endpoint. The connection (not
+    /// the stream) takes a place under the cluster's `max_connections` when it opens,
+    /// and holds it, with its `upstream_cx_active` count, until it closes.
+    async fn checkout_h2(
+        &mut self,
+        t: &Try<'_>,
+        addr: SocketAddr,
+        h2: spar_config::Http2Settings,
+    ) -> Result<Upstream, Failed> {
+        let (cluster, cl) = (t.cluster, t.cl);
+        let client = spar_h2::ClientSettings {
+            max_concurrent_streams: h2.max_concurrent_streams,
+            initial_stream_window_size: h2.initial_stream_window_size,
+            initial_connection_window_size: h2.initial_connection_window_size,
+            ..spar_h2::ClientSettings::default()
+        };
+        let key = std::sync::Arc::as_ptr(&cl.shared.breaker) as u64;
+        let breaker = cl.shared.breaker.clone();
+        let thresholds = cluster.thresholds;
+        let open = cl.open_to(t.host);
+        let stats = cl.stats.clone();
+        let tls = cl.transport.tls.clone();
+        let timeout = cluster.connect_timeout;
+        let keepalive = cluster.tcp_keepalive;
+        let connect = || async move {
+            if !breaker.try_connection(&thresholds) {
+                if open.get() > 0 {
+                    stats.upstream_cx_overflow.inc();
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::QuotaExceeded,
+                        "max_connections",
+                    ));
+                }
+                breaker.force_connection();
+            }
+            let slot = CxSlot::new(breaker, open);
+            stats.upstream_cx_total.inc();
+            let up = crate::upstream::connect_stream(
+                addr,
+                timeout,
+                keepalive.as_ref(),
+                tls.as_ref(),
+                &stats,
+            )
+            .await
+            .map_err(|e| match e {
+                ConnectError::Timeout => {
+                    stats.upstream_cx_connect_timeout.inc();
+                    std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timeout")
+                }
+                ConnectError::Io(e) | ConnectError::Tls(e) => e,
+            })?;
+            crate::upstream::Held::new(up, slot, Live::new(stats.clone()))
+        };
+        match self.ctx.h2pool.checkout(key, addr, &client, connect).await {
+            Ok(lease) => Ok(Upstream {
+                stream: Stream::H2Up(Box::new(crate::http2::H2Up::new(
+                    lease,
+                    cl.transport.tls.is_some(),
+                ))),
+                addr,
+                reused: false,
+                served: 1,
+                born: Instant::now(),
+                live: None,
+                slot: None,
+            }),
+            Err(spar_h2::PoolError::Overflow { .. }) => {
+                cl.stats.upstream_cx_overflow.inc();
+                Err(Failed::Overflow)
+            }
+            Err(spar_h2::PoolError::Connect(e))
+                if e.kind() == std::io::ErrorKind::QuotaExceeded =>
+            {
+                Err(Failed::Overflow)
+            }
+            Err(e) => {
+                debug!(upstream = %addr, error = %e, "http/2 connect failed");
                 cl.stats.upstream_cx_connect_fail.inc();
                 Err(Failed::Connect)
             }

@@ -92,6 +92,13 @@ impl H2Down {
         }
     }
 
+    /// Takes the request body out, for a pump straight to an HTTP/2 upstream; reads see
+    /// the end of the body afterwards.
+    pub(crate) fn take_body(&mut self) -> Option<RecvStream> {
+        self.req.ended = true;
+        self.req.body.take()
+    }
+
     /// Whether the whole response went out.
     pub(crate) fn finished(&self) -> bool {
         matches!(self.state, Out::Done)
@@ -114,7 +121,9 @@ impl H2Down {
     /// The request body, at most `max` bytes appended to `buf`; 0 at its end.
     pub(crate) async fn read_some(&mut self, buf: &mut BytesMut, max: usize) -> io::Result<usize> {
         let r = &mut self.req;
-        if r.pending.is_empty() && !r.ended {
+        // An empty DATA frame (the END_STREAM marker) yields nothing: read on, since 0
+        // here means the end of the body.
+        while r.pending.is_empty() && !r.ended {
             let next = match &mut r.body {
                 Some(body) => poll_fn(|cx| body.poll_data(cx)).await,
                 None => None,

@@ -9,6 +9,7 @@
 //! GOAWAY, and a drain sends GOAWAY and lets in-flight streams finish.
 
 mod down;
+mod up;
 
 use std::cell::Cell;
 use std::net::SocketAddr;
@@ -21,6 +22,7 @@ use spar_config::{DEFAULT_REQUEST_HEADERS_TIMEOUT, ListenerKind};
 use spar_h2::{FloodBudget, ServerConnection, ServerSettings};
 use spar_http::{Limits, RequestBody};
 use tracing::debug;
+pub(crate) use up::H2Up;
 
 use crate::http1::{Newer, newer_listener, serve_stream};
 use crate::stream::Stream;
@@ -131,6 +133,44 @@ pub(crate) async fn serve(
     }
     // Streams still running hold their own handles; h2 finishes them as they end.
     stats.downstream_cx_active.dec();
+}
+
+/// Moves a request body from a downstream HTTP/2 stream to an upstream one, frame by
+/// frame, trailers included. Flow-control credit goes back to the client only as the
+/// upstream takes the bytes, so a slow upstream slows the client, never fills memory.
+pub(crate) async fn pump(mut body: h2::RecvStream, mut send: h2::SendStream<Bytes>) {
+    use std::future::poll_fn;
+    loop {
+        match poll_fn(|cx| body.poll_data(cx)).await {
+            Some(Ok(mut data)) => {
+                let n = data.len();
+                if n > 0
+                    && spar_h2::send_data(&mut send, &mut data, false)
+                        .await
+                        .is_err()
+                {
+                    return;
+                }
+                let _ = body.flow_control().release_capacity(n);
+            }
+            Some(Err(_)) => {
+                send.send_reset(h2::Reason::CANCEL);
+                return;
+            }
+            None => {
+                match poll_fn(|cx| body.poll_trailers(cx)).await {
+                    Ok(Some(trailers)) => {
+                        let _ = send.send_trailers(trailers);
+                    }
+                    Ok(None) => {
+                        let _ = spar_h2::send_data(&mut send, &mut Bytes::new(), true).await;
+                    }
+                    Err(_) => send.send_reset(h2::Reason::CANCEL),
+                }
+                return;
+            }
+        }
+    }
 }
 
 /// One stream's task.
