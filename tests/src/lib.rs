@@ -6,6 +6,7 @@
 //! socket is on 127.0.0.1: tests stop by themselves and touch nothing else.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
+pub mod certs;
 pub mod differential;
 pub mod http;
 pub mod proc;
@@ -172,3 +173,5 @@ pub fn kube_deployment(name: &str, app: &str, version: &str, addr: std::net::Soc
         "---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {name}\n  namespace: default\n  annotations: {{ spar.dev/endpoints: \"{addr}\" }}\nspec:\n  template:\n    metadata: {{ labels: {{ app: {app}, version: {version} }} }}\n"
     )
 }
+
+pub mod fake_kube;

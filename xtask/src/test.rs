@@ -52,6 +52,11 @@ fn install() -> anyhow::Result<()> {
     if !websockets.is_ok_and(|o| o.status.success()) {
         sh(Command::new("python3").args(["-m", "pip", "install", "-q", "websockets>=12"]))?;
     }
+    // A real gRPC client and server (grpcio) for the protocol tests.
+    let grpc = Command::new("python3").args(["-c", "import grpc"]).output();
+    if !grpc.is_ok_and(|o| o.status.success()) {
+        sh(Command::new("python3").args(["-m", "pip", "install", "-q", "grpcio"]))?;
+    }
     if !have("cargo-nextest") {
         sh(Command::new("cargo").args(["install", "--locked", "cargo-nextest"]))?;
     }
