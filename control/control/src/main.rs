@@ -74,14 +74,14 @@ fn parse_group_version(s: &str) -> Result<(String, String), String> {
     }
 }
 
-/// The log filter: `level`, with the kube client's per-request error events silenced (the
+/// The log filter: `level`, with the kube client's per-request events silenced (the
 /// Kubernetes source logs each failure itself, once, and counts every one) unless `level`
 /// names kube_client itself.
 fn log_filter(level: &str) -> String {
     if level.contains("kube_client") {
         level.to_owned()
     } else {
-        format!("{level},kube_client::client::builder=off")
+        format!("{level},kube_client=error,kube_client::client::builder=off")
     }
 }
 
