@@ -53,6 +53,8 @@ const HEALTHY_WATCH: Duration = Duration::from_secs(10);
 enum Stop {
     /// The resourceVersion is gone: relist.
     Gone,
+    /// 404: the server does not serve the kind at this version (its CRD is not installed).
+    NotServed,
     /// A failure: retry after the backoff.
     Failed(String),
     /// The receiver is gone: the source stopped.
@@ -103,7 +105,7 @@ pub(crate) async fn run(
             }
             Err(Stop::Closed) => return,
             Err(Stop::Gone) => continue,
-            Err(Stop::Failed(reason)) if reason == NOT_SERVED => {
+            Err(Stop::NotServed) => {
                 report("list", "not served (404): watching nothing", &mut failing);
                 if tx
                     .send(Event::Listed {
@@ -140,6 +142,7 @@ pub(crate) async fn run(
                     info!(kind = kind.kind, %rv, "resourceVersion too old (410 Gone): relisting");
                     continue 'list;
                 }
+                Err(Stop::NotServed) => continue 'list,
                 Err(Stop::Failed(reason)) => {
                     if started.elapsed() > HEALTHY_WATCH {
                         backoff.reset();
@@ -152,13 +155,10 @@ pub(crate) async fn run(
     }
 }
 
-/// The reason [`list`] gives for a 404.
-const NOT_SERVED: &str = "not served";
-
 fn classify(e: &KubeError) -> Stop {
     match e {
         KubeError::Api(status) if status.code == 410 => Stop::Gone,
-        KubeError::Api(status) if status.code == 404 => Stop::Failed(NOT_SERVED.to_owned()),
+        KubeError::Api(status) if status.code == 404 => Stop::NotServed,
         other => Stop::Failed(other.to_string()),
     }
 }
