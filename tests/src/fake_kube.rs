@@ -27,9 +27,14 @@ use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
+
+mod objects;
+mod watch;
+
+pub use objects::{endpoint_slice, pod, service, spar_control};
 
 /// A kind the fake serves.
 #[derive(Clone, Copy, Debug)]
@@ -401,7 +406,7 @@ fn serve_connection(shared: &Shared, mut conn: TcpStream) {
         let keep = match route(shared, &t) {
             Reply::Json(code, body) => respond(&mut conn, code, &body, false).is_ok(),
             Reply::Watch(w) => {
-                watch(shared, conn, w);
+                watch::stream(shared, conn, w);
                 return;
             }
         };
@@ -609,177 +614,4 @@ fn api_group(group: &str, versions: &[String]) -> Value {
     json!({"kind": "APIGroup", "apiVersion": "v1", "name": group,
            "versions": versions.iter().map(gv).collect::<Vec<_>>(),
            "preferredVersion": versions.first().map(gv)})
-}
-
-fn chunk(conn: &mut TcpStream, event: &Value) -> std::io::Result<()> {
-    let line = format!("{event}\n");
-    conn.write_all(format!("{:x}\r\n{line}\r\n", line.len()).as_bytes())
-}
-
-/// Streams events of `w` on `conn` until the timeout, a break, or the client leaves.
-fn watch(shared: &Shared, mut conn: TcpStream, w: WatchRequest) {
-    let head =
-        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n";
-    if conn.write_all(head.as_bytes()).is_err() {
-        return;
-    }
-    let api_version = if w.served.group.is_empty() {
-        w.version.clone()
-    } else {
-        format!("{}/{}", w.served.group, w.version)
-    };
-    let event = |kind: &str, o: &Value| {
-        let mut o = o.clone();
-        o["apiVersion"] = json!(api_version);
-        json!({"type": kind, "object": o})
-    };
-    let mut st = shared.lock();
-    let generation = st.generation;
-    let Ok(clone) = conn.try_clone() else { return };
-    let id = st.next_conn;
-    st.next_conn += 1;
-    st.open.push((id, clone));
-    let matches = |group: &str, plural: &str, ns: &str| {
-        group == w.served.group
-            && plural == w.served.plural
-            && w.namespace.as_deref().is_none_or(|n| n == ns)
-    };
-    let mut pending: Vec<Value> = Vec::new();
-    let mut pos = match w.from {
-        Some(from) if from < st.compacted => {
-            let gone = status_object(
-                410,
-                "Expired",
-                &format!("too old resource version: {from} ({})", st.compacted),
-            );
-            pending.push(json!({"type": "ERROR", "object": gone}));
-            u64::MAX
-        }
-        Some(from) => from,
-        None => {
-            for ((g, p, ns, _), o) in &st.objects {
-                if matches(g, p, ns) {
-                    pending.push(event("ADDED", o));
-                }
-            }
-            st.rv
-        }
-    };
-    drop(st);
-    let deadline = Instant::now() + w.timeout;
-    let mut bookmarked = pos;
-    loop {
-        let sent = pending.drain(..).all(|e| chunk(&mut conn, &e).is_ok());
-        if !sent {
-            break;
-        }
-        if pos == u64::MAX || Instant::now() >= deadline {
-            let _ = conn.write_all(b"0\r\n\r\n");
-            break;
-        }
-        // The lock is held only inside this block: never while writing.
-        let mut st = shared.lock();
-        if st.generation != generation || shared.stop.load(Ordering::Relaxed) {
-            break;
-        }
-        if st.rv <= pos {
-            let wait = deadline
-                .saturating_duration_since(Instant::now())
-                .min(Duration::from_millis(500));
-            st = shared
-                .changed
-                .wait_timeout(st, wait)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
-            if st.generation != generation {
-                break;
-            }
-        }
-        if pos < st.compacted {
-            // History this watch still needed is gone.
-            let gone = status_object(410, "Expired", "too old resource version");
-            pending.push(json!({"type": "ERROR", "object": gone}));
-            pos = u64::MAX;
-            continue;
-        }
-        for e in st.events.iter().filter(|e| e.rv > pos) {
-            if matches(&e.group, &e.plural, &e.namespace) {
-                pending.push(event(e.kind, &e.object));
-            }
-        }
-        pos = pos.max(st.rv);
-        // A bookmark when the server moved on without anything for this watch.
-        if w.bookmarks && pending.is_empty() && pos > bookmarked {
-            pending.push(json!({"type": "BOOKMARK", "object": {
-                "apiVersion": api_version, "kind": w.served.kind,
-                "metadata": {"resourceVersion": pos.to_string()}}}));
-        }
-        bookmarked = pos;
-    }
-    let mut st = shared.lock();
-    st.open.retain(|(i, _)| *i != id);
-}
-
-/// A Kubernetes Service `name` in `namespace` selecting `app: name`, with named ports.
-pub fn service(name: &str, namespace: &str, ports: &[(&str, u16)]) -> Value {
-    let ports: Vec<Value> = ports
-        .iter()
-        .map(|(n, p)| json!({"name": n, "port": p, "protocol": "TCP"}))
-        .collect();
-    json!({"apiVersion": "v1", "kind": "Service",
-           "metadata": {"name": name, "namespace": namespace},
-           "spec": {"selector": {"app": name}, "ports": ports, "type": "ClusterIP",
-                    "clusterIP": "10.96.0.10"},
-           "status": {"loadBalancer": {}}})
-}
-
-/// A Pod `name` with `labels` (what EndpointSlices' targetRefs name).
-pub fn pod(name: &str, namespace: &str, labels: &[(&str, &str)]) -> Value {
-    let labels: serde_json::Map<String, Value> = labels
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), json!(v)))
-        .collect();
-    json!({"apiVersion": "v1", "kind": "Pod",
-           "metadata": {"name": name, "namespace": namespace, "labels": labels},
-           "spec": {"containers": [{"name": "app", "image": "echo"}]},
-           "status": {"phase": "Running", "podIP": "127.0.0.1"}})
-}
-
-/// An EndpointSlice `name` of Service `service` with one port (`port_name`, `port`) and one
-/// ready endpoint per `(ip, pod)`.
-pub fn endpoint_slice(
-    name: &str,
-    namespace: &str,
-    service: &str,
-    port_name: &str,
-    port: u16,
-    endpoints: &[(&str, &str)],
-) -> Value {
-    let endpoints: Vec<Value> = endpoints
-        .iter()
-        .map(|(ip, pod)| {
-            json!({"addresses": [ip], "conditions": {"ready": true, "serving": true},
-                   "targetRef": {"kind": "Pod", "name": pod, "namespace": namespace}})
-        })
-        .collect();
-    json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-           "metadata": {"name": name, "namespace": namespace,
-                        "labels": {"kubernetes.io/service-name": service}},
-           "addressType": "IPv4",
-           "ports": [{"name": port_name, "port": port, "protocol": "TCP"}],
-           "endpoints": endpoints})
-}
-
-/// spar-control with `--source kubernetes` on the API server at `api_url`, serving xDS on
-/// 127.0.0.1:`xds` and monitoring on 127.0.0.1:`monitoring`.
-pub fn spar_control(api_url: &str, xds: u16, monitoring: u16) -> crate::proc::Process {
-    let child = std::process::Command::new(crate::proc::bin("spar-control"))
-        .args(["--source", "kubernetes", "--kube-api-server", api_url])
-        .args(["--xds-address", &format!("127.0.0.1:{xds}")])
-        .args(["--monitoring-address", &format!("127.0.0.1:{monitoring}")])
-        .args(["-l", "warn"])
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("start spar-control");
-    crate::proc::Process { child }
 }
