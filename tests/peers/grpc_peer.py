@@ -10,8 +10,10 @@ Server: `grpc_peer.py serve PORT TAG` serves service `spar.test.Echo` on 127.0.0
   Flaky      fails UNAVAILABLE on odd-numbered calls to it, succeeds on even ones
 It prints "ready" when listening and stops on SIGTERM or stdin EOF.
 
-Client: `grpc_peer.py call ADDR` runs every call kind through ADDR and prints one JSON
-line per check with what was observed; it exits 0 only when every check passed.
+Client: `grpc_peer.py call ADDR [CHECK...]` runs the checks (default: every call kind)
+through ADDR and prints one JSON line per check with what was observed; it exits 0 only
+when every check passed. Extra checks: `deadline` (the proxy caps grpc-timeout at 0.3 s),
+`retry_on_unavailable` (the route retries UNAVAILABLE once).
 """
 import json
 import sys
@@ -145,12 +147,32 @@ def call(addr):
         r = ch.unary_unary(m("Unary"), ident, ident)(payload, timeout=20)
         return len(r), r.endswith(payload[-10:]) and len(r) > len(payload)
 
-    check("unary", unary)
-    check("server_streaming", server_stream)
-    check("client_streaming", client_stream)
-    check("bidi_streaming", bidi)
-    check("status_and_message", status)
-    check("large_message", big)
+    def deadline():
+        # The server takes 3 s; the proxy's cap on grpc-timeout (0.3 s in the test's
+        # route) answers first, long before the client's own 5 s deadline.
+        start = time.monotonic()
+        try:
+            ch.unary_unary(m("Slow"), ident, ident)(b"3000", timeout=5)
+        except grpc.RpcError as e:
+            took = time.monotonic() - start
+            return "%s %s %.2fs" % (e.code().name, e.details(), took), (
+                e.code() == grpc.StatusCode.UNAVAILABLE and took < 2.5
+            )
+        return "no error", False
+
+    def retried():
+        got = [ch.unary_unary(m("Flaky"), ident, ident)(b"", timeout=10) for _ in range(4)]
+        return got, all(g.startswith(b"A:flaky") for g in got)
+
+    which = sys.argv[3:] or ["unary", "server_streaming", "client_streaming",
+                             "bidi_streaming", "status_and_message", "large_message"]
+    checks = {
+        "unary": unary, "server_streaming": server_stream, "client_streaming": client_stream,
+        "bidi_streaming": bidi, "status_and_message": status, "large_message": big,
+        "deadline": deadline, "retry_on_unavailable": retried,
+    }
+    for name in which:
+        check(name, checks[name])
     sys.exit(0 if all(results) else 1)
 
 

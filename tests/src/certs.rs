@@ -22,7 +22,9 @@ pub struct Leaf {
 
 impl std::fmt::Debug for Ca {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Ca").field("cert", &self.cert).finish_non_exhaustive()
+        f.debug_struct("Ca")
+            .field("cert", &self.cert)
+            .finish_non_exhaustive()
     }
 }
 

@@ -475,3 +475,36 @@ fn grpc_unary_and_streaming_calls_pass_through_with_status_and_trailers() {
     // One multiplexed upstream connection per worker at most carried all the calls.
     assert!(proxy.metric("envoy_cluster_upstream_cx_total", "grpc") <= 2);
 }
+
+#[test]
+fn grpc_timeout_is_capped_by_the_route_and_unavailable_is_retried() {
+    let server = GrpcServer::start("A");
+    let port = free_port();
+    let extra_route = "max_stream_duration: {grpc_timeout_header_max: 0.3s}, retry_policy: {retry_on: unavailable, num_retries: 1}";
+    let listeners = format!(
+        "  - name: grpc\n    address: {{socket_address: {{address: 127.0.0.1, port_value: {port}}}}}\n    filter_chains:\n    - filters:\n{}",
+        hcm("grpc", "grpc", "").replace("timeout: 0s }", &format!("timeout: 0s, {extra_route} }}"))
+    );
+    let h2 = "    http2_protocol_options: {}";
+    let _proxy = SparProxy::start(
+        &bootstrap(&listeners, &cluster("grpc", server.addr, h2)),
+        &[],
+    );
+    let out = Command::new("python3")
+        .arg(peer_script())
+        .args([
+            "call",
+            &format!("127.0.0.1:{port}"),
+            "deadline",
+            "retry_on_unavailable",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("upstream request timeout"), "{text}");
+}

@@ -84,6 +84,7 @@ const VIRTUAL_HOST: &str = "envoy.config.route.v3.VirtualHost";
 const ROUTE: &str = "envoy.config.route.v3.Route";
 const ROUTE_MATCH: &str = "envoy.config.route.v3.RouteMatch";
 const ROUTE_ACTION: &str = "envoy.config.route.v3.RouteAction";
+const MAX_STREAM_DURATION: &str = "envoy.config.route.v3.RouteAction.MaxStreamDuration";
 const ROUTE_UPGRADE: &str = "envoy.config.route.v3.RouteAction.UpgradeConfig";
 const HCM_UPGRADE: &str = "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.UpgradeConfig";
 const HEADER_MATCHER: &str = "envoy.config.route.v3.HeaderMatcher";
@@ -340,6 +341,9 @@ pub(crate) const FIELDS: &[(&str, &str, Rule)] = &[
     (ROUTE_ACTION, "cluster_not_found_response_code", Enum(&["SERVICE_UNAVAILABLE"])),
     (ROUTE_ACTION, "timeout", Any),
     (ROUTE_ACTION, "idle_timeout", Any),
+    (ROUTE_ACTION, "max_stream_duration", Any),
+    (MAX_STREAM_DURATION, "max_stream_duration", Any),
+    (MAX_STREAM_DURATION, "grpc_timeout_header_max", Any),
     (ROUTE_ACTION, "prefix_rewrite", Any),
     (ROUTE_ACTION, "regex_rewrite", Any),
     (ROUTE_ACTION, "host_rewrite_literal", Any),

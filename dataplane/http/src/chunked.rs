@@ -78,6 +78,19 @@ enum State {
     Failed(ChunkError),
 }
 
+/// See [`ChunkedDecoder::position`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Position {
+    /// A chunk-size line comes next.
+    BetweenChunks,
+    /// This many bytes of the current chunk's data come next, then its CRLF.
+    InChunk(u64),
+    /// The current chunk's CRLF comes next.
+    AfterChunkData,
+    /// The last chunk was read (trailers, or the end), or the body failed.
+    Ended,
+}
+
 /// Decodes one chunked body, incrementally: a state machine over chunk-size line, data,
 /// CRLF, and trailers. Trailers are validated and kept for [`ChunkedDecoder::take_trailers`]
 /// (an HTTP/1.1 relay drops them, Envoy's default; an HTTP/2 one forwards them: gRPC).
@@ -98,6 +111,17 @@ impl ChunkedDecoder {
             max_trailer_bytes,
             trailer_bytes: 0,
             trailers: Vec::new(),
+        }
+    }
+
+    /// Where in the framing the decoder stands: what the next input bytes are. Lets a
+    /// caller that decoded part of a body hand the rest of the stream on as chunked again.
+    pub fn position(&self) -> Position {
+        match self.state {
+            State::Size => Position::BetweenChunks,
+            State::Data(left) => Position::InChunk(left),
+            State::DataEnd => Position::AfterChunkData,
+            State::Trailers | State::Done | State::Failed(_) => Position::Ended,
         }
     }
 

@@ -33,7 +33,7 @@ mod target;
 use bytes::Bytes;
 
 pub use chunked::{
-    CHUNK_END, Chunk, ChunkError, ChunkedDecoder, LAST_CHUNK, MAX_CHUNK_LINE_BYTES,
+    CHUNK_END, Chunk, ChunkError, ChunkedDecoder, LAST_CHUNK, MAX_CHUNK_LINE_BYTES, Position,
     encode_chunk_header,
 };
 pub use encode::{

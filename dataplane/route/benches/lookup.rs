@@ -59,6 +59,7 @@ fn route(path: PathMatch, headers: Vec<HeaderMatcher>, cluster_id: u32) -> Route
             target: Target::Cluster(cluster(cluster_id)),
             timeout: Some(DEFAULT_ROUTE_TIMEOUT),
             idle_timeout: None,
+            grpc_timeout_max: None,
             prefix_rewrite: None,
             regex_rewrite: None,
             host_rewrite: None,

@@ -190,6 +190,25 @@ pub struct WeightedCluster {
     pub metadata_match: Option<Arc<Metadata>>,
 }
 
+/// A `grpc-timeout` header value (1 to 8 digits and a unit: H M S m u n) as a duration;
+/// `None` when malformed (the header is then ignored).
+pub fn grpc_timeout(value: &[u8]) -> Option<Duration> {
+    let (&unit, digits) = value.split_last()?;
+    if digits.is_empty() || digits.len() > 8 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let n: u64 = std::str::from_utf8(digits).ok()?.parse().ok()?;
+    Some(match unit {
+        b'H' => Duration::from_secs(n * 3600),
+        b'M' => Duration::from_secs(n * 60),
+        b'S' => Duration::from_secs(n),
+        b'm' => Duration::from_millis(n),
+        b'u' => Duration::from_micros(n),
+        b'n' => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
 /// Envoy `RouteAction`: forward to a target, with rewrites and policies.
 #[derive(Clone, Debug)]
 pub struct RouteAction {
@@ -200,6 +219,10 @@ pub struct RouteAction {
     /// Stream idle timeout for this route: `None` when not set (the connection manager's
     /// `stream_idle_timeout` applies); `Some(Duration::ZERO)` when configured as 0 (disabled).
     pub idle_timeout: Option<Duration>,
+    /// `max_stream_duration.grpc_timeout_header_max`: when set, a gRPC request's
+    /// `grpc-timeout` header becomes its timeout, capped by this (`Duration::ZERO`: no
+    /// cap). `None`: the header is ignored, as in Envoy without the field.
+    pub grpc_timeout_max: Option<Duration>,
     /// Replaces the matched prefix (or the whole path for exact and regex matches).
     pub prefix_rewrite: Option<String>,
     /// Regex substitution on the path (query kept).
@@ -282,3 +305,31 @@ pub struct Mirror {
 
 #[cfg(test)]
 mod test_support;
+
+#[cfg(test)]
+mod grpc_timeout_tests {
+    use std::time::Duration;
+
+    use super::grpc_timeout;
+
+    #[test]
+    fn grpc_timeout_units_and_malformed_values() {
+        assert_eq!(grpc_timeout(b"100m"), Some(Duration::from_millis(100)));
+        assert_eq!(grpc_timeout(b"2S"), Some(Duration::from_secs(2)));
+        assert_eq!(grpc_timeout(b"1H"), Some(Duration::from_secs(3600)));
+        assert_eq!(grpc_timeout(b"5M"), Some(Duration::from_secs(300)));
+        assert_eq!(grpc_timeout(b"7u"), Some(Duration::from_micros(7)));
+        assert_eq!(grpc_timeout(b"9n"), Some(Duration::from_nanos(9)));
+        for bad in [
+            &b""[..],
+            b"m",
+            b"123456789m",
+            b"10x",
+            b"-1S",
+            b"1.5S",
+            b" 1S",
+        ] {
+            assert_eq!(grpc_timeout(bad), None, "{bad:?}");
+        }
+    }
+}

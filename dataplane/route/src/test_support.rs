@@ -148,6 +148,7 @@ pub(crate) fn forward(id: u32) -> RouteAction {
         target: Target::Cluster(cluster(id)),
         timeout: Some(crate::DEFAULT_ROUTE_TIMEOUT),
         idle_timeout: None,
+        grpc_timeout_max: None,
         prefix_rewrite: None,
         regex_rewrite: None,
         host_rewrite: None,

@@ -95,6 +95,18 @@ pub(super) fn route_action(
         .idle_timeout
         .as_ref()
         .and_then(|d| ctx.duration(d, &p.field("idle_timeout")));
+    let grpc_timeout_max = a.max_stream_duration.as_ref().and_then(|m| {
+        let mp = p.field("max_stream_duration");
+        if m.max_stream_duration.is_some() {
+            ctx.error(
+                &mp.field("max_stream_duration"),
+                "max_stream_duration is not supported by spar-proxy yet (use timeout)",
+            );
+        }
+        m.grpc_timeout_header_max
+            .as_ref()
+            .and_then(|d| ctx.duration(d, &mp.field("grpc_timeout_header_max")))
+    });
     let retry = a
         .retry_policy
         .as_ref()
@@ -146,6 +158,7 @@ pub(super) fn route_action(
         target: target?,
         timeout,
         idle_timeout,
+        grpc_timeout_max,
         prefix_rewrite,
         regex_rewrite,
         host_rewrite,

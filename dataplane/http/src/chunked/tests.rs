@@ -373,3 +373,29 @@ fn error_reasons() {
         );
     }
 }
+
+#[test]
+fn position_says_what_comes_next_and_trailers_are_kept() {
+    use super::Position;
+    let mut d = ChunkedDecoder::new(1024);
+    assert_eq!(d.position(), Position::BetweenChunks);
+    let mut buf = BytesMut::from(&b"5\r\nab"[..]);
+    assert!(matches!(d.decode(&mut buf), Ok(Chunk::Data(x)) if &x[..] == b"ab"));
+    assert_eq!(d.position(), Position::InChunk(3));
+    buf.extend_from_slice(b"cde");
+    assert!(matches!(d.decode(&mut buf), Ok(Chunk::Data(x)) if &x[..] == b"cde"));
+    assert_eq!(d.position(), Position::AfterChunkData);
+    buf.extend_from_slice(b"\r\n0\r\ngrpc-status: 0\r\ngrpc-message:  ok \r\n\r\n");
+    assert!(matches!(d.decode(&mut buf), Ok(Chunk::End)));
+    assert_eq!(d.position(), Position::Ended);
+    let t = d.take_trailers();
+    assert_eq!(t.len(), 2);
+    assert_eq!(
+        (&t[0].name[..], &t[0].value[..]),
+        (&b"grpc-status"[..], &b"0"[..])
+    );
+    assert_eq!(
+        (&t[1].name[..], &t[1].value[..]),
+        (&b"grpc-message"[..], &b"ok"[..])
+    );
+}

@@ -13,8 +13,9 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use spar_cluster::{Cluster, OutlierResult};
 use spar_http::{
-    ForwardOptions, Limits, RequestBody, RequestHead, ResponseBody, ResponseHead, Version,
-    encode_request_head, encode_response_head, parse_response,
+    CHUNK_END, Chunk, ChunkedDecoder, ForwardOptions, Limits, Position, RequestBody, RequestHead,
+    ResponseBody, ResponseHead, Version, encode_chunk_header, encode_request_head,
+    encode_response_head, parse_response,
 };
 use spar_route::{
     AttemptOutcome, HashOutcome, HeaderMutation, Route, RouteAction, Target, VirtualHost,
@@ -30,7 +31,7 @@ use super::{
 };
 use crate::balance::ClusterLocal;
 use crate::body::{BodyError, Framing, Limit, Out, forward, within};
-use crate::io::{READ_BUF, read_some, write_buf, write_bytes};
+use crate::io::{BODY_CHUNK, READ_BUF, read_some, write_buf, write_bytes};
 use crate::stream::Stream;
 use crate::upstream::{self, ConnectError, CxSlot, Live, Upstream};
 use crate::view::View;
@@ -168,6 +169,7 @@ impl Conn<'_> {
         let metadata_match = picked
             .and_then(|w| w.metadata_match.as_deref())
             .or(action.metadata_match.as_deref());
+        let route_timeout = timeout_for(action, head);
         let idle = match action.idle_timeout {
             Some(t) if t.is_zero() => None,
             Some(t) => Some(t),
@@ -229,6 +231,7 @@ impl Conn<'_> {
             }
         }
         let replay = retry.is_some() || !action.mirrors.is_empty();
+        let mut buffered_head = None;
         let limit = u64::from(cluster.buffer_limit_bytes).min(MAX_REPLAY_BODY);
         let mut body = match head.body {
             RequestBody::None | RequestBody::Length(0) => Body::None,
@@ -240,11 +243,27 @@ impl Conn<'_> {
                 framing: Framing::Length(n),
                 sent: false,
             },
+            // A chunked body a retry may need is read whole too, up to the limit (gRPC
+            // over HTTP/2 sends no content-length); past it, it streams.
+            RequestBody::Chunked if replay => match self.buffer_chunked(limit).await {
+                Ok(Some(bytes)) => {
+                    let mut whole = head.clone();
+                    whole.body = RequestBody::Length(bytes.len() as u64);
+                    buffered_head = Some(whole);
+                    Body::Buffered(bytes)
+                }
+                Ok(None) => Body::Streamed {
+                    framing: Framing::Chunked,
+                    sent: false,
+                },
+                Err(next) => return next,
+            },
             RequestBody::Chunked => Body::Streamed {
                 framing: Framing::Chunked,
                 sent: false,
             },
         };
+        let head = buffered_head.as_ref().unwrap_or(head);
 
         for m in action.mirrors.iter().filter(|_| !upgrading) {
             if !m.fraction.hit(self.random()) {
@@ -267,7 +286,7 @@ impl Conn<'_> {
                 method: head.method.clone(),
                 body: copy_body,
             };
-            crate::mirror::send(self.ctx, local, m.cluster.id, copy, action.timeout);
+            crate::mirror::send(self.ctx, local, m.cluster.id, copy, route_timeout);
         }
 
         // Upstream responses are held to the cluster's header count limit.
@@ -279,7 +298,7 @@ impl Conn<'_> {
         // now, unless the body still streams (then from the end of the send).
         let mut deadline = match body {
             Body::Streamed { .. } => None,
-            Body::None | Body::Buffered(_) => action.timeout.map(|t| Instant::now() + t),
+            Body::None | Body::Buffered(_) => route_timeout.map(|t| Instant::now() + t),
         };
         let avoid_tried = retry.is_some_and(|r| r.retry_previous_hosts);
         let mut tried: Vec<usize> = Vec::new();
@@ -317,7 +336,7 @@ impl Conn<'_> {
                         fresh: raced,
                         per_try: retry.and_then(|r| r.per_try_timeout),
                         idle,
-                        route_timeout: action.timeout,
+                        route_timeout,
                         upgrading,
                     };
                     let sent = self
@@ -554,6 +573,70 @@ impl Conn<'_> {
             }
         }
         Ok(self.rbuf.split_to(n).freeze())
+    }
+
+    /// Reads a chunked request body whole when it ends within `limit` bytes. Past the
+    /// limit, what was decoded is put back in front of the read buffer as chunked again,
+    /// so the body streams on as if it had never been read (Ok(None)).
+    async fn buffer_chunked(&mut self, limit: u64) -> Result<Option<Bytes>, Next> {
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        let mut decoder = ChunkedDecoder::new(self.limits.max_trailer_bytes);
+        let mut body = BytesMut::new();
+        let idle = Limit {
+            deadline: None,
+            idle: self.settings.stream_idle_timeout,
+        };
+        loop {
+            match decoder.decode(&mut self.rbuf) {
+                Ok(Chunk::Data(d)) => {
+                    body.extend_from_slice(&d);
+                    if body.len() > limit {
+                        let mut again = BytesMut::with_capacity(body.len() + 32 + self.rbuf.len());
+                        let n = body.len();
+                        match decoder.position() {
+                            Position::InChunk(left) => {
+                                encode_chunk_header(&mut again, n + left as usize);
+                                again.extend_from_slice(&body);
+                            }
+                            Position::AfterChunkData => {
+                                encode_chunk_header(&mut again, n);
+                                again.extend_from_slice(&body);
+                            }
+                            Position::BetweenChunks | Position::Ended => {
+                                encode_chunk_header(&mut again, n);
+                                again.extend_from_slice(&body);
+                                again.extend_from_slice(CHUNK_END);
+                            }
+                        }
+                        again.extend_from_slice(&self.rbuf);
+                        self.rbuf = again;
+                        return Ok(None);
+                    }
+                }
+                Ok(Chunk::End) => return Ok(Some(body.freeze())),
+                Ok(Chunk::NeedMore) => {
+                    match within(&idle, read_some(&mut self.down, &mut self.rbuf, BODY_CHUNK)).await
+                    {
+                        Some(Ok(n)) if n > 0 => {}
+                        Some(_) => {
+                            self.stats.flag(Flag::DownstreamConnectionTermination);
+                            return Err(Next::Close);
+                        }
+                        None => {
+                            self.stats.downstream_rq_timeout.inc();
+                            self.local_reply(408, b"", true).await;
+                            return Err(Next::Close);
+                        }
+                    }
+                }
+                Err(_) => {
+                    self.stats.reject("bad_chunked_body");
+                    self.stats.flag(Flag::DownstreamProtocolError);
+                    self.local_reply(400, b"", true).await;
+                    return Err(Next::Close);
+                }
+            }
+        }
     }
 
     /// One attempt: an upstream connection, the request sent, the response
@@ -1016,6 +1099,26 @@ impl Conn<'_> {
             }
             Err(BodyError::DstIo) => Relayed::Aborted(Flag::DownstreamConnectionTermination),
         }
+    }
+}
+
+/// The request's timeout: the route's, or with `grpc_timeout_header_max` set, a gRPC
+/// request's `grpc-timeout` (capped by the maximum unless it is 0), as Envoy does.
+fn timeout_for(action: &RouteAction, head: &RequestHead) -> Option<Duration> {
+    let Some(max) = action.grpc_timeout_max else {
+        return action.timeout;
+    };
+    let grpc = head
+        .header("content-type")
+        .is_some_and(|v| v.starts_with(b"application/grpc"));
+    let asked = grpc
+        .then(|| head.header("grpc-timeout"))
+        .flatten()
+        .and_then(|v| spar_route::grpc_timeout(v));
+    match asked {
+        Some(t) if max.is_zero() => Some(t),
+        Some(t) => Some(t.min(max)),
+        None => action.timeout,
     }
 }
 

@@ -73,6 +73,8 @@ pub(super) struct Conn<'a> {
     local_addr: Option<SocketAddr>,
     /// The listener left the config: close after the current request.
     retiring: bool,
+    /// The current request is gRPC: local replies take gRPC's form.
+    grpc: bool,
 }
 
 /// Serves HTTP/1.1 on `down` with the settings of chain `chain` of listener `index`;
@@ -141,6 +143,7 @@ pub(crate) async fn serve(
             last_was_reused: false,
             local_addr: carried.local_addr,
             retiring: false,
+            grpc: false,
         };
         let newer = loop {
             let head = match waiting.take() {
@@ -244,12 +247,25 @@ pub(crate) async fn serve_stream(
         last_was_reused: false,
         local_addr: None,
         retiring: false,
+        grpc: false,
     };
     stats.downstream_rq_total.inc();
     stats.downstream_rq_active.inc();
     let _ = c.request(head).await;
     stats.downstream_rq_active.dec();
     c.down
+}
+
+/// The gRPC status for an HTTP status the proxy answers with (Envoy's mapping).
+fn grpc_code(status: u16) -> u32 {
+    match status {
+        400 => 13,                   // INTERNAL
+        401 => 16,                   // UNAUTHENTICATED
+        403 => 7,                    // PERMISSION_DENIED
+        404 => 12,                   // UNIMPLEMENTED
+        429 | 502 | 503 | 504 => 14, // UNAVAILABLE
+        _ => 2,                      // UNKNOWN
+    }
 }
 
 /// What a connection keeps when it moves to a newer snapshot.
@@ -426,6 +442,9 @@ impl Conn<'_> {
 
     /// Sends a proxy-generated reply and counts it.
     async fn local_reply(&mut self, status: u16, body: &[u8], close: bool) {
+        if self.grpc {
+            return self.local_reply_with(status, body, close, &[]).await;
+        }
         let close = close || self.last_request();
         self.linger |= close;
         self.wbuf.clear();
@@ -445,6 +464,25 @@ impl Conn<'_> {
         let close = close || self.last_request();
         self.linger |= close;
         self.wbuf.clear();
+        let code = grpc_code(status).to_string();
+        let grpc_fields: Vec<(&[u8], &[u8])>;
+        let (status, body, fields) = if self.grpc && status != 200 {
+            // A gRPC client reads errors from grpc-status, not from the HTTP status: answer
+            // as Envoy does, 200 with the mapped status and the text as grpc-message.
+            let message = if body.is_empty() {
+                spar_http::reason_phrase(status).as_bytes()
+            } else {
+                body
+            };
+            let mut all: Vec<(&[u8], &[u8])> = fields.to_vec();
+            all.push((b"content-type", b"application/grpc"));
+            all.push((b"grpc-status", code.as_bytes()));
+            all.push((b"grpc-message", message));
+            grpc_fields = all;
+            (200, &b""[..], grpc_fields.as_slice())
+        } else {
+            (status, body, fields)
+        };
         encode_local_reply_with(&mut self.wbuf, status, body, close, fields);
         self.stats.response(status);
         let _ = write_buf(&mut self.down, &mut self.wbuf).await;

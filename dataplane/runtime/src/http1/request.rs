@@ -18,6 +18,9 @@ pub(super) type Fields = Vec<(Vec<u8>, Vec<u8>)>;
 
 impl Conn<'_> {
     pub(super) async fn request(&mut self, head: RequestHead) -> Next {
+        self.grpc = head
+            .header("content-type")
+            .is_some_and(|v| v.starts_with(b"application/grpc"));
         let has_body = !matches!(head.body, RequestBody::None | RequestBody::Length(0));
         // A reply sent without reading the request body leaves the stream
         // out of step: close unless there was no body.

@@ -226,7 +226,9 @@ impl Stream2 {
                     self.local_addr,
                 );
                 let down = Stream::H2Down(Box::new(down));
-                let mut down = serve_stream(
+                // Boxed: the connection manager's future is ~10 KiB, and a spawned task
+                // is copied whole when it starts; this keeps that copy small.
+                let mut down = Box::pin(serve_stream(
                     &self.ctx,
                     &self.local,
                     self.index,
@@ -234,7 +236,7 @@ impl Stream2 {
                     down,
                     head,
                     self.peer,
-                )
+                ))
                 .await;
                 if let Stream::H2Down(d) = &mut down {
                     d.reset_unfinished();
