@@ -508,3 +508,58 @@ fn grpc_timeout_is_capped_by_the_route_and_unavailable_is_retried() {
     );
     assert!(text.contains("upstream request timeout"), "{text}");
 }
+
+#[test]
+fn connect_is_terminated_by_the_route_and_refused_where_not_enabled() {
+    let echo = Echo::start(&["--name", "tunnelled"]);
+    let port = free_port();
+    let plain_port = free_port();
+    let connect_hcm = r#"      - name: hcm
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: connect
+          upgrade_configs: [{upgrade_type: CONNECT}]
+          route_config:
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes:
+              - match: {connect_matcher: {}}
+                route: {cluster: backend, upgrade_configs: [{upgrade_type: CONNECT, connect_config: {}}]}
+              - match: {prefix: "/"}
+                direct_response: {status: 200, body: {inline_string: "not a tunnel"}}
+"#;
+    let listeners = format!(
+        "  - name: connect\n    address: {{socket_address: {{address: 127.0.0.1, port_value: {port}}}}}\n    filter_chains:\n    - filters:\n{connect_hcm}{ROUTER}\n  - name: plain\n    address: {{socket_address: {{address: 127.0.0.1, port_value: {plain_port}}}}}\n    filter_chains:\n    - filters:\n{}",
+        hcm("plain", "backend", "")
+    );
+    let _proxy = SparProxy::start(
+        &bootstrap(&listeners, &cluster("backend", echo.addr, "")),
+        &[],
+    );
+    // curl opens a CONNECT tunnel through the proxy (-p) and speaks HTTP inside it: the
+    // request reaches the cluster's endpoint whatever host curl named.
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "-p",
+            "-x",
+            &format!("http://127.0.0.1:{port}"),
+            "--max-time",
+            "10",
+        ])
+        .arg("http://anywhere.test/inside")
+        .output()
+        .unwrap();
+    let body = String::from_utf8_lossy(&out.stdout);
+    assert!(body.contains("tunnelled"), "through the tunnel: {body:?}");
+    // The same CONNECT on a listener whose routes have no connect_matcher: no route, 404.
+    let mut s = std::net::TcpStream::connect(addr(plain_port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(b"CONNECT anywhere.test:80 HTTP/1.1\r\nhost: anywhere.test:80\r\n\r\n")
+        .unwrap();
+    let mut buf = [0u8; 256];
+    let n = std::io::Read::read(&mut s, &mut buf).unwrap();
+    let head = String::from_utf8_lossy(&buf[..n]);
+    assert!(head.starts_with("HTTP/1.1 404"), "{head}");
+}

@@ -60,6 +60,7 @@ fn route(path: PathMatch, headers: Vec<HeaderMatcher>, cluster_id: u32) -> Route
             timeout: Some(DEFAULT_ROUTE_TIMEOUT),
             idle_timeout: None,
             grpc_timeout_max: None,
+            connect_terminate: false,
             prefix_rewrite: None,
             regex_rewrite: None,
             host_rewrite: None,

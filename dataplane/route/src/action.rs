@@ -83,7 +83,7 @@ fn prefix_rewrite(m: &RouteMatch, target: &[u8], prefix: &str) -> Option<Vec<u8>
     let path_len = split_path(target).0.len();
     let replaced = match &m.path {
         PathMatch::Prefix(p) | PathMatch::PathSeparatedPrefix(p) => p.len(),
-        PathMatch::Exact(_) | PathMatch::Regex(_) => path_len,
+        PathMatch::Exact(_) | PathMatch::Regex(_) | PathMatch::Connect => path_len,
     };
     let rest = target.get(replaced..)?;
     let mut out = Vec::with_capacity(prefix.len() + rest.len());

@@ -240,6 +240,10 @@ pub struct RouteAction {
     /// Route-level `upgrade_configs`: (lower-case upgrade type, enabled); they override the
     /// connection manager's for this route.
     pub upgrades: Vec<(String, bool)>,
+    /// `upgrade_configs` CONNECT with `connect_config`: the proxy answers the CONNECT
+    /// itself and tunnels the bytes to the cluster over TCP, instead of forwarding the
+    /// CONNECT request.
+    pub connect_terminate: bool,
 }
 
 /// How a forwarded request's authority is rewritten.

@@ -31,6 +31,9 @@ pub enum PathMatch {
     PathSeparatedPrefix(String),
     /// `safe_regex`: the whole path without its query matches.
     Regex(SafeRegex),
+    /// `connect_matcher`: CONNECT requests, and only them (a CONNECT request matches no
+    /// other path matcher, as in Envoy).
+    Connect,
 }
 
 /// Envoy `type.matcher.v3.StringMatcher`.
@@ -115,7 +118,11 @@ impl Route {
 impl RouteMatch {
     /// Whether `req` passes the path, header and query parameter tests.
     pub fn matches(&self, req: &impl RequestView) -> bool {
-        self.path_matches(req.path())
+        let connect = req.method() == b"CONNECT";
+        if connect != (self.path == PathMatch::Connect) {
+            return false;
+        }
+        (connect || self.path_matches(req.path()))
             && self.headers.iter().all(|h| h.matches(req))
             && (self.query.is_empty() || {
                 let query = split_path(req.path()).1;
@@ -145,6 +152,7 @@ impl RouteMatch {
                     && matches!(path.get(p.len()), None | Some(b'/'))
             }
             PathMatch::Regex(re) => re.is_full_match(split_path(target).0),
+            PathMatch::Connect => false,
         }
     }
 }

@@ -149,6 +149,7 @@ pub(crate) fn forward(id: u32) -> RouteAction {
         timeout: Some(crate::DEFAULT_ROUTE_TIMEOUT),
         idle_timeout: None,
         grpc_timeout_max: None,
+        connect_terminate: false,
         prefix_rewrite: None,
         regex_rewrite: None,
         host_rewrite: None,

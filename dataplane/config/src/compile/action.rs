@@ -154,7 +154,24 @@ pub(super) fn route_action(
                 .map(|t| (t, u.enabled.is_none_or(|e| e.value)))
         })
         .collect();
+    let mut connect_terminate = false;
+    for (i, u) in a.upgrade_configs.iter().enumerate() {
+        if let Some(cc) = &u.connect_config {
+            let cp = p.field("upgrade_configs").index(i).field("connect_config");
+            if !u.upgrade_type.eq_ignore_ascii_case("connect") {
+                ctx.error(&cp, "connect_config is only for upgrade_type CONNECT");
+            } else if cc.proxy_protocol_config.is_some() || cc.allow_post {
+                ctx.error(
+                    &cp,
+                    "only an empty connect_config is supported by spar-proxy yet",
+                );
+            } else {
+                connect_terminate = u.enabled.is_none_or(|e| e.value);
+            }
+        }
+    }
     Some(RouteAction {
+        connect_terminate,
         target: target?,
         timeout,
         idle_timeout,

@@ -314,10 +314,7 @@ fn http_filters(
 /// An `upgrade_type`, lower-cased: an HTTP token; CONNECT is not relayed by spar-proxy yet.
 pub(super) fn upgrade_type(ctx: &mut Ctx<'_>, t: &str, p: &FieldPath) -> Option<String> {
     let lower = t.to_ascii_lowercase();
-    if lower == "connect" {
-        ctx.error(p, "CONNECT is not supported by spar-proxy yet");
-        None
-    } else if !spar_route::valid_header_name(&lower) {
+    if !spar_route::valid_header_name(&lower) {
         ctx.error(p, format!("`{t}` is not a valid upgrade token"));
         None
     } else {

@@ -273,17 +273,18 @@ fn route_match(ctx: &mut Ctx<'_>, m: &PbRouteMatch, p: &FieldPath) -> Option<Rou
             policy::regex(ctx, &r.regex, &p.field("safe_regex").field("regex"))
                 .map(PathMatch::Regex)
         }
+        Some(P::ConnectMatcher(_)) => Some(PathMatch::Connect),
         Some(_) => {
             ctx.error(
                 p,
-                "only prefix, path, safe_regex and path_separated_prefix matches are supported by spar-proxy yet",
+                "only prefix, path, safe_regex, path_separated_prefix and connect_matcher matches are supported by spar-proxy yet",
             );
             None
         }
         None => {
             ctx.error(
                 p,
-                "match needs prefix, path, safe_regex or path_separated_prefix",
+                "match needs prefix, path, safe_regex, path_separated_prefix or connect_matcher",
             );
             None
         }

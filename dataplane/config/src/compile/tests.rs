@@ -59,7 +59,7 @@ fn semantic_errors_have_path_and_line() {
         (BASE.replace("domains: [\"*\"]", "domains: [\"x.com\"]").replace("#VHOSTS", "- {name: other, domains: [\"X.COM\"]}"), "X.COM", format!("{HCM}.route_config.virtual_hosts[1].domains[0]"), "duplicate domain `X.COM`"),
         (BASE.replace("                route:\n                  cluster: backend\n", ""), "- match:", format!("{VH}.routes[0]"), "route has no action"),
         (BASE.replace("                  prefix: /\n", ""), "- match:", format!("{VH}.routes[0].match"), "match is required"),
-        (BASE.replace("                  prefix: /\n", "                  case_sensitive: true\n"), "- match:", format!("{VH}.routes[0].match"), "match needs prefix, path, safe_regex or path_separated_prefix"),
+        (BASE.replace("                  prefix: /\n", "                  case_sensitive: true\n"), "- match:", format!("{VH}.routes[0].match"), "match needs prefix, path, safe_regex, path_separated_prefix or connect_matcher"),
         (BASE.replace("    filter_chains:\n    - filters:\n      - name: envoy.filters.network.tcp_proxy\n        typed_config: # tcp\n          \"@type\": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy\n          stat_prefix: tcp\n          cluster: backend\n          #TCP\n", ""), "- name: tcp", "static_resources.listeners[1].filter_chains".into(), "listener has no filter chain"),
         (with(&[("#FILTERS", "- name: second\n  typed_config: {\"@type\": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy, stat_prefix: t, cluster: backend}")]), "    - filters:", format!("{L0}.filter_chains[0].filters"), "exactly one network filter"),
         (BASE.replace("          stat_prefix: http\n", ""), "typed_config:", format!("{HCM}.stat_prefix"), "stat_prefix is required"),
@@ -332,17 +332,25 @@ fn upgrade_configs_on_the_manager_and_the_route() {
         [("websocket".to_owned(), true), ("h2c".to_owned(), false)]
     );
     assert_eq!(first_route(h).1.upgrades, [("websocket".to_owned(), false)]);
-    // CONNECT is refused until spar-proxy relays it.
+    // CONNECT: enabled on the manager, answered by the route with connect_config.
+    let text = with(&[
+        ("#HCM", "upgrade_configs: [{ upgrade_type: CONNECT }]"),
+        (
+            "#ACTION",
+            "upgrade_configs: [{ upgrade_type: CONNECT, connect_config: {} }]",
+        ),
+    ]);
+    let s = compiled(&text);
+    let h = http(&s);
+    assert_eq!(h.upgrades, [("connect".to_owned(), true)]);
+    assert!(first_route(h).1.connect_terminate);
+    // connect_config on another upgrade type is an error.
     let errors = compile_errors(&with(&[(
-        "#HCM",
-        "upgrade_configs: [{ upgrade_type: CONNECT }]",
+        "#ACTION",
+        "upgrade_configs: [{ upgrade_type: websocket, connect_config: {} }]",
     )]));
     assert_eq!(errors.len(), 1, "{}", show(&errors));
-    assert_eq!(
-        errors[0].path.to_string(),
-        format!("{HCM}.upgrade_configs[0].upgrade_type")
-    );
-    assert!(errors[0].message.contains("CONNECT"));
+    assert!(errors[0].message.contains("only for upgrade_type CONNECT"));
 }
 
 #[test]

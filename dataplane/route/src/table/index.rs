@@ -147,7 +147,7 @@ fn literal(m: &RouteMatch) -> Option<&[u8]> {
         PathMatch::Prefix(p) | PathMatch::Exact(p) | PathMatch::PathSeparatedPrefix(p) => {
             Some(p.as_bytes())
         }
-        PathMatch::Regex(_) => None,
+        PathMatch::Regex(_) | PathMatch::Connect => None,
     }
 }
 

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use spar_cluster::{Cluster, OutlierResult};
 use spar_http::{
-    CHUNK_END, Chunk, ChunkedDecoder, ForwardOptions, Limits, Position, RequestBody, RequestHead,
-    ResponseBody, ResponseHead, Version, encode_chunk_header, encode_request_head,
+    CHUNK_END, Chunk, ChunkedDecoder, ForwardOptions, Limits, Method, Position, RequestBody,
+    RequestHead, ResponseBody, ResponseHead, Version, encode_chunk_header, encode_request_head,
     encode_response_head, parse_response,
 };
 use spar_route::{
@@ -161,7 +161,7 @@ impl Conn<'_> {
         let cl = &local.clusters[cid.0 as usize];
         // An upgrade is neither retried nor mirrored: after a 101 the
         // connection carries another protocol.
-        let upgrading = head.upgrade.is_some();
+        let upgrading = head.upgrade.is_some() || head.method == Method::Connect;
         let retry = match upgrading {
             true => None,
             false => action.retry.as_ref().or(vh.retry_policy.as_ref()),
@@ -434,7 +434,8 @@ impl Conn<'_> {
                 let Some(mut up) = self.pending_up.take() else {
                     return Next::Close;
                 };
-                if resp.status == 101 {
+                let connected = head.method == Method::Connect && (200..300).contains(&resp.status);
+                if resp.status == 101 || connected {
                     return self.tunnel(head, &resp, &mut up, idle).await;
                 }
                 let levels = [
@@ -532,7 +533,84 @@ impl Conn<'_> {
         // Bytes the upstream sent right behind its 101 belong to the tunnel.
         self.wbuf.extend_from_slice(&self.ubuf);
         self.ubuf.clear();
-        self.stats.response(101);
+        self.stats.response(resp.status);
+        if write_buf(&mut self.down, &mut self.wbuf).await.is_err() {
+            return Next::Close;
+        }
+        if !self.rbuf.is_empty() {
+            let early = self.rbuf.split().freeze();
+            if write_bytes(&mut up.stream, early).await.is_err() {
+                return Next::Close;
+            }
+        }
+        self.stats.downstream_cx_upgrades_total.inc();
+        self.stats.downstream_cx_upgrades_active.inc();
+        let (sent, received) = (Counter::default(), Counter::default());
+        let _ = crate::tcp::tunnel(&mut self.down, &mut up.stream, idle, &sent, &received).await;
+        self.stats.downstream_cx_upgrades_active.dec();
+        Next::Close
+    }
+
+    /// CONNECT answered here (`connect_config`): a TCP connection to an endpoint of the
+    /// route's cluster, `200` to the client, then bytes both ways until either side
+    /// closes or the stream idles.
+    pub(super) async fn connect_here(
+        &mut self,
+        head: &RequestHead,
+        local: &Rc<Local>,
+        vh: &VirtualHost,
+        route: &Route,
+        action: &RouteAction,
+    ) -> Next {
+        let cref = match &action.target {
+            Target::Cluster(c) => c,
+            Target::Weighted(w) => &w.pick(self.random()).cluster,
+        };
+        let cluster = local.snapshot.cluster(cref.id);
+        let cl = &local.clusters[cref.id.0 as usize];
+        let idle = match action.idle_timeout {
+            Some(t) if t.is_zero() => None,
+            Some(t) => Some(t),
+            None => self.settings.stream_idle_timeout,
+        };
+        let random = self.random();
+        let Some(host) = cl.pick(cluster, None, random, &[], None) else {
+            self.stats.flag(Flag::NoHealthyUpstream);
+            self.local_answer(head, vh, route, 503, BODY_NO_HEALTHY, Vec::new(), true)
+                .await;
+            return Next::Close;
+        };
+        let t = Try {
+            cluster,
+            cl,
+            host,
+            up_limits: &self.limits.clone(),
+            fresh: true,
+            per_try: None,
+            idle,
+            route_timeout: action.timeout,
+            upgrading: true,
+        };
+        let addr = cluster.endpoints[host].address;
+        let wait_until = action.timeout.map(|d| Instant::now() + d);
+        let mut up = match self.checkout(&t, addr, wait_until).await {
+            Ok(up) => up,
+            Err(f) => {
+                if f == Failed::Connect {
+                    cl.record(cluster, host, OutlierResult::LocalOriginFailure, || random);
+                }
+                let (status, flag, body) = f.reply();
+                self.stats.flag(flag);
+                self.local_answer(head, vh, route, status, body, Vec::new(), true)
+                    .await;
+                return Next::Close;
+            }
+        };
+        cl.record(cluster, host, OutlierResult::LocalOriginSuccess, || random);
+        cl.stats.upstream_rq_total.inc();
+        self.wbuf.clear();
+        self.wbuf.extend_from_slice(b"HTTP/1.1 200 OK\r\n\r\n");
+        self.stats.response(200);
         if write_buf(&mut self.down, &mut self.wbuf).await.is_err() {
             return Next::Close;
         }

@@ -31,9 +31,11 @@ impl Conn<'_> {
             Next::KeepAlive
         };
 
-        if matches!(head.method, Method::Connect) {
-            self.local_reply(403, BODY_UPGRADE, true).await;
-            return Next::Close;
+        let connect = matches!(head.method, Method::Connect);
+        if connect && self.down.is_h2() {
+            // CONNECT over HTTP/2 (a tunnel in DATA frames) is not carried yet.
+            self.local_reply(501, b"", false).await;
+            return Next::KeepAlive;
         }
         // The connection's snapshot, by reference: no count to bump per request.
         let local = self.local;
@@ -49,7 +51,12 @@ impl Conn<'_> {
         };
         // An upgrade (WebSocket) goes through only when its type is enabled
         // for the route, or else for the connection manager (Envoy's rule).
-        if let Some(token) = &head.upgrade {
+        let token = if connect {
+            Some(&b"connect"[..])
+        } else {
+            head.upgrade.as_deref()
+        };
+        if let Some(token) = token {
             let route_level = match &route.action {
                 Action::Forward(a) => a.upgrades.as_slice(),
                 _ => &[],
@@ -152,6 +159,9 @@ impl Conn<'_> {
                 )
                 .await;
                 after_reply
+            }
+            Action::Forward(action) if connect && action.connect_terminate => {
+                self.connect_here(&head, local, vh, route, action).await
             }
             Action::Forward(action) => {
                 self.forward(&head, local, vh, route, action, cors_fields)
