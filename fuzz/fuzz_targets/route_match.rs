@@ -71,6 +71,7 @@ fn route(path: PathMatch, n: usize) -> Route {
             target: Target::Cluster(ClusterRef { id: ClusterId(0), name: "c".into() }),
             timeout: None,
             idle_timeout: None,
+            grpc_timeout_max: None,
             prefix_rewrite: (n % 2 == 0).then(|| "/new".to_owned()),
             regex_rewrite: None,
             host_rewrite: Some(HostRewrite::Header("x-host".into())),
@@ -82,6 +83,7 @@ fn route(path: PathMatch, n: usize) -> Route {
             mirrors: Vec::new(),
             metadata_match: None,
             upgrades: Vec::new(),
+            connect_terminate: false,
         })
     };
     Route {
