@@ -24,6 +24,7 @@
 
 #![forbid(unsafe_code)]
 
+mod authz;
 mod cluster;
 mod listener;
 mod names;

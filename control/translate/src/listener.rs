@@ -15,6 +15,7 @@ use envoy_types::pb::envoy::config::route::v3::{
 };
 use envoy_types::pb::envoy::extensions::filters::http::cors::v3::Cors;
 use envoy_types::pb::envoy::extensions::filters::http::fault::v3::HttpFault;
+use envoy_types::pb::envoy::extensions::filters::http::rbac::v3::Rbac;
 use envoy_types::pb::envoy::extensions::filters::http::router::v3::Router;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
     HttpConnectionManager, HttpFilter, http_connection_manager, http_filter,
@@ -25,6 +26,7 @@ use spar_istio::model::sidecar::{CaptureMode, Sidecar};
 use spar_istio::model::virtual_service::VirtualService;
 use spar_istio::{Resource, Spec};
 
+use crate::authz::RBAC_FILTER;
 use crate::cluster::socket;
 use crate::names::{covers, fqdn, inbound_cluster, is_http_protocol, outbound_cluster, overlap};
 use crate::registry::{Service, exported, selects};
@@ -70,6 +72,7 @@ fn gateway_refs(r: &Resource, v: &VirtualService) -> Vec<String> {
 
 /// Listeners of a gateway proxy: every Gateway whose selector matches it.
 pub(crate) fn gateway<'a>(cx: &mut Cx<'a>) -> Out<'a> {
+    let rbac = crate::authz::http_filters(cx);
     let gateways: Vec<(&Resource, &Gateway)> = cx
         .each(|s| match s {
             Spec::Gateway(g) => Some(g),
@@ -208,6 +211,7 @@ pub(crate) fn gateway<'a>(cx: &mut Cx<'a>) -> Out<'a> {
             port,
             &format!("outbound_{name}"),
             rc.clone(),
+            &rbac,
         ));
         routes.push(rc);
     }
@@ -268,6 +272,7 @@ fn http_listener(
     port: u32,
     stat_prefix: &str,
     rc: RouteConfiguration,
+    rbac: &[Rbac],
 ) -> Listener {
     let filter = |name: &str, any| HttpFilter {
         name: name.to_owned(),
@@ -278,11 +283,16 @@ fn http_listener(
         stat_prefix: stat_prefix.to_owned(),
         codec_type: http_connection_manager::CodecType::Auto as i32,
         route_specifier: Some(http_connection_manager::RouteSpecifier::RouteConfig(rc)),
-        http_filters: vec![
-            filter(FAULT_FILTER, pack_any(HttpFault::default())),
-            filter(CORS_FILTER, pack_any(Cors::default())),
-            filter(ROUTER_FILTER, pack_any(Router::default())),
-        ],
+        // Authorization first: a denied request costs nothing else.
+        http_filters: rbac
+            .iter()
+            .map(|r| filter(RBAC_FILTER, pack_any(r.clone())))
+            .chain([
+                filter(FAULT_FILTER, pack_any(HttpFault::default())),
+                filter(CORS_FILTER, pack_any(Cors::default())),
+                filter(ROUTER_FILTER, pack_any(Router::default())),
+            ])
+            .collect(),
         upgrade_configs: vec![http_connection_manager::UpgradeConfig {
             upgrade_type: "websocket".to_owned(),
             ..Default::default()
@@ -345,6 +355,7 @@ fn imports(entry: &str, sidecar_ns: &str, svc: &Service) -> bool {
 
 /// Listeners of a sidecar proxy in explicit mode.
 pub(crate) fn sidecar<'a>(cx: &mut Cx<'a>) -> Out<'a> {
+    let rbac = crate::authz::http_filters(cx);
     let ns = cx.proxy.namespace.clone();
     let registry = cx.registry;
     // One service per host: the one this proxy's namespace sees.
@@ -436,6 +447,7 @@ pub(crate) fn sidecar<'a>(cx: &mut Cx<'a>) -> Out<'a> {
             port,
             &format!("outbound_{name}"),
             rc.clone(),
+            &[],
         ));
         routes.push(rc);
     }
@@ -527,6 +539,7 @@ pub(crate) fn sidecar<'a>(cx: &mut Cx<'a>) -> Out<'a> {
             port,
             &format!("inbound_{name}"),
             rc.clone(),
+            &rbac,
         ));
         routes.push(rc);
     }
