@@ -367,7 +367,7 @@ fn source(s: &Source, at: &str, problems: &mut Vec<(String, String)>) -> Princip
             })
         }
     };
-    let pairs: [(&[String], bool, &PrincipalOf); 10] = [
+    let pairs: [(&[String], bool, &PrincipalOf<'_>); 10] = [
         (&s.principals, false, &|v| Some(authenticated(spiffe(v)))),
         (&s.not_principals, true, &|v| Some(authenticated(spiffe(v)))),
         (&s.namespaces, false, &|v| Some(namespace_principal(v))),
