@@ -12,13 +12,17 @@
 //!   events after N; no N (or 0) starts with ADDED for every object; N older than the
 //!   compacted history gets an ERROR event with a 410 Gone Status, as the real server does.
 //!
+//! - TokenReviews: `POST /apis/authentication.k8s.io/v1/tokenreviews` answered as the real
+//!   server does for service-account tokens (see [`token_review`]).
+//!
 //! Test controls: [`FakeKube::apply`] / [`FakeKube::delete`] objects, [`FakeKube::break_watches`]
 //! (close every open watch connection), [`FakeKube::compact`] (forget history),
-//! [`FakeKube::set_available`] (answer 503 to everything), and counters of LIST and WATCH
-//! requests per resource.
+//! [`FakeKube::set_available`] (answer 503 to everything), counters of LIST and WATCH
+//! requests per resource; [`FakeKube::add_token`] (a valid service-account token),
+//! [`FakeKube::set_audience_aware`], [`FakeKube::token_reviews`].
 //!
-//! What it does not do: no writes over HTTP (tests change objects through the handle), no
-//! authentication, no paging (`limit` is ignored: one page), no selectors, no conversion
+//! What it does not do: no writes of objects over HTTP (tests change objects through the
+//! handle), no authentication of its own clients, no paging (`limit` is ignored: one page), no selectors, no conversion
 //! between versions beyond rewriting `apiVersion` (Istio's versions share one schema), no
 //! validation of objects.
 
@@ -32,6 +36,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 mod objects;
+pub mod token_review;
 mod watch;
 
 pub use objects::{endpoint_slice, pod, service, spar_control};
@@ -128,6 +133,8 @@ struct State {
     /// "GROUP/VERSION/PLURAL" (core: "v1/PLURAL") -> requests.
     lists: BTreeMap<String, u64>,
     watches: BTreeMap<String, u64>,
+    /// TokenReviews: the valid tokens, whether audiences are checked, requests answered.
+    tokens: token_review::Tokens,
 }
 
 struct Shared {
@@ -170,6 +177,7 @@ impl FakeKube {
         let mut state = State {
             available: true,
             rv: 1,
+            tokens: token_review::Tokens::new(),
             ..State::default()
         };
         for s in SERVED {
@@ -350,6 +358,27 @@ impl FakeKube {
     pub fn resource_version(&self) -> u64 {
         self.shared.lock().rv
     }
+
+    /// Makes `token` a valid token of service account `namespace/name` for `audiences`
+    /// (a projected token's audiences; a pod's default token has the API server's,
+    /// [`token_review::API_AUDIENCE`]).
+    pub fn add_token(&self, token: &str, namespace: &str, name: &str, audiences: &[&str]) {
+        self.shared
+            .lock()
+            .tokens
+            .add(token, namespace, name, audiences);
+    }
+
+    /// When false, TokenReviews ignore audiences and answer without `status.audiences`,
+    /// as an authenticator that is not audience-aware does (default: true).
+    pub fn set_audience_aware(&self, aware: bool) {
+        self.shared.lock().tokens.audience_aware = aware;
+    }
+
+    /// TokenReviews answered so far.
+    pub fn token_reviews(&self) -> u64 {
+        self.shared.lock().tokens.reviews
+    }
 }
 
 fn count(map: &BTreeMap<String, u64>, plural: &str) -> u64 {
@@ -394,7 +423,12 @@ fn serve_connection(shared: &Shared, mut conn: TcpStream) {
     let _ = conn.set_read_timeout(Some(Duration::from_secs(30)));
     let mut buf = Vec::new();
     loop {
-        let Some(target) = read_head(&mut conn, &mut buf) else {
+        let Some(Head {
+            method,
+            target,
+            body,
+        }) = read_head(&mut conn, &mut buf)
+        else {
             return;
         };
         if !shared.lock().available {
@@ -403,6 +437,19 @@ fn serve_connection(shared: &Shared, mut conn: TcpStream) {
             return;
         }
         let t = parse_target(&target);
+        if method == "POST" {
+            let (code, reply) = match t.path.as_str() {
+                token_review::PATH => shared.lock().tokens.review(&body),
+                _ => (
+                    405,
+                    status_object(405, "MethodNotAllowed", "the fake only creates TokenReviews"),
+                ),
+            };
+            if respond(&mut conn, code, &reply, false).is_err() {
+                return;
+            }
+            continue;
+        }
         let keep = match route(shared, &t) {
             Reply::Json(code, body) => respond(&mut conn, code, &body, false).is_ok(),
             Reply::Watch(w) => {
@@ -416,13 +463,45 @@ fn serve_connection(shared: &Shared, mut conn: TcpStream) {
     }
 }
 
-/// Reads one request head (requests here have no body); its target.
-fn read_head(conn: &mut TcpStream, buf: &mut Vec<u8>) -> Option<String> {
+/// A request: method, target and its body (by content-length; GETs have none).
+struct Head {
+    method: String,
+    target: String,
+    body: Vec<u8>,
+}
+
+/// Reads one request head and its content-length body.
+fn read_head(conn: &mut TcpStream, buf: &mut Vec<u8>) -> Option<Head> {
+    let mut head: Option<(Head, usize)> = None;
     loop {
-        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+        if head.is_none()
+            && let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n")
+        {
+            let text = String::from_utf8_lossy(&buf[..end]).into_owned();
             buf.drain(..end + 4);
-            return head.split_whitespace().nth(1).map(str::to_owned);
+            let mut words = text.split_whitespace();
+            let method = words.next()?.to_owned();
+            let target = words.next()?.to_owned();
+            let length = text
+                .lines()
+                .filter_map(|l| l.split_once(':'))
+                .find(|(k, _)| k.trim().eq_ignore_ascii_case("content-length"))
+                .and_then(|(_, v)| v.trim().parse::<usize>().ok())
+                .unwrap_or(0);
+            head = Some((
+                Head {
+                    method,
+                    target,
+                    body: Vec::new(),
+                },
+                length,
+            ));
+        }
+        if let Some((h, length)) = &mut head
+            && buf.len() >= *length
+        {
+            h.body = buf.drain(..*length).collect();
+            return head.map(|(h, _)| h);
         }
         let mut chunk = [0u8; 4096];
         match conn.read(&mut chunk) {
@@ -439,7 +518,10 @@ fn respond(conn: &mut TcpStream, code: u16, body: &Value, close: bool) -> std::i
     let text = body.to_string();
     let reason = match code {
         200 => "OK",
+        201 => "Created",
+        400 => "Bad Request",
         404 => "Not Found",
+        405 => "Method Not Allowed",
         410 => "Gone",
         _ => "Service Unavailable",
     };
