@@ -46,6 +46,10 @@ impl TokenReviewer {
                 .map_err(|e| kube::Error::Service(e.to_string().into()))?,
         };
         config.connect_timeout = Some(CONNECT_TIMEOUT);
+        // kube retries 429/503/504 up to 15 times by default, for minutes: the caller of
+        // CreateCertificate retries with its own backoff, so a busy API server answers
+        // UNAVAILABLE at once instead of holding the call.
+        config.default_retry = false;
         config.read_timeout = Some(REVIEW_TIMEOUT);
         Ok(TokenReviewer::new(Client::try_from(config)?))
     }

@@ -20,7 +20,7 @@ use tracing::debug;
 
 use crate::auth::Authenticator;
 use crate::authority::{Ca, SignError};
-use crate::csr::{MAX_CSR_BYTES, csr_der_from_pem};
+use crate::csr::{MAX_CSR_BYTES, check_csr, csr_der_from_pem};
 use crate::policy::{Reason, Refusal};
 
 /// The generated protobuf messages and gRPC code (`proto/ca.proto`).
@@ -69,11 +69,15 @@ impl CaService {
             .ok_or_else(|| Refusal::new(Reason::MissingToken, "no authorization: Bearer token"))?;
         let account = self.authenticator.authenticate(&self.ca, token).await?;
         let message = request.into_inner();
-        let csr = csr_der_from_pem(&message.csr)?;
-        let policy = self.ca.policy();
-        let identity = policy.identity_for(&account)?;
-        let ttl = policy.validity(message.validity_duration);
-        let issued = self.ca.sign(&csr, &identity, ttl)?;
+        let der = csr_der_from_pem(&message.csr)?;
+        let checked = check_csr(&der)?;
+        let grant = self
+            .ca
+            .policy()
+            .decide(&checked, &account, message.validity_duration)?;
+        // `sign` checks the CSR again and that it asks for the granted identity: the
+        // decision above is the one that counts, this is a second lock on the same door.
+        let issued = self.ca.sign(&der, &grant.identity, grant.ttl)?;
         Ok(IstioCertificateResponse {
             cert_chain: issued.chain,
         })

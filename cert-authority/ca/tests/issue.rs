@@ -25,9 +25,11 @@ async fn issues_leaf_and_root_for_the_token_identity() {
         .ca
         .mint_token(&sleep(), Duration::from_secs(600))
         .unwrap();
-    let (csr, key) = csr(SLEEP_ID);
+    let (request, key) = csr(SLEEP_ID);
     let mut client = served.client().await;
-    let chain = create(&mut client, &csr, 0, Some(&token)).await.unwrap();
+    let chain = create(&mut client, &request, 0, Some(&token))
+        .await
+        .unwrap();
 
     assert_eq!(chain.len(), 2, "leaf and root");
     assert_eq!(chain[1], served.ca.roots()[0]);
@@ -68,9 +70,28 @@ async fn issues_leaf_and_root_for_the_token_identity() {
         lifetime_secs(&leaf),
         DAY + spar_ca::CLOCK_SKEW.as_secs() as i64
     );
-    // A TLS peer trusting the root accepts it as a client certificate.
+    // Backdated, and not by more than the allowance.
+    let now = unix_now() as i64;
+    let not_before = leaf.validity().not_before.timestamp();
+    let skew = spar_ca::CLOCK_SKEW.as_secs() as i64;
+    assert!(
+        (now - skew - 5..=now - skew + 1).contains(&not_before),
+        "{not_before} vs {now}"
+    );
+    // A TLS peer trusting the root accepts it as a client and as a server certificate; one
+    // trusting another root accepts neither.
     verify_as_client_cert(&chain, &served.ca.trust_bundle());
-    assert_eq!(served.ca.stats().issued(), 1);
+    verify_as_server_cert(&chain, &served.ca.trust_bundle()).unwrap();
+    let stranger = fresh_ca().trust_bundle();
+    assert!(verify_as_server_cert(&chain, &stranger).is_err());
+    // Serials are random: another certificate for the same key has another one.
+    let again = create(&mut client, &csr(SLEEP_ID).0, 0, Some(&token))
+        .await
+        .unwrap();
+    let serial = |pem: &str| parse(der(pem).remove(0)).raw_serial().to_vec();
+    assert_ne!(serial(&chain[0]), serial(&again[0]));
+    assert_eq!(serial(&chain[0]).len(), 16);
+    assert_eq!(served.ca.stats().issued(), 2);
     assert!(
         spar_ca::Reason::ALL
             .iter()
@@ -272,6 +293,10 @@ async fn plugin_ca_chain_is_returned_in_order() {
     let issuing_parsed = parse(der(&chain[1]).remove(0));
     assert_eq!(leaf.issuer(), issuing_parsed.subject());
     verify_as_client_cert(&chain, &root.0.pem());
+    verify_as_server_cert(&chain, &root.0.pem()).unwrap();
+    // Without the intermediates the leaf does not reach the root.
+    let leaf_and_root = [chain[0].clone(), chain[3].clone()];
+    assert!(verify_as_server_cert(&leaf_and_root, &root.0.pem()).is_err());
     served.stop().await;
 
     // Without cert-chain.pem: the issuing CA alone between leaf and root.
@@ -465,5 +490,6 @@ fn issued_keys_match_their_csr_for_every_key_type() {
             PublicKey::RSA(_)
         ));
         verify_as_client_cert(&issued.chain, &ca.trust_bundle());
+        verify_as_server_cert(&issued.chain, &ca.trust_bundle()).unwrap();
     }
 }

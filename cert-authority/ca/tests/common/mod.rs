@@ -2,7 +2,7 @@
 //! tonic client that trusts its roots, CSRs made by rcgen, and checks on what comes back.
 #![allow(dead_code, unreachable_pub)]
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,7 +23,13 @@ pub fn sleep() -> ServiceAccount {
 
 /// A CA in a fresh scratch directory.
 pub fn fresh_ca() -> Ca {
-    Ca::load_or_create(&spar_tests::proc::scratch_dir("ca")).unwrap()
+    fresh_ca_in().0
+}
+
+/// A CA in a fresh scratch directory, and that directory.
+pub fn fresh_ca_in() -> (Ca, PathBuf) {
+    let dir = spar_tests::proc::scratch_dir("ca");
+    (Ca::load_or_create(&dir).unwrap(), dir)
 }
 
 /// A CA serving on 127.0.0.1; stops when dropped.
@@ -174,6 +180,57 @@ pub fn verify_as_client_cert(chain: &[String], roots: &str) {
     verifier
         .verify_client_cert(&leaf, &intermediates, UnixTime::now())
         .unwrap();
+}
+
+/// Checks `chain` as a TLS client checks a server's certificate chain: rustls's WebPKI path
+/// validation for serverAuth, trusting only `roots` (PEM). (The name check is the mesh's
+/// SPIFFE check, not a DNS name: the leaf has only its URI.)
+pub fn verify_as_server_cert(chain: &[String], roots: &str) -> Result<(), rustls::Error> {
+    let mut store = rustls::RootCertStore::empty();
+    for root in der(roots) {
+        store.add(root).unwrap();
+    }
+    let leaf = der(&chain[0]).remove(0);
+    let intermediates: Vec<_> = chain[1..chain.len() - 1]
+        .iter()
+        .flat_map(|p| der(p))
+        .collect();
+    let algs = rustls::crypto::ring::default_provider().signature_verification_algorithms;
+    rustls::client::verify_server_cert_signed_by_trust_anchor(
+        &rustls::server::ParsedCertificate::try_from(&leaf)?,
+        &store,
+        &intermediates,
+        UnixTime::now(),
+        algs.all,
+    )
+}
+
+/// A compact JWS with any header and claims (JSON text), signed ES256 with the PKCS#8 key
+/// in `key_pem` (a CA's `token-key.pem`): what a forger who stole nothing, or an attacker
+/// holding the key, could make.
+pub fn jws(key_pem: &str, header: &str, claims: &str) -> String {
+    use base64::Engine as _;
+    use rustls::pki_types::pem::PemObject;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let der = rustls::pki_types::PrivatePkcs8KeyDer::from_pem_slice(key_pem.as_bytes()).unwrap();
+    let rng = ring::rand::SystemRandom::new();
+    let pair = ring::signature::EcdsaKeyPair::from_pkcs8(
+        &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+        der.secret_pkcs8_der(),
+        &rng,
+    )
+    .unwrap();
+    let input = format!("{}.{}", b64.encode(header), b64.encode(claims));
+    let sig = pair.sign(&rng, input.as_bytes()).unwrap();
+    format!("{input}.{}", b64.encode(sig.as_ref()))
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
 }
 
 /// Parses a DER certificate (leaked: tests only, a few certificates each).
