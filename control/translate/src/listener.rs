@@ -20,6 +20,7 @@ use envoy_types::pb::envoy::extensions::filters::http::router::v3::Router;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
     HttpConnectionManager, HttpFilter, http_connection_manager, http_filter,
 };
+use envoy_types::pb::google::protobuf::BoolValue;
 use envoy_types::util::pack_any;
 use spar_istio::model::gateway::{Gateway, Server};
 use spar_istio::model::sidecar::{CaptureMode, Sidecar};
@@ -212,6 +213,7 @@ pub(crate) fn gateway<'a>(cx: &mut Cx<'a>) -> Out<'a> {
             &format!("outbound_{name}"),
             rc.clone(),
             &rbac,
+            Edge::Gateway,
         ));
         routes.push(rc);
     }
@@ -263,9 +265,20 @@ fn https_redirect() -> Route {
     }
 }
 
-/// An HTTP listener: the connection manager with fault, CORS and router filters (Istio's
-/// set, in spar-proxy's order) and its routes inline; WebSocket upgrades allowed, as Istio
-/// allows them on every route.
+/// Where a connection manager stands, which decides whose address it trusts.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Edge {
+    /// A gateway faces clients: the peer's address is the client's (`use_remote_address`),
+    /// and `x-forwarded-for` is appended to, never believed (Istio's default of no trusted
+    /// proxies in front), so a client cannot claim another address to policies.
+    Gateway,
+    /// A sidecar: the client address is the last `x-forwarded-for` entry, if any (Istio).
+    Sidecar,
+}
+
+/// An HTTP listener: the connection manager with RBAC, fault, CORS and router filters
+/// (Istio's set, in spar-proxy's order) and its routes inline; WebSocket upgrades allowed,
+/// as Istio allows them on every route.
 fn http_listener(
     name: &str,
     bind: &str,
@@ -273,6 +286,7 @@ fn http_listener(
     stat_prefix: &str,
     rc: RouteConfiguration,
     rbac: &[Rbac],
+    edge: Edge,
 ) -> Listener {
     let filter = |name: &str, any| HttpFilter {
         name: name.to_owned(),
@@ -297,6 +311,9 @@ fn http_listener(
             upgrade_type: "websocket".to_owned(),
             ..Default::default()
         }],
+        use_remote_address: Some(BoolValue {
+            value: edge == Edge::Gateway,
+        }),
         ..Default::default()
     };
     Listener {
@@ -448,6 +465,7 @@ pub(crate) fn sidecar<'a>(cx: &mut Cx<'a>) -> Out<'a> {
             &format!("outbound_{name}"),
             rc.clone(),
             &[],
+            Edge::Sidecar,
         ));
         routes.push(rc);
     }
@@ -540,6 +558,7 @@ pub(crate) fn sidecar<'a>(cx: &mut Cx<'a>) -> Out<'a> {
             &format!("inbound_{name}"),
             rc.clone(),
             &rbac,
+            Edge::Sidecar,
         ));
         routes.push(rc);
     }

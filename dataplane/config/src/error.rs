@@ -28,6 +28,19 @@ impl FieldPath {
         Self(format!("{}[{index}]", self.0))
     }
 
+    /// A relative dotted path (`rules.policies.x.permissions[0]`, as another crate's
+    /// compiler reports it) under this one.
+    pub fn dotted(&self, relative: &str) -> Self {
+        if relative.is_empty() {
+            return self.clone();
+        }
+        if self.0.is_empty() || relative.starts_with('[') {
+            Self(format!("{}{relative}", self.0))
+        } else {
+            Self(format!("{}.{relative}", self.0))
+        }
+    }
+
     /// The path as text; empty for the root.
     pub fn as_str(&self) -> &str {
         &self.0

@@ -417,6 +417,9 @@ pub struct HttpSettings {
     /// Whether the CORS filter is in `http_filters`: CORS policies of routes and virtual
     /// hosts act only then, as in Envoy.
     pub cors_enabled: bool,
+    /// RBAC filters (`envoy.filters.http.rbac`), in filter order: each must allow a request
+    /// before it is routed; the first denial answers 403.
+    pub rbac: Vec<Arc<spar_rbac::RbacFilter>>,
 }
 
 /// Envoy's `ServerHeaderTransformation`.

@@ -32,11 +32,11 @@ impl Context for Req {
     fn path(&self) -> &[u8] {
         self.path
     }
-    fn header(&self, lower_name: &str) -> Option<&[u8]> {
+    fn header(&self, lower_name: &str) -> Option<std::borrow::Cow<'_, [u8]>> {
         self.headers
             .iter()
             .find(|(n, _)| *n == lower_name)
-            .map(|(_, v)| *v)
+            .map(|(_, v)| std::borrow::Cow::Borrowed(*v))
     }
     fn destination(&self) -> SocketAddr {
         self.destination

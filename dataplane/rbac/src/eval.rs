@@ -17,6 +17,7 @@
 //! connections denied), so the surprising cases need hand-written Envoy config. That is
 //! the translator's concern, not this crate's.
 
+use std::borrow::Cow;
 use std::fmt::{self, Write as _};
 use std::net::{IpAddr, SocketAddr};
 
@@ -36,7 +37,7 @@ pub trait Context {
     /// Envoy's RBAC matches them); `None` when absent. Pseudo-headers other than `:method`
     /// are asked here too: `:path` (with its query, as received), `:authority`, `:scheme`.
     /// Never called on TCP.
-    fn header(&self, lower_name: &str) -> Option<&[u8]>;
+    fn header(&self, lower_name: &str) -> Option<Cow<'_, [u8]>>;
     /// The local address the connection reached (`destination_ip`, `destination_port`).
     fn destination(&self) -> SocketAddr;
     /// The physical peer (`direct_remote_ip`).
@@ -146,13 +147,20 @@ impl Decision<'_> {
 
     /// Envoy's response code details for a denial:
     /// `rbac_access_denied_matched_policy[<policy>]`, `[none]` when no policy matched;
-    /// `None` when allowed.
+    /// `None` when allowed. Whitespace in the name (space, tab, CR, LF, VT, FF) becomes
+    /// `_`, as in Envoy: access logs split on whitespace.
     pub fn response_code_details(&self) -> Option<String> {
         (!self.allowed).then(|| {
-            format!(
-                "rbac_access_denied_matched_policy[{}]",
-                self.matched_policy.unwrap_or("none")
-            )
+            let name: String = self
+                .matched_policy
+                .unwrap_or("none")
+                .chars()
+                .map(|c| match c {
+                    ' ' | '\t' | '\n' | '\r' | '\x0b' | '\x0c' => '_',
+                    c => c,
+                })
+                .collect();
+            format!("rbac_access_denied_matched_policy[{name}]")
         })
     }
 
@@ -166,36 +174,40 @@ impl Decision<'_> {
         let verdict = if self.allowed { "allowed" } else { "denied" };
         // Writing to a String cannot fail.
         let _ = match (self.action, self.matched_policy) {
-            (Action::Log, Some(p)) => write!(s, "allowed, logged by LOG policy {p}"),
+            (Action::Log, Some(_)) => write!(s, "allowed, logged by LOG policy "),
             (Action::Log, None) => write!(s, "allowed, no LOG policy matched"),
-            (action, Some(p)) => write!(s, "{verdict} by {action} policy {p}"),
+            (action, Some(_)) => write!(s, "{verdict} by {action} policy "),
             (action, None) => write!(s, "{verdict}, no {action} policy matched"),
         };
+        if let Some(p) = self.matched_policy {
+            // Names come from config, not requests: quoted whole, but escaped all the same.
+            quote(&mut s, p.as_bytes(), usize::MAX);
+        }
         s.push_str(": principal ");
         match ctx.peer_principal() {
-            Some(p) => quote(&mut s, p.as_bytes()),
+            Some(p) => quote(&mut s, p.as_bytes(), MAX_QUOTED_BYTES),
             None => s.push_str("none"),
         }
         let _ = write!(s, ", remote {}", ctx.remote());
         if ctx.is_http() {
             s.push_str(", ");
-            quote(&mut s, ctx.method());
+            quote(&mut s, ctx.method(), MAX_QUOTED_BYTES);
             s.push(' ');
-            quote(&mut s, ctx.path());
+            quote(&mut s, ctx.path(), MAX_QUOTED_BYTES);
         } else {
             let _ = write!(s, ", destination {}", ctx.destination());
             if let Some(sni) = ctx.requested_server_name() {
                 s.push_str(", sni ");
-                quote(&mut s, sni.as_bytes());
+                quote(&mut s, sni.as_bytes(), MAX_QUOTED_BYTES);
             }
         }
         s
     }
 }
 
-/// Appends `v`, cut and escaped for a log line.
-fn quote(out: &mut String, v: &[u8]) {
-    let cut = v.len().min(MAX_QUOTED_BYTES);
+/// Appends `v`, cut after `max` bytes and escaped for a log line.
+fn quote(out: &mut String, v: &[u8], max: usize) {
+    let cut = v.len().min(max);
     for &b in &v[..cut] {
         if b.is_ascii_graphic() {
             out.push(char::from(b));
@@ -250,7 +262,7 @@ impl<C: Context + ?Sized> Context for Tcp<'_, C> {
     fn path(&self) -> &[u8] {
         b""
     }
-    fn header(&self, _: &str) -> Option<&[u8]> {
+    fn header(&self, _: &str) -> Option<Cow<'_, [u8]>> {
         None
     }
     fn destination(&self) -> SocketAddr {
@@ -388,10 +400,11 @@ fn header_matches(h: &HeaderMatcher, ctx: &(impl Context + ?Sized)) -> bool {
     let value = if !ctx.is_http() {
         None
     } else if h.name == ":method" {
-        Some(ctx.method())
+        Some(Cow::Borrowed(ctx.method()))
     } else {
         ctx.header(&h.name)
     };
+    let value = value.as_deref();
     let test = |v: &[u8]| match &h.rule {
         HeaderRule::Present(present) => *present,
         HeaderRule::Value(m) => m.matches(v),

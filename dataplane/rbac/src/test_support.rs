@@ -106,12 +106,12 @@ impl Context for Req {
     fn path(&self) -> &[u8] {
         &self.path
     }
-    fn header(&self, lower_name: &str) -> Option<&[u8]> {
+    fn header(&self, lower_name: &str) -> Option<std::borrow::Cow<'_, [u8]>> {
         assert!(self.http, "header({lower_name}) asked on TCP");
         self.headers
             .iter()
             .find(|(n, _)| n == lower_name)
-            .map(|(_, v)| v.as_slice())
+            .map(|(_, v)| std::borrow::Cow::Borrowed(v.as_slice()))
     }
     fn destination(&self) -> SocketAddr {
         self.destination

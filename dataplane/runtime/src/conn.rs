@@ -19,6 +19,15 @@ use crate::io::READ_BUF;
 use crate::stream::{Prefixed, Stream};
 use crate::worker::{ConnGuard, KindStats, Local, Worker};
 
+/// What TLS said about the peer of a downstream connection, for authorization.
+#[derive(Debug, Default)]
+pub(crate) struct PeerIdentity {
+    /// The client certificate's first URI SAN (a SPIFFE identity), when one was shown.
+    pub(crate) principal: Option<String>,
+    /// The server name the client asked for.
+    pub(crate) sni: Option<String>,
+}
+
 /// The HTTP/2 connection preface (RFC 9113 3.4).
 pub(crate) const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
@@ -65,11 +74,20 @@ pub(crate) async fn serve(
     };
     let chain = &listener.chains[ci];
     let mut alpn_h2 = false;
+    let mut peer_id = None;
     if let Some(tls) = &chain.tls {
         let Some(s) = handshake(stream, first, tls, listener, &lstats).await else {
             return;
         };
-        alpn_h2 = s.get_ref().1.alpn_protocol() == Some(b"h2");
+        let session = s.get_ref().1;
+        alpn_h2 = session.alpn_protocol() == Some(b"h2");
+        peer_id = Some(Rc::new(PeerIdentity {
+            principal: session
+                .peer_certificates()
+                .and_then(|c| c.first())
+                .and_then(spar_tls::first_uri_san),
+            sni: session.server_name().map(str::to_owned),
+        }));
         stream = Stream::Server(Box::new(s));
         first = BytesMut::new();
     }
@@ -88,9 +106,15 @@ pub(crate) async fn serve(
                 let Ok(stream) = stream.into_poll(first.freeze()) else {
                     return;
                 };
-                crate::http2::serve(&ctx, local.clone(), index, ci, stream, peer).await;
+                crate::http2::serve(&ctx, local.clone(), index, ci, stream, peer, peer_id).await;
             } else {
-                crate::http1::serve(&ctx, local.clone(), index, ci, stream, first, peer).await;
+                let at = crate::http1::At {
+                    index,
+                    chain: ci,
+                    peer,
+                    peer_id,
+                };
+                crate::http1::serve(&ctx, local.clone(), at, stream, first).await;
             }
         }
         (ListenerKind::Tcp(settings), KindStats::Tcp(stats)) => {

@@ -55,7 +55,7 @@ impl RequestView for View<'_> {
 
 /// Every field named `name`, joined with "," as Envoy's matchers see them;
 /// borrowed when there is exactly one.
-fn joined<'a>(head: &'a RequestHead, name: &str) -> Option<Cow<'a, [u8]>> {
+pub(crate) fn joined<'a>(head: &'a RequestHead, name: &str) -> Option<Cow<'a, [u8]>> {
     let name = name.as_bytes();
     let mut found = head
         .headers

@@ -17,6 +17,7 @@ mod counters;
 mod prometheus;
 
 pub use counters::{
-    ClusterStats, Counter, Flag, Gauge, HttpStats, ListenerStats, TcpStats, WorkerStats,
+    ClusterStats, Counter, Flag, Gauge, HttpStats, ListenerStats, RbacByPolicy, TcpStats,
+    WorkerStats,
 };
 pub use prometheus::render_prometheus;

@@ -171,6 +171,31 @@ pub fn render_prometheus(workers: &[std::sync::Arc<WorkerStats>], extra: &str) -
                 ]);
                 m.add("spar_http_downstream_rq_rejected_total", C, l, as_i64(*v));
             }
+            drop(rejected);
+            let rbac = [
+                ("envoy_http_rbac_allowed", &s.rbac_allowed),
+                ("envoy_http_rbac_denied", &s.rbac_denied),
+                ("envoy_http_rbac_shadow_allowed", &s.rbac_shadow_allowed),
+                ("envoy_http_rbac_shadow_denied", &s.rbac_shadow_denied),
+            ];
+            for (name, c) in rbac {
+                m.add(name, C, l.clone(), as_i64(c.get()));
+            }
+            let policies = s
+                .rbac_policies
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            for (policy, by) in policies.iter() {
+                for ((reason, shadow), v) in by {
+                    let l = label(&[
+                        ("envoy_http_conn_manager_prefix", &prefix),
+                        ("policy", policy),
+                        ("reason", reason),
+                        ("shadow", if *shadow { "true" } else { "false" }),
+                    ]);
+                    m.add("spar_http_rbac_decisions_total", C, l, as_i64(*v));
+                }
+            }
         }
         for (prefix, s) in w.tcp_all() {
             let l = label(&[("envoy_tcp_prefix", &prefix)]);

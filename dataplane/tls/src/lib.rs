@@ -37,7 +37,7 @@ pub use client_hello::{ClientHello, HelloError, Peek, peek};
 pub use error::{TlsError, TlsVersion, TlsWarning};
 pub use params::TlsParams;
 pub use pem::{CertKey, Pem};
-pub use san::{SanMatcher, SanType, StringMatch};
+pub use san::{SanMatcher, SanType, StringMatch, first_uri_san};
 pub use server::ServerTls;
 
 /// A built TLS context and what is worth logging about it.

@@ -86,6 +86,13 @@ fn dns_wildcard_covers(san: &str, name: &str) -> bool {
     }
 }
 
+/// The first URI SAN of `cert` (DER, end entity): a workload's SPIFFE identity. `None`
+/// when it has none or does not parse.
+pub fn first_uri_san(cert: &CertificateDer<'_>) -> Option<String> {
+    let cert = webpki::EndEntityCert::try_from(cert).ok()?;
+    cert.valid_uri_names().next().map(str::to_owned)
+}
+
 /// Whether `cert` (DER, end entity) has a SAN matching one of `matchers`. An empty list
 /// matches every certificate; an unparsable certificate matches none.
 pub(crate) fn cert_matches(cert: &CertificateDer<'_>, matchers: &[SanMatcher]) -> bool {

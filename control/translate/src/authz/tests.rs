@@ -88,8 +88,11 @@ fn policies_apply_by_namespace_and_selector_in_istio_order() {
         ["ns[istio-system]-policy[deny-admin]-rule[0]"]
     );
     let allow = out[1].rules.as_ref().unwrap();
+    // A protobuf map: no order of its own (Envoy sorts the names).
+    let mut names: Vec<_> = allow.policies.keys().collect();
+    names.sort();
     assert_eq!(
-        allow.policies.keys().collect::<Vec<_>>(),
+        names,
         [
             "ns[default]-policy[reviews-readers]-rule[0]",
             "ns[default]-policy[reviews-readers]-rule[1]"

@@ -2,7 +2,9 @@
 //! [`HttpSettings`] and a [`RouteTable`].
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
+use envoy_types::pb::envoy::extensions::filters::http::rbac::v3::Rbac as HttpRbac;
 pub(super) use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::HttpConnectionManager;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
     http_connection_manager as hcm, http_filter,
@@ -13,7 +15,7 @@ use spar_route::{FaultPolicy, RouteTable};
 use super::Ctx;
 use super::policy;
 use super::route::{FilterNames, Scope, route_table};
-use crate::allowlist::{CORS, HTTP_FAULT, ROUTER};
+use crate::allowlist::{CORS, HTTP_FAULT, RBAC_HTTP, ROUTER};
 use crate::error::FieldPath;
 use crate::snapshot::{
     Codec, DEFAULT_DELAYED_CLOSE_TIMEOUT, DEFAULT_DRAIN_TIMEOUT, DEFAULT_HTTP_IDLE_TIMEOUT,
@@ -53,7 +55,7 @@ pub(super) fn compile(
         h.http2_protocol_options.as_ref(),
         &p.field("http2_protocol_options"),
     );
-    let (filters, fault) = http_filters(ctx, h, p);
+    let (filters, fault, rbac) = http_filters(ctx, h, p);
     let scope = Scope {
         clusters,
         filters: &filters,
@@ -214,6 +216,7 @@ pub(super) fn compile(
         escaped_slashes,
         fault,
         cors_enabled: filters.cors.is_some(),
+        rbac,
     })
 }
 
@@ -223,6 +226,7 @@ const CORS_NAME: &str = "envoy.filters.http.cors";
 /// Which HTTP filter an `http_filters` entry is.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Filter {
+    Rbac,
     Fault,
     Cors,
     Router,
@@ -235,10 +239,15 @@ fn http_filters(
     ctx: &mut Ctx<'_>,
     h: &HttpConnectionManager,
     p: &FieldPath,
-) -> (FilterNames, Option<FaultPolicy>) {
+) -> (
+    FilterNames,
+    Option<FaultPolicy>,
+    Vec<Arc<spar_rbac::RbacFilter>>,
+) {
     let fp = p.field("http_filters");
     let mut names = FilterNames::default();
     let mut fault = None;
+    let mut rbac = Vec::new();
     let mut last: Option<(Filter, usize)> = None;
     for (i, f) in h.http_filters.iter().enumerate() {
         let ip = fp.index(i);
@@ -250,6 +259,7 @@ fn http_filters(
             Some(ROUTER) => Some(Filter::Router),
             Some(HTTP_FAULT) => Some(Filter::Fault),
             Some(CORS) => Some(Filter::Cors),
+            Some(RBAC_HTTP) => Some(Filter::Rbac),
             None if f.name == ROUTER_NAME => Some(Filter::Router),
             None if f.name == CORS_NAME => Some(Filter::Cors),
             _ => None,
@@ -257,7 +267,7 @@ fn http_filters(
         let Some(kind) = kind else {
             ctx.error(
                 &ip,
-                "only the fault (typed_config HTTPFault), CORS and router filters are supported by spar-proxy yet",
+                "only the RBAC, fault (typed_config HTTPFault), CORS and router filters are supported by spar-proxy yet",
             );
             continue;
         };
@@ -265,11 +275,12 @@ fn http_filters(
             ctx.error(&ip.field("name"), "name is required");
         }
         match last {
-            Some((prev, _)) if prev == kind => {
+            Some((prev, _)) if prev == kind && kind != Filter::Rbac => {
                 let what = match kind {
                     Filter::Router => "the router filter",
                     Filter::Fault => "the fault filter",
                     Filter::Cors => "the CORS filter",
+                    Filter::Rbac => "the RBAC filter",
                 };
                 ctx.error(&ip, format!("{what} is given twice"));
                 continue;
@@ -279,13 +290,12 @@ fn http_filters(
                 continue;
             }
             Some((prev, at)) if prev > kind => {
-                ctx.error(
-                    &ip,
-                    format!(
-                        "the fault filter must come before the CORS filter ({})",
-                        fp.index(at)
-                    ),
-                );
+                let rule = if kind == Filter::Rbac {
+                    "spar-proxy runs RBAC filters first: they must come before the fault and CORS filters"
+                } else {
+                    "the fault filter must come before the CORS filter"
+                };
+                ctx.error(&ip, format!("{rule} ({})", fp.index(at)));
                 continue;
             }
             _ => {}
@@ -299,6 +309,20 @@ fn http_filters(
                     .and_then(|hf| policy::fault(ctx, &hf, &ip.field("typed_config")));
             }
             Filter::Cors => names.cors = Some(f.name.clone()),
+            Filter::Rbac => {
+                let tp = ip.field("typed_config");
+                let decoded = any.and_then(|a| policy::decode::<HttpRbac>(ctx, a, &tp, RBAC_HTTP));
+                if let Some(pb) = decoded {
+                    match spar_rbac::compile_http_filter(&pb) {
+                        Ok(compiled) => rbac.push(Arc::new(compiled)),
+                        Err(errors) => {
+                            for e in errors.0 {
+                                ctx.error(&tp.dotted(&e.path), e.message);
+                            }
+                        }
+                    }
+                }
+            }
             Filter::Router => {}
         }
     }
@@ -308,7 +332,7 @@ fn http_filters(
             "the router filter (envoy.extensions.filters.http.router.v3.Router) is required, last",
         );
     }
-    (names, fault)
+    (names, fault, rbac)
 }
 
 /// An `upgrade_type`, lower-cased: an HTTP token; CONNECT is not relayed by spar-proxy yet.

@@ -66,7 +66,7 @@ fn semantic_errors_have_path_and_line() {
         (BASE.replace("          stat_prefix: tcp\n", ""), "typed_config: # tcp", format!("{TCP}.stat_prefix"), "stat_prefix is required"),
         (with(&[("#HTTP_FILTERS", "- name: envoy.filters.http.router # again")]), "# again", format!("{HCM}.http_filters[1]"), "the router filter is given twice"),
         (with(&[("#HTTP_FILTERS", "- name: envoy.filters.http.cors")]), "http.cors", format!("{HCM}.http_filters[1]"), "the router filter must be the last"),
-        (with(&[("#HTTP_FILTERS", "- name: lua")]), "name: lua", format!("{HCM}.http_filters[1]"), "only the fault (typed_config HTTPFault), CORS and router filters"),
+        (with(&[("#HTTP_FILTERS", "- name: lua")]), "name: lua", format!("{HCM}.http_filters[1]"), "only the RBAC, fault (typed_config HTTPFault), CORS and router filters"),
         (with(&[("#TCP", "max_connect_attempts: 0")]), "max_connect_attempts", format!("{TCP}.max_connect_attempts"), "at least 1"),
         (with(&[("#LB_ENDPOINT", "load_balancing_weight: 0")]), "load_balancing_weight", format!("{C}.load_assignment.endpoints[0].lb_endpoints[0].load_balancing_weight"), "at least 1"),
         (BASE.replace("connect_timeout: 1s", "connect_timeout: 0s"), "connect_timeout", format!("{C}.connect_timeout"), "greater than 0s"),
@@ -402,4 +402,69 @@ fn dynamic_resources_are_named_in_errors() {
         panic!("should not compile")
     };
     assert!(e.0[0].message.contains("static cluster"), "{e}");
+}
+
+/// `http_filters` with `before` ahead of the router.
+fn with_filters(before: &str) -> String {
+    BASE.replace(
+        "          http_filters:\n",
+        &format!("          http_filters:\n{before}"),
+    )
+}
+
+const RBAC_DENY_ADMIN: &str = "          - name: envoy.filters.http.rbac
+            typed_config:
+              \"@type\": type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC
+              rules:
+                action: DENY
+                policies:
+                  admin: {permissions: [{url_path: {path: {prefix: /admin}}}], principals: [{any: true}]}
+";
+
+#[test]
+fn rbac_filters_compile_in_order_and_refuse_what_they_cannot_enforce() {
+    let allow_get = "          - name: envoy.filters.http.rbac
+            typed_config:
+              \"@type\": type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC
+              rules:
+                policies:
+                  get: {permissions: [{header: {name: \":method\", string_match: {exact: GET}}}], principals: [{any: true}]}
+";
+    let s = compiled(&with_filters(&format!("{RBAC_DENY_ADMIN}{allow_get}")));
+    let rbac = &http(&s).rbac;
+    assert_eq!(rbac.len(), 2, "several RBAC filters, in order");
+    let action = |i: usize| rbac[i].rules.as_ref().map(|r| r.action());
+    assert_eq!(action(0), Some(spar_rbac::Action::Deny));
+    assert_eq!(action(1), Some(spar_rbac::Action::Allow));
+    assert!(http(&compiled(BASE)).rbac.is_empty());
+
+    // What spar-rbac cannot enforce is refused with the path under the filter.
+    let text = with_filters(&RBAC_DENY_ADMIN.replace(
+        "{url_path: {path: {prefix: /admin}}}",
+        "{metadata: {filter: f, path: [{key: k}], value: {present_match: true}}}",
+    ));
+    let errors = compile_errors(&text);
+    assert_eq!(errors.len(), 1, "{}", show(&errors));
+    assert!(
+        errors[0].path.as_str().starts_with(&format!(
+            "{HCM}.http_filters[0].typed_config.rules.policies"
+        )),
+        "{}",
+        show(&errors)
+    );
+    assert!(
+        errors[0].message.contains("metadata matchers"),
+        "{}",
+        show(&errors)
+    );
+
+    // Authorization runs first in spar-proxy: an RBAC filter after CORS is refused.
+    let cors = "          - name: envoy.filters.http.cors\n            typed_config: {\"@type\": type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors}\n";
+    let errors = compile_errors(&with_filters(&format!("{cors}{RBAC_DENY_ADMIN}")));
+    assert_eq!(errors.len(), 1, "{}", show(&errors));
+    assert!(
+        errors[0].message.contains("RBAC filters first"),
+        "{}",
+        show(&errors)
+    );
 }

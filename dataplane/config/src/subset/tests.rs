@@ -216,7 +216,7 @@ fn unsupported_fields_are_refused_with_path_and_line() {
             foreign_filter,
             "TcpProxy}",
             format!("{HCM}.http_filters[1].typed_config.@type"),
-            "type envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy not supported by spar-proxy yet here (supported: envoy.extensions.filters.http.fault.v3.HTTPFault, envoy.extensions.filters.http.cors.v3.Cors, envoy.extensions.filters.http.router.v3.Router)",
+            "type envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy not supported by spar-proxy yet here (supported: envoy.extensions.filters.http.rbac.v3.RBAC, envoy.extensions.filters.http.fault.v3.HTTPFault, envoy.extensions.filters.http.cors.v3.Cors, envoy.extensions.filters.http.router.v3.Router)",
         ),
         (
             "#ROUTER",

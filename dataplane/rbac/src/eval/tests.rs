@@ -655,6 +655,31 @@ fn explanations_and_reasons() {
 }
 
 #[test]
+fn policy_names_are_escaped_in_explanations_and_details() {
+    let r = rbac(
+        Action::Deny,
+        vec![policy(
+            "a b\t\r\nc\x0bd\x0ce",
+            vec![Permission::Any],
+            vec![Principal::Any],
+        )],
+    );
+    let req = Req::get("/");
+    let d = r.evaluate(&req);
+    // Envoy's responseDetail: whitespace becomes '_'.
+    assert_eq!(
+        d.response_code_details().as_deref(),
+        Some("rbac_access_denied_matched_policy[a_b___c_d_e]")
+    );
+    assert!(
+        d.explain(&req)
+            .starts_with("denied by DENY policy a\\x20b\\x09\\x0d\\x0ac\\x0bd\\x0ce: "),
+        "{}",
+        d.explain(&req)
+    );
+}
+
+#[test]
 fn cidr_ranges() {
     let c = Cidr::new(ip("192.168.1.77"), 24).unwrap();
     assert_eq!(c.to_string(), "192.168.1.0/24");

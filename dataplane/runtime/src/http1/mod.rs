@@ -3,6 +3,7 @@
 //! (`request.rs`) and answered locally or forwarded over a pooled upstream
 //! connection (`forward.rs`).
 
+mod authz;
 mod forward;
 mod request;
 
@@ -17,6 +18,7 @@ use spar_telemetry::{Flag, HttpStats};
 use tracing::debug;
 
 use crate::body::{Limit, within};
+use crate::conn::PeerIdentity;
 use crate::io::{READ_BUF, read_some, write_buf};
 use crate::stream::Stream;
 use crate::upstream::Upstream;
@@ -75,19 +77,34 @@ pub(super) struct Conn<'a> {
     retiring: bool,
     /// The current request is gRPC: local replies take gRPC's form.
     grpc: bool,
+    /// What TLS said about the peer (None for plaintext).
+    peer_id: Option<Rc<PeerIdentity>>,
 }
 
-/// Serves HTTP/1.1 on `down` with the settings of chain `chain` of listener `index`;
-/// `first` holds bytes already read (inspection, preface sniffing).
+/// Where a downstream connection stands: listener and chain in its snapshot, the peer.
+pub(crate) struct At {
+    pub(crate) index: usize,
+    pub(crate) chain: usize,
+    pub(crate) peer: SocketAddr,
+    /// What TLS said about the peer (None for plaintext).
+    pub(crate) peer_id: Option<Rc<PeerIdentity>>,
+}
+
+/// Serves HTTP/1.1 on `down` with the settings of the chain `at` names; `first` holds
+/// bytes already read (inspection, preface sniffing).
 pub(crate) async fn serve(
     ctx: &Rc<Worker>,
     local: Rc<Local>,
-    index: usize,
-    chain: usize,
+    at: At,
     down: Stream,
     first: BytesMut,
-    peer: SocketAddr,
 ) {
+    let At {
+        index,
+        chain,
+        peer,
+        peer_id,
+    } = at;
     let mut local = local;
     let mut index = index;
     let mut chain = chain;
@@ -144,6 +161,7 @@ pub(crate) async fn serve(
             local_addr: carried.local_addr,
             retiring: false,
             grpc: false,
+            peer_id: peer_id.clone(),
         };
         let newer = loop {
             let head = match waiting.take() {
@@ -212,12 +230,11 @@ pub(crate) async fn serve(
 pub(crate) async fn serve_stream(
     ctx: &Rc<Worker>,
     local: &Rc<Local>,
-    index: usize,
-    chain: usize,
+    at: &At,
     down: Stream,
     head: RequestHead,
-    peer: SocketAddr,
 ) -> Stream {
+    let (index, chain, peer) = (at.index, at.chain, at.peer);
     let ListenerKind::Http(settings) = &local.snapshot.listeners[index].chains[chain].kind else {
         return down;
     };
@@ -248,6 +265,7 @@ pub(crate) async fn serve_stream(
         local_addr: None,
         retiring: false,
         grpc: false,
+        peer_id: at.peer_id.clone(),
     };
     stats.downstream_rq_total.inc();
     stats.downstream_rq_active.inc();

@@ -1,5 +1,5 @@
 //! One request from routing to its answer: the route lookup, the filters
-//! Envoy runs before the router (CORS, fault injection), and the route's
+//! Envoy runs before the router (RBAC, CORS, fault injection), and the route's
 //! action: a redirect or direct response answered here, or a forward
 //! (`forward.rs`).
 
@@ -7,6 +7,7 @@ use spar_http::{Method, RequestBody, RequestHead};
 use spar_route::{Abort, Action, CorsDecision, HeaderEdits, HeaderMutation, Route, VirtualHost};
 use spar_telemetry::Flag;
 
+use super::authz::BODY_RBAC_DENIED;
 use super::{BODY_UPGRADE, Conn, Next};
 use crate::view::View;
 
@@ -44,11 +45,7 @@ impl Conn<'_> {
             head: &head,
             scheme: self.scheme(),
         };
-        let Some((vh, route)) = settings.routes.route(&view) else {
-            self.stats.flag(Flag::NoRoute);
-            self.local_reply(404, b"", close_after_reply).await;
-            return after_reply;
-        };
+        let routed = settings.routes.route(&view);
         // An upgrade (WebSocket) goes through only when its type is enabled
         // for the route, or else for the connection manager (Envoy's rule).
         let token = if connect {
@@ -57,8 +54,8 @@ impl Conn<'_> {
             head.upgrade.as_deref()
         };
         if let Some(token) = token {
-            let route_level = match &route.action {
-                Action::Forward(a) => a.upgrades.as_slice(),
+            let route_level = match routed.map(|(_, r)| &r.action) {
+                Some(Action::Forward(a)) => a.upgrades.as_slice(),
                 _ => &[],
             };
             if !upgrade_enabled(token, route_level, &settings.upgrades) {
@@ -66,6 +63,18 @@ impl Conn<'_> {
                 return Next::Close;
             }
         }
+        // Authorization comes first among the filters, before CORS (so a preflight
+        // needs an allowing policy, as in Istio) and before the router's 404.
+        if !self.authorize(&head) {
+            self.local_reply(403, BODY_RBAC_DENIED, close_after_reply)
+                .await;
+            return after_reply;
+        }
+        let Some((vh, route)) = routed else {
+            self.stats.flag(Flag::NoRoute);
+            self.local_reply(404, b"", close_after_reply).await;
+            return after_reply;
+        };
 
         // CORS, as Envoy's filter: a preflight from an allowed origin is
         // answered here; an actual request gets the CORS fields on its

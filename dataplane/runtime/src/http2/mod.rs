@@ -24,7 +24,8 @@ use spar_http::{Limits, RequestBody};
 use tracing::debug;
 pub(crate) use up::H2Up;
 
-use crate::http1::{Newer, newer_listener, serve_stream};
+use crate::conn::PeerIdentity;
+use crate::http1::{At, Newer, newer_listener, serve_stream};
 use crate::stream::Stream;
 use crate::worker::{KindStats, Local, Worker};
 
@@ -35,6 +36,7 @@ pub(crate) async fn serve(
     chain: usize,
     stream: Stream,
     peer: SocketAddr,
+    peer_id: Option<Rc<PeerIdentity>>,
 ) {
     let (mut local, mut index, mut chain) = (local, index, chain);
     let ListenerKind::Http(settings) = &local.snapshot.listeners[index].chains[chain].kind else {
@@ -122,9 +124,12 @@ pub(crate) async fn serve(
         let task = Stream2 {
             ctx: ctx.clone(),
             local: local.clone(),
-            index,
-            chain,
-            peer,
+            at: At {
+                index,
+                chain,
+                peer,
+                peer_id: peer_id.clone(),
+            },
             tls,
             local_addr,
             active: active.clone(),
@@ -177,9 +182,7 @@ pub(crate) async fn pump(mut body: h2::RecvStream, mut send: h2::SendStream<Byte
 struct Stream2 {
     ctx: Rc<Worker>,
     local: Rc<Local>,
-    index: usize,
-    chain: usize,
-    peer: SocketAddr,
+    at: At,
     tls: bool,
     local_addr: SocketAddr,
     active: Rc<Cell<usize>>,
@@ -192,7 +195,7 @@ impl Stream2 {
         mut respond: h2::server::SendResponse<Bytes>,
     ) {
         let ListenerKind::Http(settings) =
-            &self.local.snapshot.listeners[self.index].chains[self.chain].kind
+            &self.local.snapshot.listeners[self.at.index].chains[self.at.chain].kind
         else {
             return;
         };
@@ -204,7 +207,9 @@ impl Stream2 {
         let (parts, body) = req.into_parts();
         match spar_h2::request_head(&parts, body.is_end_stream(), &limits) {
             Err(e) => {
-                if let KindStats::Http(stats) = &self.local.listeners[self.index].1[self.chain] {
+                if let KindStats::Http(stats) =
+                    &self.local.listeners[self.at.index].1[self.at.chain]
+                {
                     stats.reject(e.reason());
                     stats.response(e.status());
                 }
@@ -228,16 +233,8 @@ impl Stream2 {
                 let down = Stream::H2Down(Box::new(down));
                 // Boxed: the connection manager's future is ~10 KiB, and a spawned task
                 // is copied whole when it starts; this keeps that copy small.
-                let mut down = Box::pin(serve_stream(
-                    &self.ctx,
-                    &self.local,
-                    self.index,
-                    self.chain,
-                    down,
-                    head,
-                    self.peer,
-                ))
-                .await;
+                let mut down =
+                    Box::pin(serve_stream(&self.ctx, &self.local, &self.at, down, head)).await;
                 if let Stream::H2Down(d) = &mut down {
                     d.reset_unfinished();
                 }
