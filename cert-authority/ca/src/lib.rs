@@ -12,7 +12,8 @@
 //! - With the `server` feature (default): Istio's
 //!   `istio.v1.auth.IstioCertificateService/CreateCertificate` over gRPC with TLS
 //!   ([`serve`]), callers authenticated by a bearer token that spar-ca minted or that the
-//!   Kubernetes API server vouches for through a TokenReview ([`Authenticator`]).
+//!   Kubernetes API server vouches for through a TokenReview ([`Authenticator`]); the
+//!   counters ([`Stats`]) in Prometheus text over plain HTTP ([`serve_metrics`]).
 //!
 //! What it does not do: certificate revocation, the `ImpersonatedIdentity` of node agents,
 //! root rotation by itself (an operator adds the new root to the trust bundle), or keeping
@@ -30,6 +31,8 @@ pub mod token;
 #[cfg(feature = "server")]
 mod auth;
 #[cfg(feature = "server")]
+mod metrics;
+#[cfg(feature = "server")]
 pub mod service;
 
 pub use authority::{
@@ -45,5 +48,7 @@ pub use store::{
 
 #[cfg(feature = "server")]
 pub use auth::{Authenticator, TokenReviewer};
+#[cfg(feature = "server")]
+pub use metrics::serve_metrics;
 #[cfg(feature = "server")]
 pub use service::{ServeError, serve};

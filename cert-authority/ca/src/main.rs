@@ -1,11 +1,17 @@
 //! `spar-ca`: the certificate authority as its own process.
 //!
 //! ```text
-//! spar-ca serve --dir DIR [--listen 127.0.0.1:15012] [--trust-domain cluster.local]
-//!               [--plugin-certs DIR] [--kube-api-server URL] [--server-name NAME]...
-//!               [--default-ttl 24h] [--max-ttl 90d]
-//! spar-ca token --dir DIR --namespace NS --service-account SA [--ttl 24h]
-//! spar-ca root --dir DIR [--plugin-certs DIR]
+//! spar-ca serve [--dir DIR] [--listen 127.0.0.1:15012] [--trust-domain cluster.local]
+//!               [--plugin-certs DIR] [--kube-api-server URL|in-cluster]
+//!               [--server-name NAME]... [--default-ttl 24h] [--max-ttl 90d]
+//!               [--metrics 127.0.0.1:15014]
+//! spar-ca token [--dir DIR] --namespace NS --service-account SA [--ttl 24h]
+//! spar-ca root [--dir DIR] [--plugin-certs DIR]
+//! ```
+//!
+//! `--dir` defaults to `$SPAR_CA_DIR`, else `.spar-ca` in the working directory.
+//!
+//! ```text
 //! ```
 
 use std::io::Write as _;
@@ -20,6 +26,9 @@ use clap::{Parser, Subcommand};
 use spar_ca::policy::{DEFAULT_TRUST_DOMAIN, parse_duration};
 use spar_ca::{Authenticator, Ca, Policy, ServiceAccount, TokenReviewer};
 use tracing::info;
+
+/// The state directory when neither `--dir` nor `SPAR_CA_DIR` says.
+const DEFAULT_DIR: &str = ".spar-ca";
 
 #[derive(Parser)]
 #[command(
@@ -36,7 +45,7 @@ enum Command {
     /// Serve istio.v1.auth.IstioCertificateService over gRPC with TLS.
     Serve {
         /// State directory: the self-signed root (created on first start) and the token key.
-        #[arg(long)]
+        #[arg(long, env = "SPAR_CA_DIR", default_value = DEFAULT_DIR)]
         dir: PathBuf,
         #[arg(long, default_value = "127.0.0.1:15012")]
         listen: SocketAddr,
@@ -58,10 +67,14 @@ enum Command {
         default_ttl: Duration,
         #[arg(long, default_value = "90d", value_parser = parse_duration)]
         max_ttl: Duration,
+        /// Serve the counters in Prometheus text at http://ADDR/metrics (istiod's
+        /// monitoring port is 15014).
+        #[arg(long)]
+        metrics: Option<SocketAddr>,
     },
     /// Print a bearer token for a service account, signed by the CA's token key.
     Token {
-        #[arg(long)]
+        #[arg(long, env = "SPAR_CA_DIR", default_value = DEFAULT_DIR)]
         dir: PathBuf,
         #[arg(long)]
         namespace: String,
@@ -72,7 +85,7 @@ enum Command {
     },
     /// Print the trust bundle (every trusted root, PEM).
     Root {
-        #[arg(long)]
+        #[arg(long, env = "SPAR_CA_DIR", default_value = DEFAULT_DIR)]
         dir: PathBuf,
         #[arg(long)]
         plugin_certs: Option<PathBuf>,
@@ -114,6 +127,7 @@ fn run(command: Command) -> anyhow::Result<()> {
             server_names,
             default_ttl,
             max_ttl,
+            metrics,
         } => {
             spar_ca::SpiffeId::new(&trust_domain, "ns", "sa")
                 .with_context(|| format!("--trust-domain {trust_domain:?}"))?;
@@ -141,7 +155,15 @@ fn run(command: Command) -> anyhow::Result<()> {
                     .await
                     .with_context(|| format!("listen on {listen}"))?;
                 info!(addr = %listener.local_addr()?, "spar-ca serving");
-                spar_ca::serve(listener, Arc::new(ca), authenticator, shutdown()).await?;
+                let ca = Arc::new(ca);
+                if let Some(addr) = metrics {
+                    let metrics = tokio::net::TcpListener::bind(addr)
+                        .await
+                        .with_context(|| format!("metrics listen on {addr}"))?;
+                    info!(addr = %metrics.local_addr()?, "metrics at /metrics");
+                    tokio::spawn(spar_ca::serve_metrics(metrics, ca.clone()));
+                }
+                spar_ca::serve(listener, ca, authenticator, shutdown()).await?;
                 info!("spar-ca stopped");
                 Ok(())
             })

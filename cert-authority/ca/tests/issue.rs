@@ -1,7 +1,7 @@
 //! spar-ca issuing: a tonic client over TLS (trusting the CA's root) sends CSRs made by
 //! rcgen with a token the CA minted, and checks every field of what comes back. Also the
 //! CA's files: a restart keeps the root, a plug-in CA's chain comes back in order, several
-//! roots are trusted at once, and the binary serves and mints tokens.
+//! roots are trusted at once.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -355,115 +355,6 @@ async fn several_roots_are_trusted_at_once() {
     );
     verify_as_client_cert(&chain, &chain[1]);
     served.stop().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_binary_serves_and_mints_tokens() {
-    let dir = spar_tests::proc::scratch_dir("ca-bin");
-    let bin = env!("CARGO_BIN_EXE_spar-ca");
-    let out = std::process::Command::new(bin)
-        .args(["token", "--dir"])
-        .arg(&dir)
-        .args([
-            "--namespace",
-            "default",
-            "--service-account",
-            "sleep",
-            "--ttl",
-            "1h",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
-    let port = spar_tests::free_port();
-    let child = std::process::Command::new(bin)
-        .args(["serve", "--dir"])
-        .arg(&dir)
-        .args([
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--trust-domain",
-            "cluster.local",
-        ])
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut process = spar_tests::proc::Process { child };
-    spar_tests::assert_eventually(Duration::from_secs(20), "spar-ca listening", || {
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-    });
-    // The root the binary created, as `spar-ca root` prints it.
-    let out = std::process::Command::new(bin)
-        .args(["root", "--dir"])
-        .arg(&dir)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let bundle = String::from_utf8(out.stdout).unwrap();
-    let tls = tonic::transport::ClientTlsConfig::new()
-        .ca_certificate(tonic::transport::Certificate::from_pem(&bundle))
-        .domain_name("localhost");
-    let channel = tonic::transport::Channel::from_shared(format!("https://127.0.0.1:{port}"))
-        .unwrap()
-        .tls_config(tls)
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut client =
-        spar_ca::service::pb::istio_certificate_service_client::IstioCertificateServiceClient::new(
-            channel,
-        );
-    let chain = create(&mut client, &csr(SLEEP_ID).0, 0, Some(&token))
-        .await
-        .unwrap();
-    verify_as_client_cert(&chain, &bundle);
-    let refused = create(&mut client, &csr(SLEEP_ID).0, 0, Some("not-a-token")).await;
-    assert_eq!(refused.unwrap_err().code(), tonic::Code::Unauthenticated);
-    process.signal(libc_sigterm());
-    assert_eq!(
-        process.wait_exit(Duration::from_secs(10)),
-        Some(0),
-        "clean exit on SIGTERM"
-    );
-    // The audit line for the one certificate issued.
-    let mut stderr = String::new();
-    use std::io::Read as _;
-    process
-        .child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
-    let audits: Vec<&str> = stderr
-        .lines()
-        .filter(|l| l.contains("certificate issued"))
-        .collect();
-    assert!(
-        audits.iter().all(|l| l.contains(spar_ca::AUDIT_TARGET)),
-        "{stderr}"
-    );
-    assert_eq!(audits.len(), 1, "{stderr}");
-    assert!(
-        audits[0].contains(&format!("identity={SLEEP_ID}")),
-        "{}",
-        audits[0]
-    );
-    assert!(
-        audits[0].contains("serial=") && audits[0].contains("not_after="),
-        "{}",
-        audits[0]
-    );
-}
-
-fn libc_sigterm() -> i32 {
-    15
 }
 
 #[test]
