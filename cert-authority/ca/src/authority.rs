@@ -152,6 +152,15 @@ impl Ca {
             return Err(invalid("no trusted root".into()));
         }
         let issuer_not_after = cert.validity().not_after.to_datetime();
+        if issuer_not_after <= OffsetDateTime::now_utc() {
+            return Err(invalid(format!(
+                "the issuing certificate expired at {}",
+                issuer_not_after.format(&Rfc3339).unwrap_or_default()
+            )));
+        }
+        if !parts.roots.contains(&parts.issuer_cert) {
+            check_chain(cert, &parts.intermediates, &parts.roots).map_err(invalid)?;
+        }
         let issuer = Issuer::from_ca_cert_der(&parts.issuer_cert, parts.issuer_key)
             .map_err(|e| invalid(format!("issuing certificate: {e}")))?;
         let is_root = parts.roots.contains(&parts.issuer_cert);
@@ -267,6 +276,11 @@ impl Ca {
         params.use_authority_key_identifier_extension = true;
         params.serial_number = Some(serial);
         let now = OffsetDateTime::now_utc();
+        if self.issuer_not_after <= now {
+            return Err(SignError::Signing(
+                "the issuing certificate has expired".into(),
+            ));
+        }
         params.not_before = now - CLOCK_SKEW;
         params.not_after = (now + ttl).min(self.issuer_not_after);
         let cert = params
@@ -323,6 +337,44 @@ impl Ca {
             .chain(self.intermediates.iter().cloned())
             .collect();
         Ok((chain, key.serialize_pem()))
+    }
+}
+
+/// A certificate chain a workload can verify: `issuing`, signed by the first intermediate,
+/// signed by the next, ..., the last one signed by one of `roots`. Checked once at load,
+/// so that a plug-in CA with a missing or misordered `cert-chain.pem`, or a `root-cert.pem`
+/// from another CA, fails to start instead of issuing certificates nobody can verify.
+fn check_chain(
+    issuing: X509Certificate<'_>,
+    intermediates: &[CertificateDer<'_>],
+    roots: &[CertificateDer<'_>],
+) -> Result<(), String> {
+    let mut child = issuing;
+    for (i, der) in intermediates.iter().enumerate() {
+        let (_, next) = X509Certificate::from_der(der)
+            .map_err(|e| format!("certificate {} of the chain: {e}", i + 1))?;
+        child
+            .verify_signature(Some(next.public_key()))
+            .map_err(|_| {
+                format!(
+                    "{} is not signed by {} (cert-chain.pem out of order or incomplete?)",
+                    child.subject(),
+                    next.subject()
+                )
+            })?;
+        child = next;
+    }
+    let signed_by_a_root = roots.iter().any(|der| {
+        X509Certificate::from_der(der)
+            .is_ok_and(|(_, root)| child.verify_signature(Some(root.public_key())).is_ok())
+    });
+    if signed_by_a_root {
+        Ok(())
+    } else {
+        Err(format!(
+            "the chain ends at {}, which no trusted root signed (root-cert.pem of another CA, or an intermediate missing from cert-chain.pem?)",
+            child.subject()
+        ))
     }
 }
 

@@ -299,8 +299,49 @@ async fn plugin_ca_chain_is_returned_in_order() {
     assert!(verify_as_server_cert(&leaf_and_root, &root.0.pem()).is_err());
     served.stop().await;
 
-    // Without cert-chain.pem: the issuing CA alone between leaf and root.
+    // Chains that do not reach a trusted root are refused at load, naming what is wrong:
+    // cert-chain.pem without the intermediate, or out of order; root-cert.pem of another CA.
+    let stranger = ca_cert("another root", None);
+    let other_middle = ca_cert("another intermediate", Some(&root));
+    let cases = [
+        (
+            format!("{}{}", issuing.0.pem(), root.0.pem()),
+            root.0.pem(),
+            "no trusted root signed",
+        ),
+        (
+            format!(
+                "{}{}{}{}",
+                issuing.0.pem(),
+                other_middle.0.pem(),
+                middle.0.pem(),
+                root.0.pem()
+            ),
+            root.0.pem(),
+            "is not signed by",
+        ),
+        (
+            chain_file.clone(),
+            stranger.0.pem(),
+            "no trusted root signed",
+        ),
+    ];
+    for (chain, roots, want) in cases {
+        write(&plugin, spar_ca::PLUGIN_CERT_CHAIN, &chain);
+        write(&plugin, spar_ca::PLUGIN_ROOT_CERT, &roots);
+        let err = Ca::load_plugin(&plugin, &state).unwrap_err().to_string();
+        assert!(err.contains(want), "{err}");
+    }
+    write(&plugin, spar_ca::PLUGIN_ROOT_CERT, &root.0.pem());
+
+    // Without cert-chain.pem, an issuing CA the root signed directly stands alone between
+    // leaf and root; one under an intermediate is refused.
     std::fs::remove_file(plugin.join(spar_ca::PLUGIN_CERT_CHAIN)).unwrap();
+    let err = Ca::load_plugin(&plugin, &state).unwrap_err().to_string();
+    assert!(err.contains("no trusted root signed"), "{err}");
+    let direct = ca_cert("plug-in issuing, direct", Some(&root));
+    write(&plugin, spar_ca::PLUGIN_CA_CERT, &direct.0.pem());
+    write(&plugin, spar_ca::PLUGIN_CA_KEY, &direct.1.serialize_pem());
     let ca = Ca::load_plugin(&plugin, &state).unwrap();
     let issued = ca
         .sign(
@@ -309,7 +350,22 @@ async fn plugin_ca_chain_is_returned_in_order() {
             Duration::from_secs(60),
         )
         .unwrap();
-    assert_eq!(issued.chain[1..], [issuing.0.pem(), root.0.pem()]);
+    assert_eq!(issued.chain[1..], [direct.0.pem(), root.0.pem()]);
+    verify_as_server_cert(&issued.chain, &root.0.pem()).unwrap();
+
+    // An expired issuing CA is refused at load.
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::default();
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.not_before = time::OffsetDateTime::now_utc() - Duration::from_secs(7200);
+    params.not_after = time::OffsetDateTime::now_utc() - Duration::from_secs(3600);
+    let issuer = rcgen::Issuer::from_ca_cert_der(root.0.der(), &root.1).unwrap();
+    let expired = params.signed_by(&key, &issuer).unwrap();
+    write(&plugin, spar_ca::PLUGIN_CA_CERT, &expired.pem());
+    write(&plugin, spar_ca::PLUGIN_CA_KEY, &key.serialize_pem());
+    let err = Ca::load_plugin(&plugin, &state).unwrap_err().to_string();
+    assert!(err.contains("expired"), "{err}");
+    write(&plugin, spar_ca::PLUGIN_CA_CERT, &direct.0.pem());
 
     // A key that is not the CA certificate's is refused at load.
     write(&plugin, spar_ca::PLUGIN_CA_KEY, &middle.1.serialize_pem());
