@@ -27,7 +27,6 @@
 //! validation of objects.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -35,9 +34,12 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+mod http;
 mod objects;
 pub mod token_review;
 mod watch;
+
+use http::{Head, Target, parse_target, read_head, respond};
 
 pub use objects::{endpoint_slice, pod, service, spar_control};
 
@@ -397,28 +399,6 @@ impl Drop for FakeKube {
     }
 }
 
-/// A parsed request target.
-struct Target {
-    path: String,
-    query: BTreeMap<String, String>,
-}
-
-fn parse_target(target: &str) -> Target {
-    let (path, query) = target.split_once('?').unwrap_or((target, ""));
-    let query = query
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (k.to_owned(), v.to_owned())
-        })
-        .collect();
-    Target {
-        path: path.trim_end_matches('/').to_owned(),
-        query,
-    }
-}
-
 fn serve_connection(shared: &Shared, mut conn: TcpStream) {
     let _ = conn.set_read_timeout(Some(Duration::from_secs(30)));
     let mut buf = Vec::new();
@@ -442,7 +422,11 @@ fn serve_connection(shared: &Shared, mut conn: TcpStream) {
                 token_review::PATH => shared.lock().tokens.review(&body),
                 _ => (
                     405,
-                    status_object(405, "MethodNotAllowed", "the fake only creates TokenReviews"),
+                    status_object(
+                        405,
+                        "MethodNotAllowed",
+                        "the fake only creates TokenReviews",
+                    ),
                 ),
             };
             if respond(&mut conn, code, &reply, false).is_err() {
@@ -461,76 +445,6 @@ fn serve_connection(shared: &Shared, mut conn: TcpStream) {
             return;
         }
     }
-}
-
-/// A request: method, target and its body (by content-length; GETs have none).
-struct Head {
-    method: String,
-    target: String,
-    body: Vec<u8>,
-}
-
-/// Reads one request head and its content-length body.
-fn read_head(conn: &mut TcpStream, buf: &mut Vec<u8>) -> Option<Head> {
-    let mut head: Option<(Head, usize)> = None;
-    loop {
-        if head.is_none()
-            && let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n")
-        {
-            let text = String::from_utf8_lossy(&buf[..end]).into_owned();
-            buf.drain(..end + 4);
-            let mut words = text.split_whitespace();
-            let method = words.next()?.to_owned();
-            let target = words.next()?.to_owned();
-            let length = text
-                .lines()
-                .filter_map(|l| l.split_once(':'))
-                .find(|(k, _)| k.trim().eq_ignore_ascii_case("content-length"))
-                .and_then(|(_, v)| v.trim().parse::<usize>().ok())
-                .unwrap_or(0);
-            head = Some((
-                Head {
-                    method,
-                    target,
-                    body: Vec::new(),
-                },
-                length,
-            ));
-        }
-        if let Some((h, length)) = &mut head
-            && buf.len() >= *length
-        {
-            h.body = buf.drain(..*length).collect();
-            return head.map(|(h, _)| h);
-        }
-        let mut chunk = [0u8; 4096];
-        match conn.read(&mut chunk) {
-            Ok(0) | Err(_) => return None,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-        }
-        if buf.len() > 64 * 1024 {
-            return None;
-        }
-    }
-}
-
-fn respond(conn: &mut TcpStream, code: u16, body: &Value, close: bool) -> std::io::Result<()> {
-    let text = body.to_string();
-    let reason = match code {
-        200 => "OK",
-        201 => "Created",
-        400 => "Bad Request",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        410 => "Gone",
-        _ => "Service Unavailable",
-    };
-    let connection = if close { "close" } else { "keep-alive" };
-    let reply = format!(
-        "HTTP/1.1 {code} {reason}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: {connection}\r\n\r\n{text}",
-        text.len()
-    );
-    conn.write_all(reply.as_bytes())
 }
 
 fn status_object(code: u16, reason: &str, message: &str) -> Value {
