@@ -81,7 +81,9 @@ impl Tokens {
             _ => vec![API_AUDIENCE.to_owned()],
         };
         let status = match self.valid.get(token) {
-            None => json!({"user": {}, "error": "[invalid bearer token, square/go-jose: error in cryptographic primitive]"}),
+            None => {
+                json!({"user": {}, "error": "[invalid bearer token, square/go-jose: error in cryptographic primitive]"})
+            }
             Some(account) if !self.audience_aware => {
                 json!({"authenticated": true, "user": user(account)})
             }
