@@ -25,7 +25,7 @@ pub fn bin(name: &str) -> PathBuf {
     static BUILT: OnceLock<()> = OnceLock::new();
     let path = target_dir().join(name);
     BUILT.get_or_init(|| {
-        let all = ["spar-proxy", "spar-bench", "spar-control", "sparctl"];
+        let all = ["spar-proxy", "spar-bench", "spar-control", "sparctl", "spar-ca"];
         if all.iter().any(|b| !target_dir().join(b).exists()) {
             let status = Command::new(env!("CARGO"))
                 .args([
@@ -36,12 +36,16 @@ pub fn bin(name: &str) -> PathBuf {
                     "spar-bench",
                     "-p",
                     "spar-control",
+                    "-p",
+                    "sparctl",
+                    "-p",
+                    "spar-ca",
                 ])
                 .status()
                 .expect("run cargo build");
             assert!(
                 status.success(),
-                "building spar-proxy, spar-bench and spar-control failed"
+                "building the binaries failed"
             );
         }
     });
@@ -242,6 +246,10 @@ pub fn spar_control(dir: &std::path::Path, xds: u16, monitoring: u16) -> Process
         .args(["--xds-address", &format!("127.0.0.1:{xds}")])
         .args(["--monitoring-address", &format!("127.0.0.1:{monitoring}")])
         .args(["--watch-every", "100ms", "-l", "warn"])
+        // The embedded CA on a port of its own, its root beside the config directory.
+        .args(["--ca-address", "127.0.0.1:0"])
+        .arg("--ca-dir")
+        .arg(dir.with_extension("ca"))
         .stdout(std::process::Stdio::null())
         .spawn()
         .expect("start spar-control");

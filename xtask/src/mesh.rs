@@ -179,7 +179,9 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
         Command::new(bin.join("spar-control"))
             .arg("--config-dir")
             .arg(&config_dir)
-            .args(["--xds-address", XDS, "-l", "warn"]),
+            .args(["--xds-address", XDS, "-l", "warn"])
+            .arg("--ca-dir")
+            .arg(scratch.join("ca")),
     )?;
     wait_listening(XDS)?;
     for w in &WORKLOADS {
@@ -229,6 +231,7 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     println!("  curl http://{GATEWAY}/productpage");
     println!("  curl http://{GATEWAY}/reviews                         # 90/10 canary, v1/v2");
     println!("  curl -H 'end-user: jason' http://{GATEWAY}/reviews    # always v2");
+    println!("  curl http://{GATEWAY}/ratings/internal                # 403: security.yaml");
     println!(
         "  curl -H 'host: reviews' http://127.0.0.1:15080/       # from productpage's sidecar"
     );
@@ -287,13 +290,20 @@ fn sample_traffic() -> anyhow::Result<bool> {
         &[("host", "reviews"), ("end-user", "jason")],
         20,
     );
-    println!("reviews x20 from productpage's sidecar, jason:  {inside_jason:?}\n");
+    println!("reviews x20 from productpage's sidecar, jason:  {inside_jason:?}");
+    // deploy/mesh/security.yaml: a mesh-wide DENY, and ratings' ALLOW for reads only.
+    let admin = tally(GATEWAY, "/admin", &[], 1);
+    println!("GET /admin via the gateway (mesh-wide DENY):    {admin:?}");
+    let internal = tally(GATEWAY, "/ratings/internal", &[], 1);
+    println!("GET /ratings/internal (ratings' ALLOW):         {internal:?}\n");
     let v1 = canary.get("reviews-v1").copied().unwrap_or(0);
     let ok = page.get("productpage-v1") == Some(&5)
         && v1 + canary.get("reviews-v2").copied().unwrap_or(0) == 200
         && v1 > 150
         && jason.get("reviews-v2") == Some(&20)
         && inside.get("reviews-v1") == Some(&20)
-        && inside_jason.get("reviews-v2") == Some(&20);
+        && inside_jason.get("reviews-v2") == Some(&20)
+        && admin.get("HTTP 403") == Some(&1)
+        && internal.get("HTTP 403") == Some(&1);
     Ok(ok)
 }

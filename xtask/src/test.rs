@@ -85,6 +85,8 @@ fn checks(extra: &[String]) -> anyhow::Result<()> {
         "spar-control",
         "-p",
         "sparctl",
+        "-p",
+        "spar-ca",
     ]))?;
     let mut nextest = Command::new("cargo");
     nextest

@@ -4,6 +4,7 @@
 //! wires; the work is in spar-istio (validation), spar-kube (the Kubernetes source),
 //! spar-translate (translation) and spar-xds (the server).
 
+mod ca;
 mod monitor;
 mod node;
 mod source;
@@ -50,6 +51,21 @@ struct Args {
     /// How often the directory is checked for changes.
     #[arg(long, default_value = "500ms", value_parser = parse_duration)]
     watch_every: Duration,
+    /// Address of the embedded certificate authority: Istio's CreateCertificate over gRPC
+    /// with TLS (Istio: 15012); `off` runs no CA.
+    #[arg(long, default_value = "127.0.0.1:15012", value_parser = parse_ca_address)]
+    ca_address: CaAddress,
+    /// The CA's state directory: its self-signed root, created on first start (0600 key
+    /// files), and the key of the tokens it issues for the local mesh (`spar-ca token`).
+    #[arg(long, env = "SPAR_CA_DIR", default_value = ".spar-ca")]
+    ca_dir: PathBuf,
+    /// An operator's CA in Istio's cacerts layout (ca-cert.pem, ca-key.pem, root-cert.pem,
+    /// cert-chain.pem) instead of the self-signed root.
+    #[arg(long)]
+    ca_plugin_certs: Option<PathBuf>,
+    /// The mesh's trust domain: workload identities are spiffe://DOMAIN/ns/NS/sa/SA.
+    #[arg(long, default_value = spar_ca::policy::DEFAULT_TRUST_DOMAIN)]
+    trust_domain: String,
     /// Log level (error, warn, info, debug, trace).
     #[arg(short = 'l', long, default_value = "info")]
     log_level: String,
@@ -65,6 +81,22 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
         "s" => Ok(Duration::from_secs(n)),
         _ => Err(format!("`{s}`: use ms or s")),
     }
+}
+
+/// Where the embedded CA listens, if anywhere.
+#[derive(Clone, Copy, Debug)]
+enum CaAddress {
+    Off,
+    On(SocketAddr),
+}
+
+fn parse_ca_address(s: &str) -> Result<CaAddress, String> {
+    if s == "off" {
+        return Ok(CaAddress::Off);
+    }
+    s.parse()
+        .map(CaAddress::On)
+        .map_err(|e| format!("`{s}`: {e} (an address, or `off`)"))
 }
 
 fn parse_group_version(s: &str) -> Result<(String, String), String> {
@@ -121,17 +153,24 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     let monitoring = tokio::net::TcpListener::bind(args.monitoring_address)
         .await
         .with_context(|| format!("monitoring: cannot listen on {}", args.monitoring_address))?;
-    let _monitor = tokio::spawn(monitor::serve(monitoring, cache.clone(), source.metrics()));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        }
+    };
+    let ca = ca::start(&args, stopped()).await?;
+    let extra = monitor::join(source.metrics(), ca.as_ref().map(|c| c.metrics()));
+    let _monitor = tokio::spawn(monitor::serve(monitoring, cache.clone(), extra));
     info!(
         xds = %args.xds_address,
         monitoring = %args.monitoring_address,
+        ca = %ca.as_ref().map_or("off".to_owned(), |c| c.addr.to_string()),
         source = %source,
         "spar-control serving"
     );
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(spar_xds::serve_on(listener, cache.clone(), async {
-        let _ = stop_rx.await;
-    }));
+    let server = tokio::spawn(spar_xds::serve_on(listener, cache.clone(), stopped()));
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("installing SIGTERM handler")?;
     tokio::select! {
@@ -139,7 +178,10 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
     }
-    let _ = stop_tx.send(());
+    let _ = stop_tx.send(true);
     let _ = server.await;
+    if let Some(ca) = ca {
+        let _ = ca.task.await;
+    }
     Ok(())
 }

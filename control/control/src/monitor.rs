@@ -15,6 +15,14 @@ use tracing::debug;
 /// More Prometheus text to append to `/metrics`.
 pub(crate) type Extra = Arc<dyn Fn() -> String + Send + Sync>;
 
+/// Both sources of extra metrics as one.
+pub(crate) fn join(a: Option<Extra>, b: Option<Extra>) -> Option<Extra> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(Arc::new(move || a() + &b())),
+        (a, b) => a.or(b),
+    }
+}
+
 /// Serves until the task is dropped.
 pub(crate) async fn serve(listener: TcpListener, cache: Arc<Cache>, extra: Option<Extra>) {
     loop {

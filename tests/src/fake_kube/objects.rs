@@ -61,6 +61,9 @@ pub fn spar_control(api_url: &str, xds: u16, monitoring: u16) -> crate::proc::Pr
         .args(["--xds-address", &format!("127.0.0.1:{xds}")])
         .args(["--monitoring-address", &format!("127.0.0.1:{monitoring}")])
         .args(["-l", "warn"])
+        .args(["--ca-address", "127.0.0.1:0"])
+        .arg("--ca-dir")
+        .arg(crate::proc::scratch_dir("kube-control-ca"))
         .stdout(std::process::Stdio::null())
         .spawn()
         .expect("start spar-control");
