@@ -25,7 +25,13 @@ pub fn bin(name: &str) -> PathBuf {
     static BUILT: OnceLock<()> = OnceLock::new();
     let path = target_dir().join(name);
     BUILT.get_or_init(|| {
-        let all = ["spar-proxy", "spar-bench", "spar-control", "sparctl", "spar-ca"];
+        let all = [
+            "spar-proxy",
+            "spar-bench",
+            "spar-control",
+            "sparctl",
+            "spar-ca",
+        ];
         if all.iter().any(|b| !target_dir().join(b).exists()) {
             let status = Command::new(env!("CARGO"))
                 .args([
@@ -43,10 +49,7 @@ pub fn bin(name: &str) -> PathBuf {
                 ])
                 .status()
                 .expect("run cargo build");
-            assert!(
-                status.success(),
-                "building the binaries failed"
-            );
+            assert!(status.success(), "building the binaries failed");
         }
     });
     path

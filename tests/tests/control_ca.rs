@@ -36,7 +36,11 @@ fn token(ca_dir: &Path, namespace: &str, sa: &str) -> String {
         .arg(ca_dir)
         .output()
         .expect("spar-ca token");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
@@ -44,10 +48,21 @@ fn token(ca_dir: &Path, namespace: &str, sa: &str) -> String {
 fn csr(dir: &Path, name: &str, spiffe_id: &str) -> std::path::PathBuf {
     let path = dir.join(format!("{name}.csr"));
     let status = Command::new("openssl")
-        .args(["req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"])
+        .args([
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+        ])
         .args(["-nodes", "-subj", "/O=spar-test", "-keyout"])
         .arg(dir.join(format!("{name}.key")))
-        .args(["-addext", &format!("subjectAltName=URI:{spiffe_id}"), "-out"])
+        .args([
+            "-addext",
+            &format!("subjectAltName=URI:{spiffe_id}"),
+            "-out",
+        ])
         .arg(&path)
         .stderr(Stdio::null())
         .status()
@@ -82,7 +97,10 @@ fn spar_control_signs_the_identity_a_token_proves_and_nothing_else() {
     assert_eventually(Duration::from_secs(20), "the CA serves", || {
         root.exists() && std::net::TcpStream::connect(("127.0.0.1", ca)).is_ok()
     });
-    let mode = std::fs::metadata(ca_dir.join("root-key.pem")).unwrap().permissions().mode();
+    let mode = std::fs::metadata(ca_dir.join("root-key.pem"))
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o600, "the root key is private");
 
     let reviews = "spiffe://cluster.local/ns/default/sa/reviews";
@@ -106,9 +124,19 @@ fn spar_control_signs_the_identity_a_token_proves_and_nothing_else() {
         .arg(work.join("leaf.pem"))
         .output()
         .unwrap();
-    assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stdout));
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
     let text = Command::new("openssl")
-        .args(["x509", "-noout", "-ext", "subjectAltName,basicConstraints", "-in"])
+        .args([
+            "x509",
+            "-noout",
+            "-ext",
+            "subjectAltName,basicConstraints",
+            "-in",
+        ])
         .arg(work.join("leaf.pem"))
         .output()
         .unwrap();
@@ -117,7 +145,11 @@ fn spar_control_signs_the_identity_a_token_proves_and_nothing_else() {
     assert!(text.contains("CA:FALSE"), "{text}");
 
     // The same token does not buy another identity, and a forged one buys nothing.
-    let other = csr(&work, "ratings", "spiffe://cluster.local/ns/default/sa/ratings");
+    let other = csr(
+        &work,
+        "ratings",
+        "spiffe://cluster.local/ns/default/sa/ratings",
+    );
     let got = create(ca, &root, &other, &token);
     assert_eq!(got["code"], "PERMISSION_DENIED", "{got}");
     let got = create(ca, &root, &other, &format!("{token}x"));
@@ -130,16 +162,27 @@ fn spar_control_signs_the_identity_a_token_proves_and_nothing_else() {
     .unwrap()
     .body;
     let metrics = String::from_utf8_lossy(&metrics);
-    assert_eq!(metric_sum(&metrics, "spar_ca_certificates_issued_total", ""), 1, "{metrics}");
     assert_eq!(
-        metric_sum(&metrics, "spar_ca_requests_refused_total", "identity_mismatch"),
+        metric_sum(&metrics, "spar_ca_certificates_issued_total", ""),
+        1,
+        "{metrics}"
+    );
+    assert_eq!(
+        metric_sum(
+            &metrics,
+            "spar_ca_requests_refused_total",
+            "identity_mismatch"
+        ),
         1,
         "{metrics}"
     );
 
     // A restart keeps the root (and so every certificate issued under it).
     control.signal(libc::SIGTERM);
-    assert!(control.wait_exit(Duration::from_secs(10)).is_some(), "stops on SIGTERM");
+    assert!(
+        control.wait_exit(Duration::from_secs(10)).is_some(),
+        "stops on SIGTERM"
+    );
     let _control = self::control(&config, &ca_dir, ca, monitoring);
     assert_eventually(Duration::from_secs(20), "the CA serves again", || {
         std::net::TcpStream::connect(("127.0.0.1", ca)).is_ok()

@@ -96,6 +96,13 @@ pub mod codes {
         name: "UnsupportedKind",
         level: Level::Info,
     };
+    /// Valid Istio that spar-proxy cannot carry out yet: the translation leaves it out
+    /// (a TCP server, a TLS mode, a field); the rest of the resource applies.
+    pub const UNSUPPORTED_BY_PROXY: Code = Code {
+        id: "SPR0004",
+        name: "UnsupportedBySparProxy",
+        level: Level::Warning,
+    };
 
     /// All codes, for documentation and tests.
     pub const ALL: &[Code] = &[
@@ -107,6 +114,7 @@ pub mod codes {
         YAML_SYNTAX,
         UNKNOWN_KIND,
         UNSUPPORTED_KIND,
+        UNSUPPORTED_BY_PROXY,
     ];
 }
 

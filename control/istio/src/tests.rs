@@ -222,5 +222,5 @@ fn json_shape() {
             "text": "Unsupported value: \"BLAH\": supported values: \"UNSET\", \"DISABLE\", \"PERMISSIVE\", \"STRICT\"",
         })
     );
-    assert_eq!(codes::ALL.len(), 8);
+    assert_eq!(codes::ALL.len(), 9);
 }

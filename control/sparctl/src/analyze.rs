@@ -4,7 +4,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use spar_istio::{Message, Options, analyze_sources, has_errors};
+use spar_istio::{Message, Options, analyze, has_errors, load};
 
 use crate::Output;
 
@@ -26,10 +26,7 @@ pub(crate) fn run(paths: &[PathBuf], output: Output, namespace: &str) -> ExitCod
     let options = Options {
         default_namespace: namespace.to_owned(),
     };
-    let messages = analyze_sources(
-        inputs.iter().map(|(f, t)| (f.as_str(), t.as_str())),
-        &options,
-    );
+    let messages = analyze_all(&inputs, &options);
     let text = render(&messages, output, namespace);
     if print(&text).is_err() {
         return ExitCode::from(EXIT_UNREADABLE);
@@ -39,6 +36,26 @@ pub(crate) fn run(paths: &[PathBuf], output: Output, namespace: &str) -> ExitCod
     } else {
         ExitCode::SUCCESS
     }
+}
+
+/// spar-istio's analysis of every input together, then, when Istio would accept it all,
+/// what spar-proxy cannot do yet (warnings). Sorted by file, line and path.
+fn analyze_all(inputs: &[(String, String)], options: &Options) -> Vec<Message> {
+    let mut resources = Vec::new();
+    let mut messages = Vec::new();
+    for (file, text) in inputs {
+        let loaded = load(file, text, options);
+        resources.extend(loaded.resources);
+        messages.extend(loaded.messages);
+    }
+    messages.extend(analyze(&resources));
+    if !has_errors(&messages) {
+        messages.extend(crate::unsupported::messages(&resources));
+    }
+    messages.sort_by(|a, b| {
+        (&a.file, a.line, &a.path, a.level).cmp(&(&b.file, b.line, &b.path, b.level))
+    });
+    messages
 }
 
 /// Reads a file, stdin (`-`), or every YAML/JSON file under a directory, sorted by path.

@@ -14,6 +14,7 @@
 mod analyze;
 mod config;
 mod status;
+mod unsupported;
 
 use std::process::ExitCode;
 

@@ -159,3 +159,41 @@ fn stdin_input() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout).contains("(PeerAuthentication foo/bad -:8)"));
 }
+
+#[test]
+fn what_spar_proxy_cannot_do_yet_is_a_warning_on_its_field() {
+    let dir = dir_with(
+        "unsupported",
+        &[(
+            "gw.yaml",
+            "\
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: gw, namespace: default}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+  - port: {number: 8080, name: http, protocol: HTTP}
+    hosts: [\"*\"]
+  - port: {number: 3306, name: mysql, protocol: TCP}
+    hosts: [\"*\"]
+",
+        )],
+    );
+    let out = sparctl(&["analyze", dir.to_str().expect("utf-8")]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "a warning, not an error: {stdout}"
+    );
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("Warning [SPR0004] (Gateway default/gw "))
+        .unwrap_or_else(|| panic!("no SPR0004 line: {stdout}"));
+    assert!(
+        line.contains("gw.yaml:9) spec.servers[1].port.protocol: TCP gateway servers"),
+        "{line}"
+    );
+    assert_eq!(stdout.lines().count(), 1, "reported once: {stdout}");
+}

@@ -85,9 +85,17 @@ impl Note {
 
     /// "unsupported by spar-proxy yet: WHAT".
     fn unsupported(r: &Resource, path: &str, what: &str) -> Self {
-        Self::new(r, path, format!("unsupported by spar-proxy yet: {what}"))
+        Self::new(r, path, format!("{UNSUPPORTED}{what}"))
+    }
+
+    /// WHAT, when the note says spar-proxy cannot do WHAT yet (rather than, say, that a
+    /// referenced host is missing).
+    pub fn unsupported_feature(&self) -> Option<&str> {
+        self.message.strip_prefix(UNSUPPORTED)
     }
 }
+
+const UNSUPPORTED: &str = "unsupported by spar-proxy yet: ";
 
 /// Envoy resources for one proxy.
 #[derive(Clone, Debug, Default, PartialEq)]
