@@ -310,3 +310,54 @@ async fn expired_peer_certificates_are_refused() {
     .unwrap();
     assert_eq!(seen.client_id, Some(id("reviews")));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_certificate_nothing_is_presented_or_trusted() {
+    let ca = TestCa::start().await;
+    let (ready, _) = ca.identity("sleep", HOUR).await;
+    let empty = Identity::new(id("httpbin"));
+    // As a server: no certificate to present.
+    let err = handshake(
+        server_config(&empty, false),
+        client_config(&ready, vec![], false),
+    )
+    .await
+    .unwrap_err();
+    assert!(err.contains("server:"), "{err}");
+    // As a client: no bundle to verify the server with.
+    let err = handshake(
+        server_config(&ready, false),
+        client_config(&empty, vec![], false),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        err.contains("client:") && err.contains("no mesh trust bundle"),
+        "{err}"
+    );
+}
+
+/// spar-proxy's control thread runs a current-thread tokio runtime: fetching works there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fetch_runs_on_a_current_thread_runtime() {
+    let ca = TestCa::start().await;
+    let config = ca.config("sleep", HOUR);
+    let identity = Identity::for_config(&config).unwrap();
+    let on_thread = identity.clone();
+    let fetched = tokio::task::spawn_blocking(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(spar_identity::fetch(&on_thread, &config))
+            .map(|c| c.serial.clone())
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(
+        identity.current().unwrap().serial,
+        fetched,
+        "clones share the state"
+    );
+}

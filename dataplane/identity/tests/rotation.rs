@@ -75,7 +75,8 @@ async fn rotates_at_half_life_while_handshakes_keep_succeeding() {
         &failed[..failed.len().min(3)]
     );
     assert!(ok > 50, "only {ok} handshakes");
-    // 4 s certificates renewed at ~2 s: three or four in 7 s, each renewal at about 2 s.
+    // 4 s certificates renewed at ~2 s: three or four in 7 s, each renewal at about 2 s
+    // (2 s +-40 ms, plus the fetch itself, well before the 4 s expiry).
     assert!(
         (3..=5).contains(&installs.len()),
         "{} installs: {:?}",
@@ -88,7 +89,7 @@ async fn rotates_at_half_life_while_handshakes_keep_succeeding() {
     for pair in installs.windows(2).skip(1) {
         let gap = pair[1].0.duration_since(pair[0].0);
         assert!(
-            gap >= Duration::from_millis(1700) && gap <= Duration::from_millis(2600),
+            gap >= Duration::from_millis(1700) && gap <= Duration::from_millis(3000),
             "renewed after {gap:?}"
         );
     }
