@@ -56,6 +56,12 @@ impl Ca {
         self.issue(file, names.first().copied().unwrap_or(file), sans)
     }
 
+    /// A workload certificate whose only name is `uri` (a SPIFFE ID), client and server.
+    pub fn workload(&self, file: &str, uri: &str) -> Leaf {
+        let san = SanType::URI(uri.try_into().expect("uri"));
+        self.issue(file, file, vec![san])
+    }
+
     fn issue(&self, file: &str, cn: &str, sans: Vec<SanType>) -> Leaf {
         let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
         params.subject_alt_names = sans;

@@ -10,6 +10,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use spar_tests::mesh_ca::{create, csr, token};
 use spar_tests::proc::{Process, bin, metric_sum, scratch_dir};
 use spar_tests::{assert_eventually, free_port, http};
 
@@ -27,63 +28,6 @@ fn control(config: &Path, ca_dir: &Path, ca: u16, monitoring: u16) -> Process {
         .spawn()
         .expect("start spar-control");
     Process { child }
-}
-
-fn token(ca_dir: &Path, namespace: &str, sa: &str) -> String {
-    let out = Command::new(bin("spar-ca"))
-        .args(["token", "--namespace", namespace, "--service-account", sa])
-        .args(["--ttl", "1h", "--dir"])
-        .arg(ca_dir)
-        .output()
-        .expect("spar-ca token");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
-
-/// A P-256 key and a CSR for `spiffe_id`, made by openssl; returns the CSR's path.
-fn csr(dir: &Path, name: &str, spiffe_id: &str) -> std::path::PathBuf {
-    let path = dir.join(format!("{name}.csr"));
-    let status = Command::new("openssl")
-        .args([
-            "req",
-            "-new",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-        ])
-        .args(["-nodes", "-subj", "/O=spar-test", "-keyout"])
-        .arg(dir.join(format!("{name}.key")))
-        .args([
-            "-addext",
-            &format!("subjectAltName=URI:{spiffe_id}"),
-            "-out",
-        ])
-        .arg(&path)
-        .stderr(Stdio::null())
-        .status()
-        .expect("openssl req");
-    assert!(status.success());
-    path
-}
-
-/// The Python client's JSON answer.
-fn create(ca: u16, root: &Path, csr: &Path, token: &str) -> serde_json::Value {
-    let out = Command::new("python3")
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/peers/ca_client.py"))
-        .arg(format!("127.0.0.1:{ca}"))
-        .arg(root)
-        .arg(csr)
-        .arg(token)
-        .output()
-        .expect("python3 ca_client.py");
-    let text = String::from_utf8_lossy(&out.stdout);
-    serde_json::from_str(text.trim())
-        .unwrap_or_else(|e| panic!("{e}: {text} {}", String::from_utf8_lossy(&out.stderr)))
 }
 
 #[test]

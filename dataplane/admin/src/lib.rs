@@ -36,6 +36,10 @@ pub trait AdminState: Send + Sync + 'static {
     /// `name address` lines.
     fn listeners(&self) -> Vec<(String, SocketAddr)>;
     fn server_info(&self) -> serde_json::Value;
+    /// The mesh certificates held (`/certs`): chain, serial, identity, validity.
+    fn certs(&self) -> serde_json::Value {
+        serde_json::json!({ "certificates": [] })
+    }
     /// Starts a graceful drain and exit.
     fn quit(&self);
 }
@@ -94,6 +98,7 @@ fn route(method: &Method, path: &[u8], state: &dyn AdminState) -> (u16, &'static
         },
         b"/config_dump" if get => (200, JSON, pretty(&state.config_dump())),
         b"/server_info" if get => (200, JSON, pretty(&state.server_info())),
+        b"/certs" if get => (200, JSON, pretty(&state.certs())),
         b"/stats/prometheus" if get => (200, "text/plain; version=0.0.4", state.prometheus().into_bytes()),
         b"/stats" if get => (200, TEXT, stats_text(&state.prometheus()).into_bytes()),
         b"/listeners" if get => {
@@ -108,7 +113,7 @@ fn route(method: &Method, path: &[u8], state: &dyn AdminState) -> (u16, &'static
             (200, TEXT, b"OK\n".to_vec())
         }
         b"/quitquitquit" | b"/drain_listeners" => (405, TEXT, b"use POST\n".to_vec()),
-        _ => (404, TEXT, b"invalid path. admin commands: /ready /config_dump /server_info /stats /stats/prometheus /listeners /quitquitquit /drain_listeners\n".to_vec()),
+        _ => (404, TEXT, b"invalid path. admin commands: /ready /config_dump /server_info /certs /stats /stats/prometheus /listeners /quitquitquit /drain_listeners\n".to_vec()),
     }
 }
 

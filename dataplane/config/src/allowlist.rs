@@ -28,6 +28,9 @@ pub(crate) enum Rule {
     KeyedTypes(&'static [&'static str]),
     /// A runtime layer's `google.protobuf.Struct`: only the keys in `runtime.rs`.
     RuntimeKeys,
+    /// Accepted whatever it holds, because spar-proxy does not act on it: an SDS secret's
+    /// `sds_config` (the secrets spar-proxy serves come from its own mesh identity).
+    Unused,
 }
 
 pub(crate) const HCM: &str =
@@ -79,6 +82,8 @@ const TLS_PARAMS: &str = "envoy.extensions.transport_sockets.tls.v3.TlsParameter
 const VALIDATION_CONTEXT: &str =
     "envoy.extensions.transport_sockets.tls.v3.CertificateValidationContext";
 const SAN_MATCHER: &str = "envoy.extensions.transport_sockets.tls.v3.SubjectAltNameMatcher";
+const SDS_SECRET: &str = "envoy.extensions.transport_sockets.tls.v3.SdsSecretConfig";
+const COMBINED_VALIDATION: &str = "envoy.extensions.transport_sockets.tls.v3.CommonTlsContext.CombinedCertificateValidationContext";
 const HTTP2_OPTIONS: &str = "envoy.config.core.v3.Http2ProtocolOptions";
 const FILTER: &str = "envoy.config.listener.v3.Filter";
 const HTTP_FILTER: &str = "envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter";
@@ -143,7 +148,7 @@ const HTTP_HEALTH_CHECK: &str = "envoy.config.core.v3.HealthCheck.HttpHealthChec
 const TCP_HEALTH_CHECK: &str = "envoy.config.core.v3.HealthCheck.TcpHealthCheck";
 const PAYLOAD: &str = "envoy.config.core.v3.HealthCheck.Payload";
 
-use Rule::{Any, AtMost, Enum, KeyedTypes, RuntimeKeys, True, Types};
+use Rule::{Any, AtMost, Enum, KeyedTypes, RuntimeKeys, True, Types, Unused};
 
 /// (message full name, field name, rule). Messages with no row accept no field at all:
 /// `envoy.config.core.v3.Http1ProtocolOptions` (HCM `http_protocol_options`, upstream
@@ -225,6 +230,13 @@ pub(crate) const FIELDS: &[(&str, &str, Rule)] = &[
     (COMMON_TLS, "tls_certificates", Any),
     (COMMON_TLS, "validation_context", Any),
     (COMMON_TLS, "alpn_protocols", Any),
+    (COMMON_TLS, "tls_certificate_sds_secret_configs", AtMost(1)),
+    (COMMON_TLS, "validation_context_sds_secret_config", Any),
+    (COMMON_TLS, "combined_validation_context", Any),
+    (COMBINED_VALIDATION, "default_validation_context", Any),
+    (COMBINED_VALIDATION, "validation_context_sds_secret_config", Any),
+    (SDS_SECRET, "name", Any),
+    (SDS_SECRET, "sds_config", Unused),
     (TLS_CERTIFICATE, "certificate_chain", Any),
     (TLS_CERTIFICATE, "private_key", Any),
     (TLS_PARAMS, "tls_minimum_protocol_version", Any),

@@ -76,6 +76,8 @@ pub struct Bootstrap {
     /// The config as proto3 JSON (proto field names, `Any` expanded), for `/config_dump`.
     pub json: serde_json::Value,
     source: Option<Source>,
+    /// Where the SDS secrets that TLS contexts name come from (the proxy's mesh identity).
+    secrets: Option<std::sync::Arc<dyn spar_tls::Secrets>>,
 }
 
 impl Bootstrap {
@@ -130,8 +132,16 @@ impl Bootstrap {
         };
         let rename =
             |e: ConfigErrors| ConfigErrors(e.0.into_iter().map(|e| names.rename(e)).collect());
-        let checked = Bootstrap::from_envoy(envoy).map_err(rename)?;
+        let mut checked = Bootstrap::from_envoy(envoy).map_err(rename)?;
+        checked.secrets = self.secrets.clone();
         compile(&checked, version).map_err(rename)
+    }
+
+    /// This bootstrap with `secrets` serving the SDS secrets its TLS contexts (and those
+    /// xDS adds) name.
+    pub fn with_secrets(mut self, secrets: std::sync::Arc<dyn spar_tls::Secrets>) -> Self {
+        self.secrets = Some(secrets);
+        self
     }
 
     /// The file this bootstrap was read from, with the line of each field.
@@ -256,6 +266,7 @@ fn checked(msg: &DynamicMessage, source: Option<Source>) -> Result<Bootstrap, Co
         envoy,
         json,
         source,
+        secrets: None,
     })
 }
 

@@ -58,6 +58,9 @@ fn check_message(msg: &DynamicMessage, path: &FieldPath, out: &mut Vec<(FieldPat
 }
 
 fn check_value(value: &Value, path: &FieldPath, rule: Rule, out: &mut Vec<(FieldPath, String)>) {
+    if rule == Rule::Unused {
+        return;
+    }
     match value {
         Value::Message(m) => check_nested(m, path, rule, out),
         Value::List(items) => {

@@ -45,6 +45,25 @@ struct State {
     reloads_failed: AtomicU64,
     quit: Notify,
     started: std::time::Instant,
+    /// The mesh identity, when the proxy has one (`--ca-address`).
+    identity: Option<Arc<spar_identity::Identity>>,
+}
+
+impl State {
+    /// `base` with the identity's SDS secrets, as every compiled bootstrap needs them.
+    fn with_secrets(&self, base: spar_config::Bootstrap) -> spar_config::Bootstrap {
+        with_secrets(base, self.identity.as_ref())
+    }
+}
+
+fn with_secrets(
+    base: spar_config::Bootstrap,
+    identity: Option<&Arc<spar_identity::Identity>>,
+) -> spar_config::Bootstrap {
+    match identity {
+        Some(id) => base.with_secrets(Arc::new(crate::identity::MeshSecrets(id.clone()))),
+        None => base,
+    }
 }
 
 impl State {
@@ -76,13 +95,16 @@ impl AdminState for State {
         let Some(proxy) = self.proxy() else {
             return String::new();
         };
-        let extra = format!(
+        let mut extra = format!(
             "# TYPE spar_config_reloads_total counter\nspar_config_reloads_total{{result=\"ok\"}} {}\nspar_config_reloads_total{{result=\"failed\"}} {}\n# TYPE spar_server_uptime_seconds gauge\nspar_server_uptime_seconds {}\n# TYPE spar_server_concurrency gauge\nspar_server_concurrency {}\n",
             self.reloads_ok.load(Ordering::Relaxed),
             self.reloads_failed.load(Ordering::Relaxed),
             self.started.elapsed().as_secs(),
             proxy.concurrency(),
         );
+        if let Some(identity) = &self.identity {
+            extra.push_str(&crate::identity::prometheus(identity));
+        }
         spar_telemetry::render_prometheus(proxy.stats(), &extra)
     }
 
@@ -99,6 +121,13 @@ impl AdminState for State {
             "concurrency": proxy.as_ref().map(|p| p.concurrency()),
             "io_backend": proxy.as_ref().map(|p| p.backend().to_string()),
         })
+    }
+
+    fn certs(&self) -> serde_json::Value {
+        match &self.identity {
+            Some(identity) => serde_json::json!({ "certificates": [identity.describe()] }),
+            None => serde_json::json!({ "certificates": [] }),
+        }
     }
 
     fn quit(&self) {
@@ -127,6 +156,8 @@ fn release_freed_memory() {
 
 pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     let base = load(&args.config_path)?;
+    let identity = crate::identity::from_args(&args.identity, base.envoy.node.as_ref())?;
+    let base = with_secrets(base, identity.as_ref().map(|(id, _)| id));
     let snapshot = spar_config::compile(&base, 1).map_err(|e| anyhow::anyhow!("{e}"))?;
     let dump = snapshot.config_dump.clone();
     if args.mode == Mode::Validate {
@@ -137,7 +168,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the control thread runtime")?;
-    rt.block_on(control(args, base, snapshot, dump))
+    rt.block_on(control(args, base, snapshot, dump, identity))
 }
 
 async fn control(
@@ -145,6 +176,7 @@ async fn control(
     base: spar_config::Bootstrap,
     snapshot: spar_config::Snapshot,
     dump: serde_json::Value,
+    identity: Option<(Arc<spar_identity::Identity>, spar_identity::Config)>,
 ) -> anyhow::Result<()> {
     // Bind admin before the workers start: a taken port fails the start
     // with nothing running.
@@ -167,6 +199,7 @@ async fn control(
         reloads_failed: AtomicU64::new(0),
         quit: Notify::new(),
         started: std::time::Instant::now(),
+        identity: identity.as_ref().map(|(id, _)| id.clone()),
     });
     let opts = Options {
         concurrency: args.concurrency,
@@ -180,7 +213,38 @@ async fn control(
     };
     let proxy = Arc::new(Proxy::start(snapshot, &opts)?);
     *state.proxy.lock().unwrap_or_else(PoisonError::into_inner) = Some(proxy.clone());
-    state.readiness.store(LIVE, Ordering::Relaxed);
+    // With a mesh identity, ready once its first certificate is held (mTLS listeners
+    // cannot handshake before); the rotation keeps it supplied from then on.
+    let rotation = match identity {
+        None => {
+            state.readiness.store(LIVE, Ordering::Relaxed);
+            None
+        }
+        Some((id, config)) => {
+            info!(identity = %id.spiffe_id(), ca = %config.ca_address, "fetching the mesh certificate");
+            let ready = {
+                let (state, id) = (state.clone(), id.clone());
+                async move {
+                    while !id.ready() {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                    let _ = state.readiness.compare_exchange(
+                        INITIALIZING,
+                        LIVE,
+                        Ordering::Relaxed,
+                        Ordering::Relaxed,
+                    );
+                    info!(identity = %id.spiffe_id(), "mesh certificate held: ready");
+                }
+            };
+            tokio::spawn(ready);
+            Some(tokio::spawn(async move {
+                if let Err(e) = spar_identity::run(id, config, std::future::pending()).await {
+                    error!(error = %e, "mesh identity: rotation stopped");
+                }
+            }))
+        }
+    };
     let admin_local = admin.local_addr().unwrap_or(admin_addr);
     for (name, addr) in proxy.listener_addrs() {
         info!(listener = %name, address = %addr, "listening");
@@ -235,6 +299,9 @@ async fn control(
     if let Some(task) = xds {
         task.abort();
     }
+    if let Some(task) = rotation {
+        task.abort();
+    }
     state.readiness.store(DRAINING, Ordering::Relaxed);
     proxy.drain();
     let deadline = Duration::from_secs(args.drain_time_s);
@@ -263,7 +330,7 @@ fn fingerprint(path: &PathBuf) -> Option<(u64, std::time::SystemTime, u64)> {
 /// Loads, compiles and applies the file (with what xDS added); on any error
 /// the running config stays in force and the error is logged and counted.
 fn reload(state: &State, proxy: &Proxy, path: &Path) {
-    match load(path).and_then(|base| apply(state, proxy, Some(base), None)) {
+    match load(path).and_then(|base| apply(state, proxy, Some(state.with_secrets(base)), None)) {
         Ok(version) => {
             state.reloads_ok.fetch_add(1, Ordering::Relaxed);
             info!(version, "configuration applied");

@@ -2,6 +2,7 @@
 //! control thread, map failures to exit codes. The work is in the crates.
 
 mod control;
+mod identity;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -38,6 +39,8 @@ pub(crate) struct Args {
     /// Check the configuration and exit, as Envoy's --mode validate.
     #[arg(long, value_enum, default_value_t = Mode::Serve)]
     pub(crate) mode: Mode,
+    #[command(flatten)]
+    pub(crate) identity: identity::IdentityArgs,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

@@ -16,7 +16,9 @@ use crate::Built;
 use crate::error::{TlsError, TlsWarning};
 use crate::params::TlsParams;
 use crate::pem::{CertKey, Pem};
-use crate::san::{SanMatcher, cert_matches};
+use crate::san::{SanMatcher, SanType, StringMatch, cert_matches};
+use crate::secrets::Secrets;
+use crate::server::{secret, secret_error};
 
 /// Servers whose sessions a client config remembers by default (rustls's default size).
 pub const DEFAULT_SESSION_CACHE: usize = 256;
@@ -43,6 +45,11 @@ pub struct ClientTls {
     /// How many servers' sessions to keep for resumption; 0 turns resumption off (Envoy's
     /// `max_session_keys: 0`).
     pub session_cache: usize,
+    /// `tls_certificate_sds_secret_configs`: the client certificate comes from this secret.
+    pub sds_cert: Option<String>,
+    /// `validation_context_sds_secret_config`: the server's certificate must chain to this
+    /// trust bundle, and its URI SAN be one of the exact `verify_san` URIs (if any).
+    pub sds_validation: Option<String>,
 }
 
 impl Default for ClientTls {
@@ -56,6 +63,8 @@ impl Default for ClientTls {
             alpn: Vec::new(),
             params: TlsParams::default(),
             session_cache: DEFAULT_SESSION_CACHE,
+            sds_cert: None,
+            sds_validation: None,
         }
     }
 }
@@ -103,6 +112,15 @@ impl ClientTls {
     /// Loads every file and builds the config. `now` is for certificate validity warnings
     /// only. Called on the control thread at config load.
     pub fn build(&self, now: UnixTime) -> Result<Built<UpstreamTls>, TlsError> {
+        self.build_with(now, None)
+    }
+
+    /// [`ClientTls::build`], with `secrets` answering the SDS secrets the context names.
+    pub fn build_with(
+        &self,
+        now: UnixTime,
+        secrets: Option<&dyn Secrets>,
+    ) -> Result<Built<UpstreamTls>, TlsError> {
         let mut warnings = Vec::new();
         let (provider, versions) = self.params.resolve(&mut warnings)?;
         let provider = Arc::new(provider);
@@ -115,31 +133,48 @@ impl ClientTls {
                     .ok_or_else(|| TlsError::BadSni { name: name.clone() })?,
             ),
         };
-        let roots = match &self.ca {
-            Some(ca) => Some(ca.roots()?),
-            None if !self.verify_san.is_empty() => return Err(TlsError::SanWithoutCa),
+        let verifier: Arc<dyn ServerCertVerifier> = match &self.sds_validation {
+            Some(name) => self.sds_server_verifier(name, secrets)?,
             None => {
-                warnings.push(TlsWarning::ServerNotVerified);
-                None
+                let roots = match &self.ca {
+                    Some(ca) => Some(ca.roots()?),
+                    None if !self.verify_san.is_empty() => return Err(TlsError::SanWithoutCa),
+                    None => {
+                        warnings.push(TlsWarning::ServerNotVerified);
+                        None
+                    }
+                };
+                Arc::new(ServerVerifier {
+                    roots,
+                    algorithms: provider.signature_verification_algorithms,
+                    sans: self.verify_san.clone(),
+                    verify_name: self.verify_sni,
+                })
             }
         };
-        let verifier = Arc::new(ServerVerifier {
-            roots,
-            algorithms: provider.signature_verification_algorithms,
-            sans: self.verify_san.clone(),
-            verify_name: self.verify_sni,
-        });
-        let client_key = match &self.client_cert {
-            Some(cert) => Some(cert.load(&provider, now, &mut warnings)?),
-            None => None,
-        };
+        let client_key: Option<Arc<dyn rustls::client::ResolvesClientCert>> =
+            match (&self.client_cert, &self.sds_cert) {
+                (Some(_), Some(name)) => {
+                    return Err(secret_error(
+                        name,
+                        "give tls_certificates or an SDS secret, not both",
+                    ));
+                }
+                (Some(cert), None) => Some(Arc::new(OneClientCert(Arc::new(cert.load(
+                    &provider,
+                    now,
+                    &mut warnings,
+                )?)))),
+                (None, Some(name)) => Some(secret(secrets, name, |s| s.client_cert(name))?),
+                (None, None) => None,
+            };
         let builder = ClientConfig::builder_with_provider(provider)
             .with_protocol_versions(&versions)
             .map_err(|e| TlsError::Rustls(e.to_string()))?
             .dangerous()
             .with_custom_certificate_verifier(verifier);
         let mut config = match client_key {
-            Some(key) => builder.with_client_cert_resolver(Arc::new(OneClientCert(Arc::new(key)))),
+            Some(resolver) => builder.with_client_cert_resolver(resolver),
             None => builder.with_no_client_auth(),
         };
         config.alpn_protocols = self.alpn.clone();
@@ -154,6 +189,42 @@ impl ClientTls {
 }
 
 /// The one client certificate, offered whenever a server asks.
+impl ClientTls {
+    /// The server's certificate checked against an SDS trust bundle: the mesh's way, by
+    /// SPIFFE identity (exact URI SANs), not by DNS name.
+    fn sds_server_verifier(
+        &self,
+        name: &str,
+        secrets: Option<&dyn Secrets>,
+    ) -> Result<Arc<dyn ServerCertVerifier>, TlsError> {
+        if self.ca.is_some() {
+            return Err(secret_error(
+                name,
+                "give trusted_ca or an SDS validation secret, not both",
+            ));
+        }
+        if self.verify_sni {
+            return Err(secret_error(
+                name,
+                "auto_sni_san_validation checks DNS names; mesh peers are checked by URI SAN",
+            ));
+        }
+        let mut expected = Vec::with_capacity(self.verify_san.len());
+        for m in &self.verify_san {
+            match (&m.san_type, &m.matcher, m.ignore_case) {
+                (SanType::Uri, StringMatch::Exact(uri), false) => expected.push(uri.clone()),
+                _ => {
+                    return Err(secret_error(
+                        name,
+                        "with an SDS trust bundle, subject alt names are matched as exact URIs (SPIFFE identities) only",
+                    ));
+                }
+            }
+        }
+        secret(secrets, name, |s| s.server_verifier(name, expected))
+    }
+}
+
 #[derive(Debug)]
 struct OneClientCert(Arc<rustls::sign::CertifiedKey>);
 

@@ -41,6 +41,8 @@ pub enum TlsError {
     SanWithoutCa,
     #[error("`{name}` is not a valid SNI (a DNS name)")]
     BadSni { name: String },
+    #[error("SDS secret `{name}`: {reason}")]
+    Secret { name: String, reason: String },
     #[error("TLS setup: {0}")]
     Rustls(String),
 }

@@ -29,6 +29,7 @@ mod error;
 mod params;
 mod pem;
 mod san;
+mod secrets;
 mod server;
 mod x509;
 
@@ -38,6 +39,7 @@ pub use error::{TlsError, TlsVersion, TlsWarning};
 pub use params::TlsParams;
 pub use pem::{CertKey, Pem};
 pub use san::{SanMatcher, SanType, StringMatch, first_uri_san};
+pub use secrets::{ROOT_CA, Secrets, WORKLOAD_CERT};
 pub use server::ServerTls;
 
 /// A built TLS context and what is worth logging about it.

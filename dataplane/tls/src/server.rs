@@ -16,6 +16,7 @@ use crate::error::TlsError;
 use crate::params::TlsParams;
 use crate::pem::{CertKey, Pem};
 use crate::san::{SanMatcher, cert_matches};
+use crate::secrets::Secrets;
 
 /// What a listener's filter chain says about terminating TLS, as plain data.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -37,6 +38,12 @@ pub struct ServerTls {
     /// Envoy's `disable_stateless_session_resumption`: no session tickets sealed with the
     /// server's key (sessions are then resumed from the server's own cache).
     pub disable_session_tickets: bool,
+    /// `tls_certificate_sds_secret_configs`: the certificate comes from this secret
+    /// (instead of `certs`).
+    pub sds_cert: Option<String>,
+    /// `validation_context_sds_secret_config`: client certificates are required and
+    /// verified against this trust bundle (instead of `client_ca`).
+    pub sds_validation: Option<String>,
 }
 
 impl ServerTls {
@@ -44,23 +51,49 @@ impl ServerTls {
     /// only. Called on the control thread at config load; the result is shared by every
     /// worker.
     pub fn build(&self, now: UnixTime) -> Result<Built<Arc<ServerConfig>>, TlsError> {
+        self.build_with(now, None)
+    }
+
+    /// [`ServerTls::build`], with `secrets` answering the SDS secrets the context names.
+    pub fn build_with(
+        &self,
+        now: UnixTime,
+        secrets: Option<&dyn Secrets>,
+    ) -> Result<Built<Arc<ServerConfig>>, TlsError> {
         let mut warnings = Vec::new();
         let (provider, versions) = self.params.resolve(&mut warnings)?;
         let provider = Arc::new(provider);
-        if self.certs.is_empty() {
-            return Err(TlsError::NoServerCertificate);
-        }
-        let mut resolver = SniResolver::default();
-        for cert in &self.certs {
-            let key = cert.load(&provider, now, &mut warnings)?;
-            resolver.add(Arc::new(key));
-        }
-        let verifier = self.client_verifier(&provider)?;
+        let resolver: Arc<dyn ResolvesServerCert> = match &self.sds_cert {
+            Some(name) => {
+                if !self.certs.is_empty() {
+                    return Err(secret_error(
+                        name,
+                        "give tls_certificates or an SDS secret, not both",
+                    ));
+                }
+                secret(secrets, name, |s| s.server_cert(name))?
+            }
+            None => {
+                if self.certs.is_empty() {
+                    return Err(TlsError::NoServerCertificate);
+                }
+                let mut resolver = SniResolver::default();
+                for cert in &self.certs {
+                    let key = cert.load(&provider, now, &mut warnings)?;
+                    resolver.add(Arc::new(key));
+                }
+                Arc::new(resolver)
+            }
+        };
+        let verifier = match &self.sds_validation {
+            Some(name) => self.sds_client_verifier(name, secrets)?,
+            None => self.client_verifier(&provider)?,
+        };
         let mut config = ServerConfig::builder_with_provider(provider)
             .with_protocol_versions(&versions)
             .map_err(|e| TlsError::Rustls(e.to_string()))?
             .with_client_cert_verifier(verifier)
-            .with_cert_resolver(Arc::new(resolver));
+            .with_cert_resolver(resolver);
         config.alpn_protocols = self.alpn.clone();
         if !self.disable_session_tickets {
             // Keys are random per process and rotate every 6 hours (12 h ticket lifetime).
@@ -71,6 +104,35 @@ impl ServerTls {
             value: Arc::new(config),
             warnings,
         })
+    }
+
+    /// Client certificates checked against an SDS trust bundle: always required (a mesh
+    /// mTLS port that lets clients without a certificate in is not mTLS).
+    fn sds_client_verifier(
+        &self,
+        name: &str,
+        secrets: Option<&dyn Secrets>,
+    ) -> Result<Arc<dyn ClientCertVerifier>, TlsError> {
+        if self.client_ca.is_some() {
+            return Err(secret_error(
+                name,
+                "give trusted_ca or an SDS validation secret, not both",
+            ));
+        }
+        if !self.require_client_cert {
+            return Err(secret_error(
+                name,
+                "an SDS trust bundle verifies client certificates: set require_client_certificate",
+            ));
+        }
+        let inner = secret(secrets, name, |s| s.client_verifier(name))?;
+        if self.verify_client_san.is_empty() {
+            return Ok(inner);
+        }
+        Ok(Arc::new(SanClientVerifier {
+            inner,
+            sans: self.verify_client_san.clone(),
+        }))
     }
 
     fn client_verifier(
@@ -104,6 +166,37 @@ impl ServerTls {
             sans: self.verify_client_san.clone(),
         }))
     }
+}
+
+pub(crate) fn secret_error(name: &str, reason: impl Into<String>) -> TlsError {
+    TlsError::Secret {
+        name: name.to_owned(),
+        reason: reason.into(),
+    }
+}
+
+/// The hook `get` gives for secret `name`, or why there is none.
+pub(crate) fn secret<T: ?Sized>(
+    secrets: Option<&dyn Secrets>,
+    name: &str,
+    get: impl FnOnce(&dyn Secrets) -> Option<Arc<T>>,
+) -> Result<Arc<T>, TlsError> {
+    let Some(secrets) = secrets else {
+        return Err(secret_error(
+            name,
+            "spar-proxy has no mesh identity (start it with --ca-address) to serve it",
+        ));
+    };
+    get(secrets).ok_or_else(|| {
+        secret_error(
+            name,
+            format!(
+                "not served: the mesh identity serves `{}` and `{}`",
+                crate::WORKLOAD_CERT,
+                crate::ROOT_CA
+            ),
+        )
+    })
 }
 
 /// Picks the certificate for a ClientHello's SNI.

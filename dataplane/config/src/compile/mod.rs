@@ -35,6 +35,7 @@ const MAX_DURATION_SECS: i64 = 315_576_000_000;
 pub fn compile(b: &Bootstrap, version: u64) -> Result<Snapshot, ConfigErrors> {
     let mut ctx = Ctx {
         source: b.source.as_ref(),
+        secrets: b.secrets.as_deref(),
         errors: Vec::new(),
         warnings: Vec::new(),
     };
@@ -163,6 +164,8 @@ pub(crate) enum Bind {
 
 pub(crate) struct Ctx<'a> {
     source: Option<&'a Source>,
+    /// The SDS secrets spar-proxy serves itself (its mesh identity), if it has one.
+    pub(crate) secrets: Option<&'a dyn spar_tls::Secrets>,
     errors: Vec<ConfigError>,
     warnings: Vec<String>,
 }

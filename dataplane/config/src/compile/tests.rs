@@ -468,3 +468,45 @@ fn rbac_filters_compile_in_order_and_refuse_what_they_cannot_enforce() {
         show(&errors)
     );
 }
+
+#[test]
+fn sds_secrets_need_the_mesh_identity() {
+    let tls = |common: &str| {
+        format!(
+            "transport_socket: {{name: tls, typed_config: {{\"@type\": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext, require_client_certificate: true, common_tls_context: {common}}}}}"
+        )
+    };
+    // Without a mesh identity, a context naming SDS secrets is refused, and says why.
+    let text = with(&[(
+        "#FILTERS",
+        &tls(
+            "{tls_certificate_sds_secret_configs: [{name: default, sds_config: {ads: {}}}], validation_context_sds_secret_config: {name: ROOTCA}}",
+        ),
+    )]);
+    let errors = compile_errors(&text);
+    assert_eq!(errors.len(), 1, "{}", show(&errors));
+    assert!(
+        errors[0].message.contains("SDS secret `default`"),
+        "{}",
+        show(&errors)
+    );
+    assert!(
+        errors[0].message.contains("--ca-address"),
+        "{}",
+        show(&errors)
+    );
+    // Two certificate secrets: the subset check refuses the second.
+    let text = with(&[(
+        "#FILTERS",
+        &tls("{tls_certificate_sds_secret_configs: [{name: default}, {name: other}]}"),
+    )]);
+    let errors = load_errors(&text);
+    assert!(
+        errors.iter().any(|e| e
+            .path
+            .as_str()
+            .ends_with("tls_certificate_sds_secret_configs")),
+        "{}",
+        show(&errors)
+    );
+}

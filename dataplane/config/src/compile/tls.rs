@@ -10,7 +10,7 @@ use envoy_types::pb::envoy::config::core::v3::{
     DataSource, Http2ProtocolOptions, TransportSocket, data_source, transport_socket,
 };
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
-    CommonTlsContext, DownstreamTlsContext, SubjectAltNameMatcher, TlsParameters,
+    CommonTlsContext, DownstreamTlsContext, SdsSecretConfig, SubjectAltNameMatcher, TlsParameters,
     UpstreamTlsContext, common_tls_context, downstream_tls_context, subject_alt_name_matcher,
     tls_parameters::TlsProtocol,
 };
@@ -116,17 +116,19 @@ pub(super) fn downstream(
             });
         }
     }
-    if spec.certs.is_empty() {
+    spec.sds_cert = sds_cert(ctx, &common, &cp)?;
+    if spec.certs.is_empty() && spec.sds_cert.is_none() {
         ctx.error(
             &cp.field("tls_certificates"),
             "a server TLS context needs at least one certificate",
         );
         return Err(());
     }
-    let (ca, sans) = validation(ctx, &common, &cp)?;
+    let (ca, sans, sds) = validation(ctx, &common, &cp)?;
     spec.client_ca = ca;
     spec.verify_client_san = sans;
-    match spec.build(UnixTime::now()) {
+    spec.sds_validation = sds;
+    match spec.build_with(UnixTime::now(), ctx.secrets) {
         Ok(built) => {
             ctx.warnings
                 .extend(built.warnings.iter().map(|w| format!("{tp}: {w}")));
@@ -191,10 +193,12 @@ pub(super) fn upstream(
             return Err(());
         }
     }
-    let (ca, sans) = validation(ctx, &common, &cp)?;
+    spec.sds_cert = sds_cert(ctx, &common, &cp)?;
+    let (ca, sans, sds) = validation(ctx, &common, &cp)?;
     spec.ca = ca;
     spec.verify_san = sans;
-    match spec.build(UnixTime::now()) {
+    spec.sds_validation = sds;
+    match spec.build_with(UnixTime::now(), ctx.secrets) {
         Ok(built) => {
             ctx.warnings
                 .extend(built.warnings.iter().map(|w| format!("{tp}: {w}")));
@@ -288,23 +292,73 @@ fn tls_params(ctx: &mut Ctx<'_>, t: &TlsParameters, p: &FieldPath) -> Result<Tls
     })
 }
 
-/// `validation_context`: trusted CA and subject alt name matchers.
+/// `tls_certificate_sds_secret_configs`: the name of the one certificate secret, if any.
+fn sds_cert(
+    ctx: &mut Ctx<'_>,
+    common: &CommonTlsContext,
+    cp: &FieldPath,
+) -> Result<Option<String>, ()> {
+    match common.tls_certificate_sds_secret_configs.first() {
+        None => Ok(None),
+        Some(s) => sds_name(
+            ctx,
+            s,
+            &cp.field("tls_certificate_sds_secret_configs").index(0),
+        )
+        .map(Some),
+    }
+}
+
+fn sds_name(ctx: &mut Ctx<'_>, s: &SdsSecretConfig, p: &FieldPath) -> Result<String, ()> {
+    if s.name.is_empty() {
+        ctx.error(&p.field("name"), "name is required");
+        return Err(());
+    }
+    Ok(s.name.clone())
+}
+
+/// Trusted CA, subject alt name matchers, SDS trust bundle name.
+type Validation = (Option<Pem>, Vec<SanMatcher>, Option<String>);
+
+/// The validation context: trusted CA, subject alt name matchers, and the SDS trust
+/// bundle's name (`validation_context_sds_secret_config`, alone or in a
+/// `combined_validation_context` with the matchers).
 fn validation(
     ctx: &mut Ctx<'_>,
     common: &CommonTlsContext,
     cp: &FieldPath,
-) -> Result<(Option<Pem>, Vec<SanMatcher>), ()> {
-    let Some(vc) = &common.validation_context_type else {
-        return Ok((None, Vec::new()));
+) -> Result<Validation, ()> {
+    use common_tls_context::ValidationContextType as V;
+    let (v, vp, sds) = match &common.validation_context_type {
+        None => return Ok((None, Vec::new(), None)),
+        Some(V::ValidationContext(v)) => (v, cp.field("validation_context"), None),
+        Some(V::ValidationContextSdsSecretConfig(s)) => {
+            let name = sds_name(ctx, s, &cp.field("validation_context_sds_secret_config"))?;
+            return Ok((None, Vec::new(), Some(name)));
+        }
+        Some(V::CombinedValidationContext(c)) => {
+            let p = cp.field("combined_validation_context");
+            let Some(s) = &c.validation_context_sds_secret_config else {
+                ctx.error(
+                    &p.field("validation_context_sds_secret_config"),
+                    "validation_context_sds_secret_config is required",
+                );
+                return Err(());
+            };
+            let name = sds_name(ctx, s, &p.field("validation_context_sds_secret_config"))?;
+            let Some(v) = &c.default_validation_context else {
+                return Ok((None, Vec::new(), Some(name)));
+            };
+            (v, p.field("default_validation_context"), Some(name))
+        }
+        Some(_) => {
+            ctx.error(
+                cp,
+                "this validation context type is not supported by spar-proxy yet",
+            );
+            return Err(());
+        }
     };
-    let common_tls_context::ValidationContextType::ValidationContext(v) = vc else {
-        ctx.error(
-            &cp.field("validation_context_sds_secret_config"),
-            "validation contexts from SDS are not supported by spar-proxy yet",
-        );
-        return Err(());
-    };
-    let vp = cp.field("validation_context");
     let ca = match &v.trusted_ca {
         Some(d) => Some(data(ctx, Some(d), &vp.field("trusted_ca")).ok_or(())?),
         None => None,
@@ -317,7 +371,7 @@ fn validation(
             &vp.field("match_typed_subject_alt_names").index(i),
         )?);
     }
-    Ok((ca, sans))
+    Ok((ca, sans, sds))
 }
 
 fn san(ctx: &mut Ctx<'_>, m: &SubjectAltNameMatcher, p: &FieldPath) -> Result<SanMatcher, ()> {
