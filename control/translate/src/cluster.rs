@@ -29,12 +29,13 @@ use envoy_types::pb::google::protobuf::{Struct, UInt32Value, Value, value};
 use envoy_types::util::pack_any;
 use spar_istio::Resource;
 use spar_istio::model::destination_rule::{
-    ConnectionPoolSettings, DestinationRule, H2UpgradePolicy, LoadBalancerSettings,
-    OutlierDetection, SimpleLb, Subset, TrafficPolicy,
+    ClientTlsSettings, ConnectionPoolSettings, DestinationRule, H2UpgradePolicy,
+    LoadBalancerSettings, OutlierDetection, SimpleLb, Subset, TrafficPolicy,
 };
 
 use crate::names::{covers, duration, fqdn, outbound_cluster, seconds};
 use crate::registry::{Instance, Service, exported, selects};
+use crate::upstream_tls::{Setting, transport};
 use crate::{Cx, ROOT_NAMESPACE};
 
 /// Istio's default connect timeout (MeshConfig `connectTimeout`).
@@ -74,7 +75,7 @@ pub(crate) struct Effective<'a> {
     lb: Option<(Src<'a, LoadBalancerSettings>, String)>,
     pool: Option<(Src<'a, ConnectionPoolSettings>, String)>,
     outlier: Option<(Src<'a, OutlierDetection>, String)>,
-    tls: Option<(&'a Resource, String)>,
+    tls: Option<(Src<'a, ClientTlsSettings>, String)>,
     other: Vec<(&'a Resource, String, &'static str)>,
 }
 
@@ -199,8 +200,14 @@ impl<'a> Effective<'a> {
                 format!("{at}.outlierDetection"),
             ));
         }
-        if p.tls.is_some() {
-            self.tls = Some((r, format!("{at}.tls")));
+        if let Some(tls) = &p.tls {
+            self.tls = Some((
+                Src {
+                    value: tls,
+                    resource: r,
+                },
+                format!("{at}.tls"),
+            ));
         }
         if p.tunnel.is_some() {
             self.other
@@ -255,8 +262,14 @@ impl<'a> Effective<'a> {
                     format!("{at}.outlierDetection"),
                 ));
             }
-            if pl.tls.is_some() {
-                self.tls = Some((r, format!("{at}.tls")));
+            if let Some(tls) = &pl.tls {
+                self.tls = Some((
+                    Src {
+                        value: tls,
+                        resource: r,
+                    },
+                    format!("{at}.tls"),
+                ));
             }
         }
     }
@@ -377,13 +390,13 @@ fn cluster(
     if let Some((od, at)) = &eff.outlier {
         outlier(cx, &mut c, od.value, od.resource, at);
     }
-    if let Some((r, at)) = &eff.tls {
-        cx.unsupported(
-            r,
-            at,
-            "TLS origination and mTLS modes (clusters stay plaintext)",
-        );
-    }
+    let setting = eff.tls.as_ref().map(|(src, at)| Setting {
+        tls: src.value,
+        resource: src.resource,
+        at: at.clone(),
+    });
+    // Istio's SNI for mesh traffic: the cluster name with `|` as `_.`.
+    c.transport_socket = transport(cx, setting.as_ref(), instances, &name.replace('|', "_."));
     for (r, at, what) in &eff.other {
         cx.unsupported(r, at, what);
     }

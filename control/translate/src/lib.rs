@@ -30,6 +30,7 @@ mod listener;
 mod names;
 pub mod registry;
 mod route;
+mod upstream_tls;
 
 use std::collections::BTreeMap;
 

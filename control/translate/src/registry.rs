@@ -61,6 +61,22 @@ pub struct Instance {
     pub ports: BTreeMap<u32, u32>,
     pub labels: Labels,
     pub weight: Option<u32>,
+    /// The workload's identity as `namespace/service-account`, when known (Deployments,
+    /// WorkloadEntries): what a client expects the server's certificate to name.
+    pub identity: Option<(String, String)>,
+}
+
+/// The label Istio's injection puts on workloads with a sidecar: auto mTLS speaks mTLS to
+/// endpoints that carry it.
+pub const TLS_MODE_LABEL: &str = "security.istio.io/tlsMode";
+
+impl Instance {
+    /// Whether the workload has a sidecar that speaks Istio mTLS (`tlsMode: istio`).
+    pub fn meshed(&self) -> bool {
+        self.labels
+            .get(TLS_MODE_LABEL)
+            .is_some_and(|m| m == "istio")
+    }
 }
 
 /// A service as proxies see it.
@@ -246,6 +262,10 @@ impl Registry {
                         ports,
                         labels: labels.clone(),
                         weight: None,
+                        identity: Some((
+                            d.namespace.clone(),
+                            service_account(&spec.template.spec.service_account_name),
+                        )),
                     });
                 }
             }
@@ -278,6 +298,7 @@ impl Registry {
                     ports,
                     labels: we.labels.clone(),
                     weight: we.weight,
+                    identity: Some((w.namespace.clone(), service_account(&we.service_account))),
                 });
             }
         }
@@ -374,6 +395,7 @@ impl Registry {
                 ports,
                 labels: we.labels.clone(),
                 weight: we.weight,
+                identity: Some((r.namespace.clone(), service_account(&we.service_account))),
             });
         }
         for host in &se.hosts {
@@ -461,3 +483,12 @@ fn target_port(p: &spar_istio::model::kube::ServicePort, spec: &DeploymentSpec) 
 
 #[cfg(test)]
 mod tests;
+
+/// A workload's service account: the one it names, else `default` (Kubernetes).
+fn service_account(named: &Option<String>) -> String {
+    named
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .unwrap_or("default")
+        .to_owned()
+}

@@ -78,8 +78,11 @@ fn compile_back(t: &Translation) -> Result<serde_json::Value> {
         }),
         ..Default::default()
     };
+    // As a proxy with a mesh identity loads it: SDS `default` and `ROOTCA` are served.
+    let identity = spar_identity::Identity::new("spiffe://cluster.local/ns/golden/sa/golden");
     let checked = spar_config::Bootstrap::from_envoy(bootstrap)
-        .map_err(|e| anyhow::anyhow!("spar-proxy refuses the translation:\n{e}"))?;
+        .map_err(|e| anyhow::anyhow!("spar-proxy refuses the translation:\n{e}"))?
+        .with_secrets(std::sync::Arc::new(identity));
     spar_config::compile(&checked, 1)
         .map_err(|e| anyhow::anyhow!("spar-proxy cannot compile the translation:\n{e}"))?;
     let statics = checked

@@ -36,6 +36,7 @@ mod error;
 mod identity;
 mod key;
 mod rotate;
+mod secrets;
 mod stats;
 mod verify;
 

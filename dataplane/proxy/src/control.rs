@@ -61,7 +61,7 @@ fn with_secrets(
     identity: Option<&Arc<spar_identity::Identity>>,
 ) -> spar_config::Bootstrap {
     match identity {
-        Some(id) => base.with_secrets(Arc::new(crate::identity::MeshSecrets(id.clone()))),
+        Some(id) => base.with_secrets(id.clone()),
         None => base,
     }
 }

@@ -1,5 +1,5 @@
-//! The proxy's mesh identity: flags, the SDS secrets it serves to TLS contexts (`default`,
-//! `ROOTCA`), its counters. spar-identity does the work (key, CSR, CA client, rotation,
+//! The proxy's mesh identity: flags and counters; the identity itself serves the SDS
+//! secrets `default` and `ROOTCA` to TLS contexts. spar-identity does the work (key, CSR, CA client, rotation,
 //! rustls hooks); this file only wires it to the proxy.
 
 use std::fmt::Write as _;
@@ -8,12 +8,7 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
-use rustls::client::ResolvesClientCert;
-use rustls::client::danger::ServerCertVerifier;
-use rustls::server::ResolvesServerCert;
-use rustls::server::danger::ClientCertVerifier;
 use spar_identity::{Config, FailureReason, Identity, Source};
-use spar_tls::{ROOT_CA, Secrets, WORKLOAD_CERT};
 
 /// The flags that give the proxy a mesh identity (Istio's agent takes them from
 /// `CA_ADDR`, the mounted root and token, and the pod's namespace and service account).
@@ -103,32 +98,6 @@ fn host_of(url: &str) -> Option<String> {
         None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
     };
     (!host.is_empty()).then(|| host.to_owned())
-}
-
-/// The SDS secrets the proxy serves from its identity.
-#[derive(Debug)]
-pub(crate) struct MeshSecrets(pub(crate) Arc<Identity>);
-
-impl Secrets for MeshSecrets {
-    fn server_cert(&self, name: &str) -> Option<Arc<dyn ResolvesServerCert>> {
-        (name == WORKLOAD_CERT).then(|| self.0.server_cert_resolver())
-    }
-
-    fn client_cert(&self, name: &str) -> Option<Arc<dyn ResolvesClientCert>> {
-        (name == WORKLOAD_CERT).then(|| self.0.client_cert_resolver())
-    }
-
-    fn client_verifier(&self, name: &str) -> Option<Arc<dyn ClientCertVerifier>> {
-        (name == ROOT_CA).then(|| self.0.client_cert_verifier())
-    }
-
-    fn server_verifier(
-        &self,
-        name: &str,
-        expected: Vec<String>,
-    ) -> Option<Arc<dyn ServerCertVerifier>> {
-        (name == ROOT_CA).then(|| self.0.server_cert_verifier(expected))
-    }
 }
 
 /// Prometheus text: fetches by result, the certificate's expiry.

@@ -100,6 +100,8 @@ impl KubeEndpoints {
                     ports: mapped.clone(),
                     labels,
                     weight: None,
+                    // The pod's service account is not read yet: no identity check.
+                    identity: None,
                 });
             }
         }
