@@ -25,10 +25,15 @@ const XDS: &str = "127.0.0.1:15010";
 const GATEWAY: &str = "127.0.0.1:8080";
 const GATEWAY_ADMIN: u16 = 15000;
 
-/// A workload: name, labels, application port, sidecar inbound and outbound ports, admin.
+/// The embedded CA of spar-control (its default address).
+const CA: &str = "127.0.0.1:15012";
+
+/// A workload: name, labels, service account, application port, sidecar inbound and
+/// outbound ports, admin.
 struct Workload {
     name: &'static str,
     app: &'static str,
+    service_account: &'static str,
     version: &'static str,
     app_port: u16,
     egress_port: u16,
@@ -38,6 +43,7 @@ struct Workload {
 const WORKLOADS: [Workload; 4] = [
     Workload {
         name: "productpage-v1",
+        service_account: "bookinfo-productpage",
         app: "productpage",
         version: "v1",
         app_port: 19080,
@@ -46,6 +52,7 @@ const WORKLOADS: [Workload; 4] = [
     },
     Workload {
         name: "reviews-v1",
+        service_account: "bookinfo-reviews",
         app: "reviews",
         version: "v1",
         app_port: 19081,
@@ -54,6 +61,7 @@ const WORKLOADS: [Workload; 4] = [
     },
     Workload {
         name: "reviews-v2",
+        service_account: "bookinfo-reviews",
         app: "reviews",
         version: "v2",
         app_port: 19082,
@@ -62,6 +70,7 @@ const WORKLOADS: [Workload; 4] = [
     },
     Workload {
         name: "ratings-v1",
+        service_account: "bookinfo-ratings",
         app: "ratings",
         version: "v1",
         app_port: 19083,
@@ -71,13 +80,13 @@ const WORKLOADS: [Workload; 4] = [
 ];
 
 /// A spar-proxy bootstrap that takes everything from spar-control over ADS.
-fn bootstrap(node_id: &str, labels: &str, admin_port: u16) -> String {
+fn bootstrap(node_id: &str, labels: &str, service_account: &str, admin_port: u16) -> String {
     let (xds_ip, xds_port) = XDS.split_once(':').unwrap_or(("127.0.0.1", "15010"));
     format!(
         r#"node:
   id: "{node_id}"
   cluster: spar-mesh
-  metadata: {{ NAMESPACE: default, LABELS: {{ {labels} }} }}
+  metadata: {{ NAMESPACE: default, SERVICE_ACCOUNT: {service_account}, LABELS: {{ {labels} }} }}
 admin:
   address: {{ socket_address: {{ address: 127.0.0.1, port_value: {admin_port} }} }}
 dynamic_resources:
@@ -160,7 +169,16 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     if !debug {
         build.arg("--release");
     }
-    sh(build.args(["-p", "spar-proxy", "-p", "spar-bench", "-p", "spar-control"]))?;
+    sh(build.args([
+        "-p",
+        "spar-proxy",
+        "-p",
+        "spar-bench",
+        "-p",
+        "spar-control",
+        "-p",
+        "spar-ca",
+    ]))?;
     let bin = root().join(if debug {
         "target/debug"
     } else {
@@ -184,6 +202,7 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
             .arg(scratch.join("ca")),
     )?;
     wait_listening(XDS)?;
+    wait_listening(CA)?;
     for w in &WORKLOADS {
         let app = format!("127.0.0.1:{}", w.app_port);
         spawn(Command::new(bin.join("spar-bench")).args([
@@ -203,7 +222,8 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
             &bin,
             &scratch,
             w.name,
-            &bootstrap(&node, &labels, w.admin_port),
+            &bootstrap(&node, &labels, w.service_account, w.admin_port),
+            w.service_account,
         )?;
     }
     let node = "router~127.0.0.1~ingressgateway-0.default~default.svc.cluster.local";
@@ -212,7 +232,13 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
         &bin,
         &scratch,
         "ingressgateway",
-        &bootstrap(node, "istio: ingressgateway", GATEWAY_ADMIN),
+        &bootstrap(
+            node,
+            "istio: ingressgateway",
+            "istio-ingressgateway",
+            GATEWAY_ADMIN,
+        ),
+        "istio-ingressgateway",
     )?;
     wait_serving(GATEWAY, "/productpage")?;
     let ok = sample_traffic()?;
@@ -254,20 +280,42 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     }
 }
 
+/// Starts a proxy with a mesh identity: a token for its service account from the CA's
+/// state directory, the CA's root to trust it.
 fn start_proxy(
     spawn: &mut impl FnMut(&mut Command) -> anyhow::Result<()>,
     bin: &Path,
     scratch: &Path,
     name: &str,
     bootstrap: &str,
+    service_account: &str,
 ) -> anyhow::Result<()> {
     let path = scratch.join(format!("{name}.yaml"));
     std::fs::write(&path, bootstrap)?;
+    let ca_dir = scratch.join("ca");
+    let token = Command::new(bin.join("spar-ca"))
+        .args(["token", "--namespace", "default", "--service-account"])
+        .arg(service_account)
+        .arg("--dir")
+        .arg(&ca_dir)
+        .output()?;
+    anyhow::ensure!(
+        token.status.success(),
+        "spar-ca token: {}",
+        String::from_utf8_lossy(&token.stderr)
+    );
+    let token_file = scratch.join(format!("{name}.token"));
+    std::fs::write(&token_file, &token.stdout)?;
     spawn(
         Command::new(bin.join("spar-proxy"))
             .arg("-c")
             .arg(&path)
-            .args(["--concurrency", "1", "--no-pin", "-l", "warn"]),
+            .args(["--concurrency", "1", "--no-pin", "-l", "warn"])
+            .args(["--ca-address", &format!("https://{CA}")])
+            .arg("--ca-root")
+            .arg(ca_dir.join("root-cert.pem"))
+            .arg("--token-file")
+            .arg(&token_file),
     )
 }
 
