@@ -209,6 +209,46 @@ fn mesh_mtls_with_certificates_from_the_ca() {
     );
     assert!(!certs.to_string().contains("PRIVATE KEY"), "{certs}");
 
+    // `sparctl proxy-config secret`: Istio's table from the SDS secrets in /config_dump.
+    let out = Command::new(spar_tests::proc::bin("sparctl"))
+        .args([
+            "proxy-config",
+            "secret",
+            "--admin",
+            &proxy.admin.to_string(),
+        ])
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&out.stdout);
+    let serial = held["certificate"]["serial"]
+        .as_str()
+        .unwrap()
+        .to_ascii_lowercase();
+    let row = |name: &str| {
+        table
+            .lines()
+            .find(|l| l.starts_with(name))
+            .map(|l| l.split_whitespace().map(str::to_owned).collect::<Vec<_>>())
+            .unwrap_or_else(|| panic!("no {name} row: {table}"))
+    };
+    let default = row("default");
+    assert_eq!(
+        default[1..5],
+        ["Cert", "Chain", "ACTIVE", "true"],
+        "{table}"
+    );
+    assert_eq!(
+        default[5].trim_start_matches('0'),
+        serial.trim_start_matches('0'),
+        "{table}"
+    );
+    assert_eq!(row("ROOTCA")[1..4], ["CA", "ACTIVE", "true"], "{table}");
+    let dump = String::from_utf8(http::get(proxy.admin, "/config_dump").unwrap().body).unwrap();
+    assert!(
+        dump.contains("[redacted]") && !dump.contains("PRIVATE KEY"),
+        "no key in the dump"
+    );
+
     // openssl: the server's chain verifies against the mesh root, its identity is reviews.
     let (sleep_key, sleep_pem) = workload_cert(ca_port, &ca_dir, &work, "default", "sleep");
     let sleep = Some((sleep_key.as_path(), sleep_pem.as_path()));

@@ -1,5 +1,5 @@
-//! `sparctl proxy-config clusters|listeners|routes|endpoints`: what one proxy runs, read
-//! from its admin `/config_dump` (spar-proxy and Envoy give the same shape for static and
+//! `sparctl proxy-config clusters|listeners|routes|endpoints|secrets`: what one proxy runs,
+//! read from its admin `/config_dump` (spar-proxy and Envoy give the same shape for static and
 //! xDS-merged resources), printed in istioctl's table shapes.
 
 use std::process::ExitCode;
@@ -15,6 +15,9 @@ pub(crate) enum Kind {
     Listeners,
     Routes,
     Endpoints,
+    /// The SDS secrets (`default`, `ROOTCA`): istioctl's `proxy-config secret`.
+    #[value(alias = "secret")]
+    Secrets,
 }
 
 #[allow(clippy::print_stdout, clippy::print_stderr)] // a CLI: printing is its job
@@ -39,6 +42,18 @@ pub(crate) fn render(kind: Kind, dump: &Value) -> String {
     let listeners = resources["listeners"].as_array().unwrap_or(&empty);
     let mut rows: Vec<Vec<String>> = Vec::new();
     match kind {
+        Kind::Secrets => {
+            rows.push(cells(&[
+                "RESOURCE NAME",
+                "TYPE",
+                "STATUS",
+                "VALID CERT",
+                "SERIAL NUMBER",
+                "NOT AFTER",
+                "NOT BEFORE",
+            ]));
+            rows.extend(secrets(dump));
+        }
         Kind::Clusters => {
             rows.push(cells(&[
                 "SERVICE FQDN",
@@ -132,6 +147,85 @@ pub(crate) fn render(kind: Kind, dump: &Value) -> String {
         }
     }
     table(&rows)
+}
+
+/// One row per active secret of the dump's `SecretsConfigDump` (spar-proxy's and Envoy's
+/// shape): its first certificate's serial and validity.
+fn secrets(dump: &Value) -> Vec<Vec<String>> {
+    use base64::Engine as _;
+    let empty = Vec::new();
+    let secrets = dump["configs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|c| {
+            c["@type"]
+                .as_str()
+                .is_some_and(|t| t.ends_with(".SecretsConfigDump"))
+        })
+        .flat_map(|c| c["dynamic_active_secrets"].as_array().unwrap_or(&empty));
+    let mut rows = Vec::new();
+    for s in secrets {
+        let secret = &s["secret"];
+        let (kind, data) = if secret["tls_certificate"].is_object() {
+            (
+                "Cert Chain",
+                &secret["tls_certificate"]["certificate_chain"],
+            )
+        } else {
+            ("CA", &secret["validation_context"]["trusted_ca"])
+        };
+        let pem = data["inline_bytes"]
+            .as_str()
+            .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+            .or_else(|| {
+                data["inline_string"]
+                    .as_str()
+                    .map(|t| t.as_bytes().to_vec())
+            })
+            .unwrap_or_default();
+        let (valid, serial, not_after, not_before) = describe(&pem);
+        rows.push(vec![
+            s["name"].as_str().unwrap_or("").to_owned(),
+            kind.to_owned(),
+            "ACTIVE".to_owned(),
+            valid,
+            serial,
+            not_after,
+            not_before,
+        ]);
+    }
+    rows
+}
+
+/// (valid now, serial in hex, not after, not before) of the first certificate in `pem`.
+fn describe(pem: &[u8]) -> (String, String, String, String) {
+    let unknown = || {
+        (
+            "false".to_owned(),
+            "-".to_owned(),
+            "-".to_owned(),
+            "-".to_owned(),
+        )
+    };
+    let Ok((_, pem)) = x509_parser::pem::parse_x509_pem(pem) else {
+        return unknown();
+    };
+    let Ok(cert) = pem.parse_x509() else {
+        return unknown();
+    };
+    let time = |t: x509_parser::time::ASN1Time| {
+        t.to_datetime()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_else(|_| "-".to_owned())
+    };
+    let v = cert.validity();
+    (
+        v.is_valid().to_string(),
+        cert.serial.to_str_radix(16),
+        time(v.not_after),
+        time(v.not_before),
+    )
 }
 
 /// The resources in force: a bootstrap dump's `static_resources` (spar-proxy merges what

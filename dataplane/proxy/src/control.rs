@@ -85,10 +85,15 @@ impl AdminState for State {
     }
 
     fn config_dump(&self) -> serde_json::Value {
-        self.config_dump
+        let mut dump = self
+            .config_dump
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+            .clone();
+        if let (Some(identity), Some(configs)) = (&self.identity, dump["configs"].as_array_mut()) {
+            configs.push(crate::identity::secrets_dump(identity));
+        }
+        dump
     }
 
     fn prometheus(&self) -> String {

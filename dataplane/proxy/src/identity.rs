@@ -100,6 +100,47 @@ fn host_of(url: &str) -> Option<String> {
     (!host.is_empty()).then(|| host.to_owned())
 }
 
+/// Envoy's `SecretsConfigDump` for `/config_dump`: `default` (the chain; the key shown as
+/// `[redacted]`, as Envoy does) and `ROOTCA` (the trust bundle), PEM as base64 inline bytes.
+pub(crate) fn secrets_dump(identity: &Identity) -> serde_json::Value {
+    use base64::Engine as _;
+    let b64 = |pem: &str| base64::engine::general_purpose::STANDARD.encode(pem);
+    let view = identity.describe();
+    let mut active = Vec::new();
+    if let Some(cert) = &view.certificate {
+        active.push(serde_json::json!({
+            "name": "default",
+            "version_info": cert.serial,
+            "last_updated": cert.not_before,
+            "secret": {
+                "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret",
+                "name": "default",
+                "tls_certificate": {
+                    "certificate_chain": { "inline_bytes": b64(&cert.chain_pem.concat()) },
+                    "private_key": { "inline_string": "[redacted]" },
+                },
+            },
+        }));
+    }
+    if !view.roots.is_empty() {
+        active.push(serde_json::json!({
+            "name": "ROOTCA",
+            "version_info": view.trust_bundle_version.map(|v| v.to_string()),
+            "secret": {
+                "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret",
+                "name": "ROOTCA",
+                "validation_context": {
+                    "trusted_ca": { "inline_bytes": b64(&view.roots.concat()) },
+                },
+            },
+        }));
+    }
+    serde_json::json!({
+        "@type": "type.googleapis.com/envoy.admin.v3.SecretsConfigDump",
+        "dynamic_active_secrets": active,
+    })
+}
+
 /// Prometheus text: fetches by result, the certificate's expiry.
 pub(crate) fn prometheus(identity: &Identity) -> String {
     let stats = identity.stats().snapshot();
