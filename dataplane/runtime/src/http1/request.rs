@@ -53,9 +53,10 @@ impl Conn<'_> {
         } else {
             head.upgrade.as_deref()
         };
-        if let Some(token) = token {
-            let route_level = match routed.map(|(_, r)| &r.action) {
-                Some(Action::Forward(a)) => a.upgrades.as_slice(),
+        // Without a route the answer is the router's 404 (after authorization).
+        if let (Some(token), Some((_, route))) = (token, routed) {
+            let route_level = match &route.action {
+                Action::Forward(a) => a.upgrades.as_slice(),
                 _ => &[],
             };
             if !upgrade_enabled(token, route_level, &settings.upgrades) {
