@@ -9,9 +9,15 @@ use crate::proc::{Process, bin};
 
 /// `spar-ca serve` on 127.0.0.1:`port` with its state in `dir`.
 pub fn serve(dir: &Path, port: u16) -> Process {
+    serve_with(dir, port, &[])
+}
+
+/// [`serve`] with more flags (`--max-ttl 4s` for rotation tests).
+pub fn serve_with(dir: &Path, port: u16, extra: &[&str]) -> Process {
     let child = Command::new(bin("spar-ca"))
         .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--dir"])
         .arg(dir)
+        .args(extra)
         .stderr(Stdio::null())
         .spawn()
         .expect("start spar-ca");

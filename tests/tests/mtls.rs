@@ -10,7 +10,7 @@
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use spar_tests::mesh_ca::{serve, token, workload_cert};
+use spar_tests::mesh_ca::{serve, serve_with, token, workload_cert};
 use spar_tests::proc::{Echo, SparProxy, scratch_dir};
 use spar_tests::{free_port, http};
 
@@ -325,5 +325,100 @@ fn mesh_mtls_with_certificates_from_the_ca() {
         "the server is not the identity the cluster expects"
     );
     assert!(proxy.metric("envoy_cluster_ssl_connection_error", "wrong") >= 1);
+    drop(echo);
+}
+
+/// The serial of the certificate the proxy holds now.
+fn serial(admin: std::net::SocketAddr) -> String {
+    let certs = String::from_utf8(http::get(admin, "/certs").unwrap().body).unwrap();
+    let certs: serde_json::Value = serde_json::from_str(&certs).unwrap();
+    certs["certificates"][0]["certificate"]["serial"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[test]
+fn rotation_under_load_and_a_ca_outage_fail_no_request() {
+    let ca_dir = scratch_dir("rotation-ca");
+    let work = scratch_dir("rotation-work");
+    let ca_port = free_port();
+    // The test's client certificate lives a day; then the CA restarts with a 4 s maximum,
+    // so the proxy's certificates rotate about every 2 s.
+    let ca = serve(&ca_dir, ca_port);
+    let (key, pem) = workload_cert(ca_port, &ca_dir, &work, "default", "sleep");
+    drop(ca);
+    let ca = serve_with(&ca_dir, ca_port, &["--max-ttl", "4s"]);
+    let root = ca_dir.join("root-cert.pem");
+    let token_file = work.join("reviews.token");
+    std::fs::write(&token_file, token(&ca_dir, "default", "reviews")).unwrap();
+    let echo = Echo::start(&[]);
+    let (mtls, plain) = (free_port(), free_port());
+    let proxy = SparProxy::start(
+        &bootstrap(mtls, plain, echo.addr),
+        &[
+            "--ca-address",
+            &format!("https://127.0.0.1:{ca_port}"),
+            "--ca-root",
+            root.to_str().unwrap(),
+            "--token-file",
+            token_file.to_str().unwrap(),
+        ],
+    );
+
+    // New connections (full handshakes on the mTLS port, the proxy's certificate on the
+    // server side and as a client through the mesh cluster) while certificates rotate.
+    let serials = std::sync::Mutex::new(std::collections::BTreeSet::new());
+    let mut failures = Vec::new();
+    let mut sent = 0;
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(7);
+    while std::time::Instant::now() < until {
+        let got = curl(mtls, Some((&key, &pem)), &[]);
+        let via = http::raw(
+            format!("127.0.0.1:{plain}").parse().unwrap(),
+            b"GET / HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n",
+        )
+        .map(|r| r.status);
+        sent += 2;
+        if got != "200" {
+            failures.push(format!("direct: {got}"));
+        }
+        if !matches!(via, Ok(200)) {
+            failures.push(format!("via the mesh cluster: {via:?}"));
+        }
+        serials.lock().unwrap().insert(serial(proxy.admin));
+    }
+    let seen = serials.lock().unwrap().len();
+    assert!(
+        failures.is_empty(),
+        "{} of {sent} failed: {failures:?}",
+        failures.len()
+    );
+    assert!(seen >= 3, "the certificate rotated: {seen} serials seen");
+
+    // The CA goes away for less than a certificate's life: nothing fails meanwhile.
+    drop(ca);
+    let held = serial(proxy.admin);
+    let until = std::time::Instant::now() + std::time::Duration::from_millis(1000);
+    while std::time::Instant::now() < until {
+        assert_eq!(
+            curl(mtls, Some((&key, &pem)), &[]),
+            "200",
+            "with the CA down"
+        );
+    }
+    assert_eq!(serial(proxy.admin), held, "the held certificate is kept");
+    assert!(
+        proxy.metric("spar_identity_cert_fetches_total", "result=\"connect\"") >= 1,
+        "failed renewals are counted"
+    );
+    // Back: renewals resume (with backoff), and requests still pass.
+    let _ca = serve_with(&ca_dir, ca_port, &["--max-ttl", "4s"]);
+    spar_tests::assert_eventually(
+        std::time::Duration::from_secs(15),
+        "a new certificate after the CA is back",
+        || serial(proxy.admin) != held,
+    );
+    assert_eq!(curl(mtls, Some((&key, &pem)), &[]), "200");
     drop(echo);
 }
