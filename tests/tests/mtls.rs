@@ -422,3 +422,98 @@ fn rotation_under_load_and_a_ca_outage_fail_no_request() {
     assert_eq!(curl(mtls, Some((&key, &pem)), &[]), "200");
     drop(echo);
 }
+
+#[test]
+fn sslyze_finds_only_tls_1_2_and_1_3_with_strong_suites() {
+    let ca_dir = scratch_dir("sslyze-ca");
+    let work = scratch_dir("sslyze-work");
+    let ca_port = free_port();
+    let _ca = serve(&ca_dir, ca_port);
+    let root = ca_dir.join("root-cert.pem");
+    let token_file = work.join("reviews.token");
+    std::fs::write(&token_file, token(&ca_dir, "default", "reviews")).unwrap();
+    let echo = Echo::start(&[]);
+    let (mtls, plain) = (free_port(), free_port());
+    let _proxy = SparProxy::start(
+        &bootstrap(mtls, plain, echo.addr),
+        &[
+            "--ca-address",
+            &format!("https://127.0.0.1:{ca_port}"),
+            "--ca-root",
+            root.to_str().unwrap(),
+            "--token-file",
+            token_file.to_str().unwrap(),
+        ],
+    );
+    let (key, pem) = workload_cert(ca_port, &ca_dir, &work, "default", "sleep");
+    // sslyze's legacy OpenSSL (SSL 2/3, TLS 1.0/1.1 scans) cannot load an EC client key:
+    // the old versions are scanned without a client certificate (refused at the hello,
+    // before any certificate is asked), the current ones with it.
+    let scan = |name: &str, versions: &[&str], cert: bool| -> serde_json::Value {
+        let json = work.join(format!("{name}.json"));
+        let mut cmd = Command::new("python3");
+        cmd.args(["-m", "sslyze", "--quiet"]).args(versions);
+        if cert {
+            cmd.arg("--cert").arg(&pem).arg("--key").arg(&key);
+        }
+        let out = cmd
+            .arg(format!("--json_out={}", json.display()))
+            .arg(format!("127.0.0.1:{mtls}"))
+            .output()
+            .expect("python3 -m sslyze");
+        let report = std::fs::read_to_string(&json).unwrap_or_else(|e| {
+            panic!(
+                "{e}: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        let report: serde_json::Value = serde_json::from_str(&report).unwrap();
+        report["server_scan_results"][0].clone()
+    };
+    let accepted = |result: &serde_json::Value, scan: &str| -> Vec<String> {
+        let r = &result["scan_result"][scan];
+        assert_eq!(r["status"], "COMPLETED", "{scan}: {r}");
+        r["result"]["accepted_cipher_suites"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["cipher_suite"]["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let old = scan(
+        "old",
+        &["--sslv2", "--sslv3", "--tlsv1", "--tlsv1_1"],
+        false,
+    );
+    let current = scan("current", &["--tlsv1_2", "--tlsv1_3"], true);
+    assert_eq!(current["scan_status"], "COMPLETED", "{current}");
+    for version in [
+        "ssl_2_0_cipher_suites",
+        "ssl_3_0_cipher_suites",
+        "tls_1_0_cipher_suites",
+        "tls_1_1_cipher_suites",
+    ] {
+        assert_eq!(old["scan_status"], "COMPLETED", "{old}");
+        assert_eq!(
+            accepted(&old, version),
+            Vec::<String>::new(),
+            "{version} must be refused"
+        );
+        let tried = old["scan_result"][version]["result"]["rejected_cipher_suites"]
+            .as_array()
+            .map_or(0, Vec::len);
+        assert!(tried > 0, "{version}: suites were tried");
+    }
+    let tls12 = accepted(&current, "tls_1_2_cipher_suites");
+    assert!(!tls12.is_empty(), "TLS 1.2 is spoken");
+    for suite in &tls12 {
+        assert!(
+            suite.contains("ECDHE") && (suite.contains("GCM") || suite.contains("CHACHA20")),
+            "TLS 1.2 suite {suite} is not forward-secret AEAD"
+        );
+    }
+    let tls13 = accepted(&current, "tls_1_3_cipher_suites");
+    assert!(!tls13.is_empty(), "TLS 1.3 is spoken");
+    drop(echo);
+}

@@ -57,6 +57,13 @@ fn install() -> anyhow::Result<()> {
     if !grpc.is_ok_and(|o| o.status.success()) {
         sh(Command::new("python3").args(["-m", "pip", "install", "-q", "grpcio"]))?;
     }
+    // A TLS scanner (sslyze) for the mTLS port's versions and suites.
+    let sslyze = Command::new("python3")
+        .args(["-c", "import sslyze"])
+        .output();
+    if !sslyze.is_ok_and(|o| o.status.success()) {
+        sh(Command::new("python3").args(["-m", "pip", "install", "-q", "sslyze"]))?;
+    }
     if !have("cargo-nextest") {
         sh(Command::new("cargo").args(["install", "--locked", "cargo-nextest"]))?;
     }
