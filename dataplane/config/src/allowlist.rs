@@ -50,9 +50,10 @@ pub(crate) const UPSTREAM_HTTP: &str = "envoy.extensions.upstreams.http.v3.HttpP
 pub(crate) const HTTP_FAULT: &str = "envoy.extensions.filters.http.fault.v3.HTTPFault";
 pub(crate) const CORS: &str = "envoy.extensions.filters.http.cors.v3.Cors";
 pub(crate) const RBAC_HTTP: &str = "envoy.extensions.filters.http.rbac.v3.RBAC";
+pub(crate) const RBAC_NETWORK: &str = "envoy.extensions.filters.network.rbac.v3.RBAC";
 /// Messages whose fields are checked by their own compiler (spar-rbac refuses what it does
 /// not support, with the field's path), not by this table.
-pub(crate) const DELEGATED: &[&str] = &[RBAC_HTTP];
+pub(crate) const DELEGATED: &[&str] = &[RBAC_HTTP, RBAC_NETWORK];
 pub(crate) const CORS_POLICY: &str = "envoy.extensions.filters.http.cors.v3.CorsPolicy";
 pub(crate) const PREVIOUS_HOSTS: &str =
     "envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate";
@@ -214,7 +215,7 @@ pub(crate) const FIELDS: &[(&str, &str, Rule)] = &[
     (FILTER_CHAIN_MATCH, "transport_protocol", Any),
     (FILTER_CHAIN_MATCH, "application_protocols", Any),
     (FILTER, "name", Any),
-    (FILTER, "typed_config", Types(&[HCM, TCP_PROXY])),
+    (FILTER, "typed_config", Types(&[RBAC_NETWORK, HCM, TCP_PROXY])),
     // TLS (compile/tls.rs): certificates from files or inline PEM, trusted CA, SAN
     // matchers, versions and suites, ALPN, session tickets, SNI.
     (TRANSPORT_SOCKET, "name", Any),

@@ -112,6 +112,9 @@ pub struct FilterChain {
     pub matcher: ChainMatch,
     /// `transport_socket` with a `DownstreamTlsContext`: TLS is terminated here.
     pub tls: Option<DownstreamTls>,
+    /// Network RBAC filters (`envoy.filters.network.rbac`), in order, before `kind`: each
+    /// must allow the connection, or it is closed.
+    pub rbac: Vec<Arc<spar_rbac::RbacFilter>>,
     /// HTTP connection manager or TCP proxy.
     pub kind: ListenerKind,
 }

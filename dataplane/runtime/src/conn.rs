@@ -91,6 +91,25 @@ pub(crate) async fn serve(
         stream = Stream::Server(Box::new(s));
         first = BytesMut::new();
     }
+    if !chain.rbac.is_empty() {
+        let local_addr = stream
+            .local_addr()
+            .unwrap_or_else(|_| std::net::SocketAddr::from(([0, 0, 0, 0], port)));
+        let verdict = crate::authz::connection(
+            &chain.rbac,
+            &lstats.rbac,
+            &listener.name,
+            peer,
+            local_addr,
+            peer_id.as_deref(),
+        );
+        if let Err(delay) = verdict {
+            if let Some(delay) = delay {
+                monoio::time::sleep(delay).await;
+            }
+            return;
+        }
+    }
     match (&chain.kind, &local.listeners[index].1[ci]) {
         (ListenerKind::Http(settings), KindStats::Http(_)) => {
             let h2 = match settings.codec {

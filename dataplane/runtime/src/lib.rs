@@ -17,6 +17,7 @@
 //! decisions (spar-route), load-balancing decisions (spar-cluster), the admin
 //! server (spar-proxy's control thread).
 
+mod authz;
 mod balance;
 mod bind;
 mod body;

@@ -147,19 +147,52 @@ pub struct HttpStats {
     pub response_flags: [Counter; Flag::ALL.len()],
     /// Requests refused before routing, by reason (`spar-http` error reasons).
     pub rejected: Mutex<BTreeMap<&'static str, u64>>,
-    /// RBAC filter decisions (Envoy `rbac.allowed`, `rbac.denied`): enforced rules.
-    pub rbac_allowed: Counter,
-    pub rbac_denied: Counter,
-    /// Shadow rules' decisions (Envoy `rbac.shadow_allowed`, `rbac.shadow_denied`).
-    pub rbac_shadow_allowed: Counter,
-    pub rbac_shadow_denied: Counter,
-    /// RBAC decisions by policy name (`none` when no policy matched), then by
-    /// (reason, shadow). One writer; the lock is uncontended but for scrapes.
-    pub rbac_policies: Mutex<RbacByPolicy>,
+    /// The HTTP RBAC filters' decisions.
+    pub rbac: RbacStats,
 }
 
 /// RBAC decision counts: policy name, then (reason label, shadow rules) to count.
 pub type RbacByPolicy = BTreeMap<String, BTreeMap<(&'static str, bool), u64>>;
+
+/// Decisions of RBAC filters (HTTP, or network on a listener).
+#[derive(Debug, Default)]
+pub struct RbacStats {
+    /// Enforced rules' decisions (Envoy `rbac.allowed`, `rbac.denied`).
+    pub allowed: Counter,
+    pub denied: Counter,
+    /// Shadow rules' decisions (Envoy `rbac.shadow_allowed`, `rbac.shadow_denied`).
+    pub shadow_allowed: Counter,
+    pub shadow_denied: Counter,
+    /// By policy name (`none` when no policy matched), then by (reason, shadow). One
+    /// writer; the lock is uncontended but for scrapes.
+    pub policies: Mutex<RbacByPolicy>,
+}
+
+impl RbacStats {
+    /// Counts one RBAC decision: `policy` is the policy that matched (None: none did),
+    /// `reason` the decision's stable label, `shadow` whether shadow rules decided.
+    pub fn decision(
+        &self,
+        policy: Option<&str>,
+        reason: &'static str,
+        allowed: bool,
+        shadow: bool,
+    ) {
+        match (shadow, allowed) {
+            (false, true) => self.allowed.inc(),
+            (false, false) => self.denied.inc(),
+            (true, true) => self.shadow_allowed.inc(),
+            (true, false) => self.shadow_denied.inc(),
+        }
+        let policy = policy.unwrap_or("none");
+        let mut map = self.policies.lock().unwrap_or_else(PoisonError::into_inner);
+        let by_reason = match map.get_mut(policy) {
+            Some(m) => m,
+            None => map.entry(policy.to_owned()).or_default(),
+        };
+        *by_reason.entry((reason, shadow)).or_default() += 1;
+    }
+}
 
 impl HttpStats {
     #[inline]
@@ -177,33 +210,6 @@ impl HttpStats {
     pub fn reject(&self, reason: &'static str) {
         let mut map = self.rejected.lock().unwrap_or_else(PoisonError::into_inner);
         *map.entry(reason).or_default() += 1;
-    }
-
-    /// Counts one RBAC decision: `policy` is the policy that matched (None: none did),
-    /// `reason` the decision's stable label, `shadow` whether shadow rules decided.
-    pub fn rbac_decision(
-        &self,
-        policy: Option<&str>,
-        reason: &'static str,
-        allowed: bool,
-        shadow: bool,
-    ) {
-        match (shadow, allowed) {
-            (false, true) => self.rbac_allowed.inc(),
-            (false, false) => self.rbac_denied.inc(),
-            (true, true) => self.rbac_shadow_allowed.inc(),
-            (true, false) => self.rbac_shadow_denied.inc(),
-        }
-        let policy = policy.unwrap_or("none");
-        let mut map = self
-            .rbac_policies
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let by_reason = match map.get_mut(policy) {
-            Some(m) => m,
-            None => map.entry(policy.to_owned()).or_default(),
-        };
-        *by_reason.entry((reason, shadow)).or_default() += 1;
     }
 }
 
@@ -224,6 +230,8 @@ pub struct ListenerStats {
     /// TLS handshakes failed (bad ClientHello, no common version or suite, bad client
     /// certificate) or timed out.
     pub ssl_connection_error: Counter,
+    /// The network RBAC filters' decisions (connections denied are closed).
+    pub rbac: RbacStats,
 }
 
 /// Counters of one `tcp_proxy` (by stat prefix) on one worker.

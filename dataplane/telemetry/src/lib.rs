@@ -17,7 +17,7 @@ mod counters;
 mod prometheus;
 
 pub use counters::{
-    ClusterStats, Counter, Flag, Gauge, HttpStats, ListenerStats, RbacByPolicy, TcpStats,
-    WorkerStats,
+    ClusterStats, Counter, Flag, Gauge, HttpStats, ListenerStats, RbacByPolicy, RbacStats,
+    TcpStats, WorkerStats,
 };
 pub use prometheus::render_prometheus;

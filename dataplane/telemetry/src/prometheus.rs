@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use crate::counters::{Flag, WorkerStats};
+use crate::counters::{Counter, Flag, RbacStats, WorkerStats};
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -57,6 +57,59 @@ fn as_i64(v: u64) -> i64 {
 }
 
 const CLASSES: [&str; 5] = ["1", "2", "3", "4", "5"];
+
+/// An RBAC filter set's counters: `envoy_{scope}_rbac_allowed` (and denied, shadow) and
+/// `spar_{scope}_rbac_decisions_total{policy, reason, shadow}`, labelled `key=value`.
+fn rbac(m: &mut Merge, s: &RbacStats, scope: &str, key: &str, value: &str) {
+    let l = label(&[(key, value)]);
+    let totals: [(&'static str, &'static str, &Counter); 4] = [
+        (
+            "envoy_http_rbac_allowed",
+            "envoy_listener_rbac_allowed",
+            &s.allowed,
+        ),
+        (
+            "envoy_http_rbac_denied",
+            "envoy_listener_rbac_denied",
+            &s.denied,
+        ),
+        (
+            "envoy_http_rbac_shadow_allowed",
+            "envoy_listener_rbac_shadow_allowed",
+            &s.shadow_allowed,
+        ),
+        (
+            "envoy_http_rbac_shadow_denied",
+            "envoy_listener_rbac_shadow_denied",
+            &s.shadow_denied,
+        ),
+    ];
+    let http = scope == "http";
+    for (http_name, listener_name, c) in totals {
+        let name = if http { http_name } else { listener_name };
+        m.add(name, Kind::Counter, l.clone(), as_i64(c.get()));
+    }
+    let name = if http {
+        "spar_http_rbac_decisions_total"
+    } else {
+        "spar_listener_rbac_decisions_total"
+    };
+    let policies = s
+        .policies
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    for (policy, by) in policies.iter() {
+        for ((reason, shadow), v) in by {
+            let l = label(&[
+                (key, value),
+                ("policy", policy),
+                ("reason", reason),
+                ("shadow", if *shadow { "true" } else { "false" }),
+            ]);
+            m.add(name, Kind::Counter, l, as_i64(*v));
+        }
+    }
+}
 
 /// Renders every worker's counters, summed, plus `extra` lines the caller
 /// owns (process and config metrics), as Prometheus text.
@@ -172,30 +225,13 @@ pub fn render_prometheus(workers: &[std::sync::Arc<WorkerStats>], extra: &str) -
                 m.add("spar_http_downstream_rq_rejected_total", C, l, as_i64(*v));
             }
             drop(rejected);
-            let rbac = [
-                ("envoy_http_rbac_allowed", &s.rbac_allowed),
-                ("envoy_http_rbac_denied", &s.rbac_denied),
-                ("envoy_http_rbac_shadow_allowed", &s.rbac_shadow_allowed),
-                ("envoy_http_rbac_shadow_denied", &s.rbac_shadow_denied),
-            ];
-            for (name, c) in rbac {
-                m.add(name, C, l.clone(), as_i64(c.get()));
-            }
-            let policies = s
-                .rbac_policies
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            for (policy, by) in policies.iter() {
-                for ((reason, shadow), v) in by {
-                    let l = label(&[
-                        ("envoy_http_conn_manager_prefix", &prefix),
-                        ("policy", policy),
-                        ("reason", reason),
-                        ("shadow", if *shadow { "true" } else { "false" }),
-                    ]);
-                    m.add("spar_http_rbac_decisions_total", C, l, as_i64(*v));
-                }
-            }
+            rbac(
+                &mut m,
+                &s.rbac,
+                "http",
+                "envoy_http_conn_manager_prefix",
+                &prefix,
+            );
         }
         for (prefix, s) in w.tcp_all() {
             let l = label(&[("envoy_tcp_prefix", &prefix)]);
@@ -260,6 +296,7 @@ pub fn render_prometheus(workers: &[std::sync::Arc<WorkerStats>], extra: &str) -
             ] {
                 m.add(name, C, l.clone(), as_i64(c.get()));
             }
+            rbac(&mut m, &s.rbac, "listener", "envoy_listener_address", &addr);
         }
         for (name, s) in w.clusters_all() {
             let l = label(&[("envoy_cluster_name", &name)]);

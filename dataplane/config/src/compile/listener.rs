@@ -10,12 +10,13 @@ use envoy_types::pb::envoy::config::bootstrap::v3::{LayeredRuntime, runtime_laye
 use envoy_types::pb::envoy::config::listener::v3::{
     FilterChain as PbFilterChain, FilterChainMatch, Listener as PbListener, filter, listener_filter,
 };
+use envoy_types::pb::envoy::extensions::filters::network::rbac::v3::Rbac as NetworkRbac;
 use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::{TcpProxy, tcp_proxy};
 use prost::Message;
 use spar_cluster::{ClusterId, DEFAULT_BUFFER_LIMIT_BYTES};
 
 use super::{Ctx, http, tls};
-use crate::allowlist::{HCM, HTTP_INSPECTOR, TCP_PROXY, TLS_INSPECTOR};
+use crate::allowlist::{HCM, HTTP_INSPECTOR, RBAC_NETWORK, TCP_PROXY, TLS_INSPECTOR};
 use crate::error::FieldPath;
 use crate::runtime;
 use crate::snapshot::{
@@ -275,34 +276,82 @@ fn chain_body(
         chain.transport_socket.as_ref(),
         &cp.field("transport_socket"),
     );
-    let kind = kind(ctx, chain, cp, clusters);
+    let fp = cp.field("filters");
+    let (rbac, last) = network_rbac(ctx, chain, &fp);
+    let kind = kind(ctx, chain, &fp, last, clusters);
     Some(FilterChain {
         name: chain.name.clone(),
         matcher,
         tls: tls.ok()?,
+        rbac: rbac?,
         kind: kind?,
     })
 }
 
-/// The chain's single network filter.
+/// The network RBAC filters ahead of the chain's last filter, and that last filter's index.
+fn network_rbac(
+    ctx: &mut Ctx<'_>,
+    chain: &PbFilterChain,
+    fp: &FieldPath,
+) -> (Option<Vec<Arc<spar_rbac::RbacFilter>>>, usize) {
+    let last = chain.filters.len().saturating_sub(1);
+    let mut out = Vec::new();
+    let mut ok = true;
+    for (i, f) in chain.filters.iter().enumerate().take(last) {
+        let tp = fp.index(i).field("typed_config");
+        let Some(filter::ConfigType::TypedConfig(any)) = &f.config_type else {
+            ctx.error(&tp, "typed_config is required");
+            ok = false;
+            continue;
+        };
+        if any.type_url.rsplit('/').next() != Some(RBAC_NETWORK) {
+            ctx.error(
+                &tp,
+                "only RBAC filters (envoy.extensions.filters.network.rbac.v3.RBAC) may come before the last network filter",
+            );
+            ok = false;
+            continue;
+        }
+        let compiled = NetworkRbac::decode(any.value.as_slice())
+            .map_err(|e| {
+                vec![(
+                    String::new(),
+                    format!("does not decode as {RBAC_NETWORK}: {e}"),
+                )]
+            })
+            .and_then(|pb| {
+                spar_rbac::compile_network_filter(&pb)
+                    .map_err(|errs| errs.0.into_iter().map(|e| (e.path, e.message)).collect())
+            });
+        match compiled {
+            Ok(r) => out.push(Arc::new(r)),
+            Err(errors) => {
+                ok = false;
+                for (path, message) in errors {
+                    ctx.error(&tp.dotted(&path), message);
+                }
+            }
+        }
+    }
+    (ok.then_some(out), last)
+}
+
+/// The chain's last network filter: the connection manager or the TCP proxy.
 fn kind(
     ctx: &mut Ctx<'_>,
     chain: &PbFilterChain,
-    cp: &FieldPath,
+    fp: &FieldPath,
+    last: usize,
     clusters: &HashMap<&str, ClusterId>,
 ) -> Option<ListenerKind> {
-    let fp = cp.field("filters");
-    let [f] = chain.filters.as_slice() else {
+    let Some(f) = chain.filters.get(last) else {
         ctx.error(
-            &fp,
-            format!(
-                "a filter chain needs exactly one network filter (http_connection_manager or tcp_proxy); found {}",
-                chain.filters.len()
-            ),
+            fp,
+            "a filter chain needs a network filter (http_connection_manager or tcp_proxy), last",
         );
         return None;
     };
-    let fp = fp.index(0);
+    let fp = fp.index(last);
     let Some(filter::ConfigType::TypedConfig(any)) = &f.config_type else {
         ctx.error(&fp.field("typed_config"), "typed_config is required");
         return None;
@@ -326,6 +375,13 @@ fn kind(
                 None
             }
         },
+        RBAC_NETWORK => {
+            ctx.error(
+                &tp,
+                "an RBAC filter cannot be the last: http_connection_manager or tcp_proxy must follow it",
+            );
+            None
+        }
         other => {
             ctx.error(&tp, format!("type {other} not supported by spar-proxy yet"));
             None

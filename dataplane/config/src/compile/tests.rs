@@ -61,7 +61,7 @@ fn semantic_errors_have_path_and_line() {
         (BASE.replace("                  prefix: /\n", ""), "- match:", format!("{VH}.routes[0].match"), "match is required"),
         (BASE.replace("                  prefix: /\n", "                  case_sensitive: true\n"), "- match:", format!("{VH}.routes[0].match"), "match needs prefix, path, safe_regex, path_separated_prefix or connect_matcher"),
         (BASE.replace("    filter_chains:\n    - filters:\n      - name: envoy.filters.network.tcp_proxy\n        typed_config: # tcp\n          \"@type\": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy\n          stat_prefix: tcp\n          cluster: backend\n          #TCP\n", ""), "- name: tcp", "static_resources.listeners[1].filter_chains".into(), "listener has no filter chain"),
-        (with(&[("#FILTERS", "- name: second\n  typed_config: {\"@type\": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy, stat_prefix: t, cluster: backend}")]), "    - filters:", format!("{L0}.filter_chains[0].filters"), "exactly one network filter"),
+        (with(&[("#FILTERS", "- name: second\n  typed_config: {\"@type\": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy, stat_prefix: t, cluster: backend}")]), "typed_config:", HCM.to_owned(), "only RBAC filters (envoy.extensions.filters.network.rbac.v3.RBAC) may come before the last network filter"),
         (BASE.replace("          stat_prefix: http\n", ""), "typed_config:", format!("{HCM}.stat_prefix"), "stat_prefix is required"),
         (BASE.replace("          stat_prefix: tcp\n", ""), "typed_config: # tcp", format!("{TCP}.stat_prefix"), "stat_prefix is required"),
         (with(&[("#HTTP_FILTERS", "- name: envoy.filters.http.router # again")]), "# again", format!("{HCM}.http_filters[1]"), "the router filter is given twice"),
@@ -506,6 +506,52 @@ fn sds_secrets_need_the_mesh_identity() {
             .path
             .as_str()
             .ends_with("tls_certificate_sds_secret_configs")),
+        "{}",
+        show(&errors)
+    );
+}
+
+#[test]
+fn network_rbac_filters_come_before_the_last_filter() {
+    let rbac = "      - name: envoy.filters.network.rbac\n        typed_config: {\"@type\": type.googleapis.com/envoy.extensions.filters.network.rbac.v3.RBAC, stat_prefix: tcp, rules: {action: DENY, policies: {p: {permissions: [{any: true}], principals: [{any: true}]}}}}\n";
+    let tcp_filters = "    - filters:\n      - name: envoy.filters.network.tcp_proxy\n";
+    // Before tcp_proxy: compiled onto the chain.
+    let s = compiled(&BASE.replace(
+        tcp_filters,
+        &format!("    - filters:\n{rbac}      - name: envoy.filters.network.tcp_proxy\n"),
+    ));
+    let chain = &s.listeners[1].chains[0];
+    assert_eq!(chain.rbac.len(), 1);
+    assert!(matches!(chain.kind, ListenerKind::Tcp(_)));
+    // Last: refused (nothing would carry the connection).
+    let errors = compile_errors(&with(&[(
+        "#LISTENERS",
+        &format!(
+            "- name: only-rbac\n  address: {{socket_address: {{address: 0.0.0.0, port_value: 10002}}}}\n  filter_chains:\n  - filters:\n{}",
+            rbac.replace("      - ", "    - ")
+                .replace("        typed", "      typed")
+        ),
+    )]));
+    assert_eq!(errors.len(), 1, "{}", show(&errors));
+    assert!(
+        errors[0].message.contains("cannot be the last"),
+        "{}",
+        show(&errors)
+    );
+    // What spar-rbac cannot enforce is refused with its path under the filter.
+    let errors = compile_errors(&BASE.replace(
+        tcp_filters,
+        &format!(
+            "    - filters:\n{}      - name: envoy.filters.network.tcp_proxy\n",
+            rbac.replace("stat_prefix: tcp,", "stat_prefix: tcp, delay_deny: 1s,")
+                .replace("[{any: true}], principals", "[{metadata: {filter: f, path: [{key: k}], value: {present_match: true}}}], principals")
+        ),
+    ));
+    assert!(
+        errors.iter().any(|e| e
+            .path
+            .as_str()
+            .contains("filters[0].typed_config.rules.policies")),
         "{}",
         show(&errors)
     );

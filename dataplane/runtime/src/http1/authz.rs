@@ -40,7 +40,7 @@ impl Conn<'_> {
             let d = filter.evaluate(&ctx);
             for (decision, shadow) in [(d.shadow, true), (d.enforced, false)] {
                 let Some(decision) = decision else { continue };
-                self.stats.rbac_decision(
+                self.stats.rbac.decision(
                     decision.matched_policy,
                     decision.reason().as_str(),
                     decision.allowed,

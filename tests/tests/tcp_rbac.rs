@@ -1,0 +1,121 @@
+//! Network RBAC filters in front of tcp_proxy: a connection the rules deny is closed
+//! before a byte is relayed; one they allow is proxied; HTTP fields never match a TCP
+//! connection; every decision is counted by policy.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use spar_tests::free_port;
+use spar_tests::proc::{Echo, SparProxy};
+
+/// A tcp_proxy listener on `port` behind a network RBAC filter holding `rules` (YAML).
+fn listener(name: &str, port: u16, rules: &str) -> String {
+    format!(
+        r#"  - name: {name}
+    address: {{socket_address: {{address: 127.0.0.1, port_value: {port}}}}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.rbac
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.rbac.v3.RBAC
+          stat_prefix: {name}
+          rules: {rules}
+      - name: envoy.filters.network.tcp_proxy
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy
+          stat_prefix: {name}
+          cluster: echo
+"#
+    )
+}
+
+/// An HTTP request through the TCP proxy: the status, or None when the connection closed
+/// without an answer.
+fn through(port: u16) -> Option<u16> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let _ = s.write_all(b"GET / HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n");
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let text = String::from_utf8_lossy(&out);
+    text.split_whitespace().nth(1).and_then(|c| c.parse().ok())
+}
+
+#[test]
+fn network_rbac_closes_denied_connections_and_ignores_http_fields() {
+    let echo = Echo::start(&[]);
+    let (allowed, other, http_only, loopback) =
+        (free_port(), free_port(), free_port(), free_port());
+    let by_port = format!(
+        "{{action: ALLOW, policies: {{by-port: {{permissions: [{{destination_port: {allowed}}}], principals: [{{any: true}}]}}}}}}"
+    );
+    let by_header = "{action: ALLOW, policies: {by-header: {permissions: [{header: {name: x-user, present_match: true}}], principals: [{any: true}]}}}";
+    let deny_loopback = "{action: DENY, policies: {no-loopback: {permissions: [{any: true}], principals: [{direct_remote_ip: {address_prefix: 127.0.0.0, prefix_len: 8}}]}}}";
+    let yaml = format!(
+        r#"admin:
+  address: {{socket_address: {{address: 127.0.0.1, port_value: {{admin}}}}}}
+static_resources:
+  listeners:
+{}{}{}{}  clusters:
+  - name: echo
+    connect_timeout: 1s
+    load_assignment:
+      cluster_name: echo
+      endpoints: [{{lb_endpoints: [{{endpoint: {{address: {{socket_address: {{address: 127.0.0.1, port_value: {}}}}}}}}}]}}]
+"#,
+        listener("allowed", allowed, &by_port),
+        listener("other", other, &by_port),
+        listener("http-only", http_only, by_header),
+        listener("loopback", loopback, deny_loopback),
+        echo.addr.port(),
+    );
+    let proxy = SparProxy::start(&yaml, &[]);
+    assert_eq!(through(allowed), Some(200), "the policy's port is allowed");
+    assert_eq!(
+        through(other),
+        None,
+        "another port: closed, nothing relayed"
+    );
+    assert_eq!(
+        through(http_only),
+        None,
+        "a header rule never matches TCP: denied"
+    );
+    assert_eq!(through(loopback), None, "a DENY on the peer's address");
+    let metrics = proxy.metrics();
+    let count = |listener: String, policy: &str, reason: &str| {
+        spar_tests::proc::metric_sum(
+            &metrics,
+            "spar_listener_rbac_decisions_total",
+            &format!(
+                "envoy_listener_address=\"{listener}\",policy=\"{policy}\",reason=\"{reason}\""
+            ),
+        )
+    };
+    // Envoy's label for a listener address: IP_PORT.
+    let at = |port: u16| format!("127.0.0.1_{port}");
+    assert_eq!(
+        count(at(allowed), "by-port", "allowed_policy_matched"),
+        1,
+        "{metrics}"
+    );
+    assert_eq!(
+        count(at(other), "none", "denied_no_policy_matched"),
+        1,
+        "{metrics}"
+    );
+    assert_eq!(
+        count(at(http_only), "none", "denied_no_policy_matched"),
+        1,
+        "{metrics}"
+    );
+    assert_eq!(
+        count(at(loopback), "no-loopback", "denied_policy_matched"),
+        1,
+        "{metrics}"
+    );
+    drop(echo);
+}
