@@ -1,15 +1,16 @@
 //! What a cluster speaks to its endpoints: Istio mTLS (DestinationRule `ISTIO_MUTUAL`, or
 //! auto mTLS to endpoints whose workloads carry `security.istio.io/tlsMode: istio`) as an
 //! UpstreamTlsContext naming the SDS secrets `default` and `ROOTCA` that the proxy serves
-//! from its identity, with the server identities the client must see; or plaintext.
+//! from its identity, with the server identities the client must see; TLS origination
+//! with files (`SIMPLE`, `MUTUAL`); or plaintext.
 
 use envoy_types::pb::envoy::config::core::v3::{
-    AggregatedConfigSource, ApiVersion, ConfigSource, TransportSocket, config_source,
-    transport_socket,
+    AggregatedConfigSource, ApiVersion, ConfigSource, DataSource, TransportSocket, config_source,
+    data_source, transport_socket,
 };
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
     CertificateValidationContext, CommonTlsContext, SdsSecretConfig, SubjectAltNameMatcher,
-    UpstreamTlsContext, common_tls_context, subject_alt_name_matcher,
+    TlsCertificate, UpstreamTlsContext, common_tls_context, subject_alt_name_matcher,
 };
 use envoy_types::pb::envoy::r#type::matcher::v3::{StringMatcher, string_matcher};
 use envoy_types::util::pack_any;
@@ -70,14 +71,101 @@ pub(crate) fn transport(
             let sni = s.tls.sni.as_deref().unwrap_or(sni);
             Some(mesh(sni, sans))
         }
-        Some(ClientTlsMode::Simple | ClientTlsMode::Mutual) => {
-            cx.unsupported(
-                s.resource,
-                &format!("{}.mode", s.at),
-                "TLS origination with SIMPLE and MUTUAL (clusters stay plaintext)",
-            );
-            None
+        Some(mode @ (ClientTlsMode::Simple | ClientTlsMode::Mutual)) => {
+            origination(cx, s, mode == ClientTlsMode::Mutual)
         }
+    }
+}
+
+/// SIMPLE and MUTUAL: TLS to a server outside the mesh, with the files the
+/// DestinationRule names (the proxy reads them). Without `caCertificates` the server is
+/// not verified only when `insecureSkipVerify` says so: spar-proxy has no system trust
+/// store, so anything else is left out (the cluster stays plaintext) and reported.
+fn origination(cx: &mut Cx<'_>, s: &Setting<'_>, mutual: bool) -> Option<TransportSocket> {
+    let t = s.tls;
+    let mut missing = |field: &str, what: &str| {
+        cx.unsupported(s.resource, &format!("{}.{field}", s.at), what);
+    };
+    if t.credential_name.is_some() {
+        missing(
+            "credentialName",
+            "certificates from Kubernetes secrets (credentialName); give file paths",
+        );
+        return None;
+    }
+    if t.ca_crl.is_some() {
+        missing("caCrl", "certificate revocation lists");
+        return None;
+    }
+    let skip = t.insecure_skip_verify == Some(true);
+    if t.ca_certificates.is_none() && !skip {
+        missing(
+            "caCertificates",
+            "verifying the server with the system trust store (give caCertificates, or insecureSkipVerify)",
+        );
+        return None;
+    }
+    let file = |path: &str| DataSource {
+        specifier: Some(data_source::Specifier::Filename(path.to_owned())),
+        ..Default::default()
+    };
+    let mut common = CommonTlsContext::default();
+    if mutual {
+        let (Some(cert), Some(key)) = (&t.client_certificate, &t.private_key) else {
+            missing(
+                "clientCertificate",
+                "MUTUAL without clientCertificate and privateKey",
+            );
+            return None;
+        };
+        common.tls_certificates = vec![TlsCertificate {
+            certificate_chain: Some(file(cert)),
+            private_key: Some(file(key)),
+            ..Default::default()
+        }];
+    }
+    if let (Some(ca), false) = (&t.ca_certificates, skip) {
+        let matchers = t
+            .subject_alt_names
+            .iter()
+            .map(|name| {
+                let kind = if name.contains("://") {
+                    subject_alt_name_matcher::SanType::Uri
+                } else {
+                    subject_alt_name_matcher::SanType::Dns
+                };
+                san(kind, name.clone())
+            })
+            .collect();
+        common.validation_context_type = Some(
+            common_tls_context::ValidationContextType::ValidationContext(
+                CertificateValidationContext {
+                    trusted_ca: Some(file(ca)),
+                    match_typed_subject_alt_names: matchers,
+                    ..Default::default()
+                },
+            ),
+        );
+    }
+    let context = UpstreamTlsContext {
+        sni: t.sni.clone().unwrap_or_default(),
+        common_tls_context: Some(common),
+        ..Default::default()
+    };
+    Some(TransportSocket {
+        name: "envoy.transport_sockets.tls".to_owned(),
+        config_type: Some(transport_socket::ConfigType::TypedConfig(pack_any(context))),
+    })
+}
+
+fn san(kind: subject_alt_name_matcher::SanType, value: String) -> SubjectAltNameMatcher {
+    SubjectAltNameMatcher {
+        san_type: kind as i32,
+        matcher: Some(StringMatcher {
+            match_pattern: Some(string_matcher::MatchPattern::Exact(value)),
+            ..Default::default()
+        }),
+        ..Default::default()
     }
 }
 
@@ -114,14 +202,7 @@ fn sds(name: &str) -> SdsSecretConfig {
 fn mesh(sni: &str, sans: Vec<String>) -> TransportSocket {
     let matchers = sans
         .into_iter()
-        .map(|uri| SubjectAltNameMatcher {
-            san_type: subject_alt_name_matcher::SanType::Uri as i32,
-            matcher: Some(StringMatcher {
-                match_pattern: Some(string_matcher::MatchPattern::Exact(uri)),
-                ..Default::default()
-            }),
-            ..Default::default()
-        })
+        .map(|uri| san(subject_alt_name_matcher::SanType::Uri, uri))
         .collect();
     let context = UpstreamTlsContext {
         sni: sni.to_owned(),
@@ -149,3 +230,6 @@ fn mesh(sni: &str, sans: Vec<String>) -> TransportSocket {
         config_type: Some(transport_socket::ConfigType::TypedConfig(pack_any(context))),
     }
 }
+
+#[cfg(test)]
+mod tests;
