@@ -14,8 +14,11 @@
 //!   has no EDS yet) and the endpoints again as ClusterLoadAssignments. Names follow Istio:
 //!   clusters `outbound|9080|v1|reviews.default.svc.cluster.local`, gateway listeners
 //!   `0.0.0.0_8080` with routes `http.8080`, virtual hosts `HOST:PORT`.
+//! - Mesh mTLS: to upstreams (DestinationRule `ISTIO_MUTUAL`, auto mTLS) and on sidecar
+//!   inbound listeners, in the mode PeerAuthentication sets (STRICT, PERMISSIVE by default,
+//!   DISABLE), with TLS contexts naming the SDS secrets the proxy's identity serves.
 //! - Everything the Istio config asks for that spar-proxy cannot do yet (TLS origination and
-//!   termination, mTLS, TCP and TLS routes, transparent capture, EnvoyFilter, ...) becomes a
+//!   termination, TCP and TLS routes, transparent capture, EnvoyFilter, ...) becomes a
 //!   [`Note`] naming the resource and field, never a silent drop.
 //!
 //! What it does not do: no I/O, no clock, no validation (its input has passed
@@ -28,6 +31,7 @@ mod authz;
 mod cluster;
 mod listener;
 mod names;
+mod peer_authn;
 pub mod registry;
 mod route;
 mod upstream_tls;

@@ -1,5 +1,6 @@
 //! Listeners: a gateway's servers (one HTTP listener per port) and a sidecar's explicit
-//! listeners (Sidecar egress listeners with `captureMode: NONE`, and ingress listeners).
+//! listeners (Sidecar egress listeners with `captureMode: NONE`, and ingress listeners,
+//! secured as PeerAuthentication says: see [`crate::peer_authn`]).
 
 use std::collections::BTreeMap;
 
@@ -470,6 +471,12 @@ pub(crate) fn sidecar<'a>(cx: &mut Cx<'a>) -> Out<'a> {
         routes.push(rc);
     }
     let mut inbound = Vec::new();
+    let ingress_ports: Vec<u32> = sc
+        .ingress
+        .iter()
+        .filter_map(|ing| ing.port.as_ref().and_then(|p| p.number))
+        .collect();
+    let mtls = crate::peer_authn::policy(cx, &ingress_ports);
     for (i, ing) in sc.ingress.iter().enumerate() {
         let at = format!("spec.ingress[{i}]");
         let Some(port) = ing.port.as_ref().and_then(|p| p.number) else {
@@ -551,7 +558,7 @@ pub(crate) fn sidecar<'a>(cx: &mut Cx<'a>) -> Out<'a> {
         };
         let bind = ing.bind.clone().unwrap_or_else(|| "0.0.0.0".to_owned());
         let name = format!("{bind}_{port}");
-        listeners.push(http_listener(
+        let mut listener = http_listener(
             &name,
             &bind,
             port,
@@ -559,7 +566,9 @@ pub(crate) fn sidecar<'a>(cx: &mut Cx<'a>) -> Out<'a> {
             rc.clone(),
             &rbac,
             Edge::Sidecar,
-        ));
+        );
+        crate::peer_authn::secure(&mut listener, mtls.for_port(port));
+        listeners.push(listener);
         routes.push(rc);
     }
     (listeners, routes, inbound, services)
