@@ -343,7 +343,13 @@ fn sample_traffic() -> anyhow::Result<bool> {
     let admin = tally(GATEWAY, "/admin", &[], 1);
     println!("GET /admin via the gateway (mesh-wide DENY):    {admin:?}");
     let internal = tally(GATEWAY, "/ratings/internal", &[], 1);
-    println!("GET /ratings/internal (ratings' ALLOW):         {internal:?}\n");
+    println!("GET /ratings/internal (ratings' ALLOW):         {internal:?}");
+    let ratings = tally(GATEWAY, "/ratings", &[], 5);
+    println!("GET /ratings x5 via the gateway (its identity): {ratings:?}");
+    let from_productpage = tally(egress, "/", &[("host", "ratings")], 1);
+    println!("ratings from productpage's sidecar (refused):   {from_productpage:?}");
+    let plaintext = tally("127.0.0.1:9083", "/", &[("host", "ratings")], 1);
+    println!("plaintext to ratings' sidecar (STRICT mTLS):    {plaintext:?}\n");
     let v1 = canary.get("reviews-v1").copied().unwrap_or(0);
     let ok = page.get("productpage-v1") == Some(&5)
         && v1 + canary.get("reviews-v2").copied().unwrap_or(0) == 200
@@ -352,6 +358,9 @@ fn sample_traffic() -> anyhow::Result<bool> {
         && inside.get("reviews-v1") == Some(&20)
         && inside_jason.get("reviews-v2") == Some(&20)
         && admin.get("HTTP 403") == Some(&1)
-        && internal.get("HTTP 403") == Some(&1);
+        && internal.get("HTTP 403") == Some(&1)
+        && ratings.get("ratings-v1") == Some(&5)
+        && from_productpage.get("HTTP 403") == Some(&1)
+        && plaintext.get("ratings-v1").is_none();
     Ok(ok)
 }
