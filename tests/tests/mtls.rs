@@ -116,6 +116,27 @@ static_resources:
     )
 }
 
+/// spar-proxy as `default/reviews` with a token from the CA in `ca_dir` (on `ca_port`),
+/// [`bootstrap`]'s listeners in front of `echo`: (proxy, mTLS port, plaintext port).
+fn reviews_proxy(ca_dir: &Path, ca_port: u16, work: &Path, echo: &Echo) -> (SparProxy, u16, u16) {
+    let token_file = work.join("reviews.token");
+    std::fs::write(&token_file, token(ca_dir, "default", "reviews")).unwrap();
+    let root = ca_dir.join("root-cert.pem");
+    let (mtls, plain) = (free_port(), free_port());
+    let proxy = SparProxy::start(
+        &bootstrap(mtls, plain, echo.addr),
+        &[
+            "--ca-address",
+            &format!("https://127.0.0.1:{ca_port}"),
+            "--ca-root",
+            root.to_str().unwrap(),
+            "--token-file",
+            token_file.to_str().unwrap(),
+        ],
+    );
+    (proxy, mtls, plain)
+}
+
 /// curl over TLS to the mTLS port (server name not checked: mesh certificates carry a
 /// SPIFFE URI, not a DNS name); "STATUS" or "fail".
 fn curl(port: u16, cert: Option<(&Path, &Path)>, extra: &[&str]) -> String {
@@ -178,23 +199,9 @@ fn mesh_mtls_with_certificates_from_the_ca() {
     let ca_port = free_port();
     let _ca = serve(&ca_dir, ca_port);
     let root = ca_dir.join("root-cert.pem");
-    let token_file = work.join("reviews.token");
-    std::fs::write(&token_file, token(&ca_dir, "default", "reviews")).unwrap();
-
     let echo = Echo::start(&[]);
-    let (mtls, plain) = (free_port(), free_port());
     // /ready waits for the certificate: SparProxy::start returns once it is held.
-    let proxy = SparProxy::start(
-        &bootstrap(mtls, plain, echo.addr),
-        &[
-            "--ca-address",
-            &format!("https://127.0.0.1:{ca_port}"),
-            "--ca-root",
-            root.to_str().unwrap(),
-            "--token-file",
-            token_file.to_str().unwrap(),
-        ],
-    );
+    let (proxy, mtls, plain) = reviews_proxy(&ca_dir, ca_port, &work, &echo);
 
     // /certs: the identity, its serial and expiry; the key is not there.
     let certs = String::from_utf8(http::get(proxy.admin, "/certs").unwrap().body).unwrap();
@@ -349,22 +356,8 @@ fn rotation_under_load_and_a_ca_outage_fail_no_request() {
     let (key, pem) = workload_cert(ca_port, &ca_dir, &work, "default", "sleep");
     drop(ca);
     let ca = serve_with(&ca_dir, ca_port, &["--max-ttl", "4s"]);
-    let root = ca_dir.join("root-cert.pem");
-    let token_file = work.join("reviews.token");
-    std::fs::write(&token_file, token(&ca_dir, "default", "reviews")).unwrap();
     let echo = Echo::start(&[]);
-    let (mtls, plain) = (free_port(), free_port());
-    let proxy = SparProxy::start(
-        &bootstrap(mtls, plain, echo.addr),
-        &[
-            "--ca-address",
-            &format!("https://127.0.0.1:{ca_port}"),
-            "--ca-root",
-            root.to_str().unwrap(),
-            "--token-file",
-            token_file.to_str().unwrap(),
-        ],
-    );
+    let (proxy, mtls, plain) = reviews_proxy(&ca_dir, ca_port, &work, &echo);
 
     // New connections (full handshakes on the mTLS port, the proxy's certificate on the
     // server side and as a client through the mesh cluster) while certificates rotate.
@@ -429,22 +422,8 @@ fn sslyze_finds_only_tls_1_2_and_1_3_with_strong_suites() {
     let work = scratch_dir("sslyze-work");
     let ca_port = free_port();
     let _ca = serve(&ca_dir, ca_port);
-    let root = ca_dir.join("root-cert.pem");
-    let token_file = work.join("reviews.token");
-    std::fs::write(&token_file, token(&ca_dir, "default", "reviews")).unwrap();
     let echo = Echo::start(&[]);
-    let (mtls, plain) = (free_port(), free_port());
-    let _proxy = SparProxy::start(
-        &bootstrap(mtls, plain, echo.addr),
-        &[
-            "--ca-address",
-            &format!("https://127.0.0.1:{ca_port}"),
-            "--ca-root",
-            root.to_str().unwrap(),
-            "--token-file",
-            token_file.to_str().unwrap(),
-        ],
-    );
+    let (_proxy, mtls, _) = reviews_proxy(&ca_dir, ca_port, &work, &echo);
     let (key, pem) = workload_cert(ca_port, &ca_dir, &work, "default", "sleep");
     // sslyze's legacy OpenSSL (SSL 2/3, TLS 1.0/1.1 scans) cannot load an EC client key:
     // the old versions are scanned without a client certificate (refused at the hello,

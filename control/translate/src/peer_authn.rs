@@ -23,16 +23,13 @@
 
 use std::collections::BTreeMap;
 
-use envoy_types::pb::envoy::config::core::v3::{
-    AggregatedConfigSource, ApiVersion, ConfigSource, TransportSocket, config_source,
-    transport_socket,
-};
+use envoy_types::pb::envoy::config::core::v3::{TransportSocket, transport_socket};
 use envoy_types::pb::envoy::config::listener::v3::{
     FilterChain, FilterChainMatch, Listener, ListenerFilter, listener_filter,
 };
 use envoy_types::pb::envoy::extensions::filters::listener::tls_inspector::v3::TlsInspector;
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
-    CommonTlsContext, DownstreamTlsContext, SdsSecretConfig, common_tls_context,
+    CommonTlsContext, DownstreamTlsContext, common_tls_context,
 };
 use envoy_types::pb::google::protobuf::BoolValue;
 use envoy_types::util::pack_any;
@@ -40,6 +37,7 @@ use spar_istio::model::security::{MtlsMode, PeerAuthentication, PeerMtls};
 use spar_istio::{Resource, Spec};
 
 use crate::registry::selects;
+use crate::upstream_tls::sds;
 use crate::{Cx, ROOT_NAMESPACE};
 
 /// The mutual TLS mode of an inbound port.
@@ -264,21 +262,6 @@ fn server_tls() -> TransportSocket {
     TransportSocket {
         name: TLS_SOCKET.to_owned(),
         config_type: Some(transport_socket::ConfigType::TypedConfig(pack_any(context))),
-    }
-}
-
-/// An SDS secret the proxy serves itself, from its identity (`default`, `ROOTCA`), over the
-/// ADS stream as Istio's sidecars name it.
-fn sds(name: &str) -> SdsSecretConfig {
-    SdsSecretConfig {
-        name: name.to_owned(),
-        sds_config: Some(ConfigSource {
-            config_source_specifier: Some(config_source::ConfigSourceSpecifier::Ads(
-                AggregatedConfigSource::default(),
-            )),
-            resource_api_version: ApiVersion::V3 as i32,
-            ..Default::default()
-        }),
     }
 }
 

@@ -185,7 +185,9 @@ fn identities(instances: &[&Instance]) -> Vec<String> {
     out
 }
 
-fn sds(name: &str) -> SdsSecretConfig {
+/// An SDS secret the proxy serves itself, from its identity (`default`, `ROOTCA`), named
+/// over the ADS stream as Istio's sidecars name it. Shared with the inbound listeners.
+pub(crate) fn sds(name: &str) -> SdsSecretConfig {
     SdsSecretConfig {
         name: name.to_owned(),
         sds_config: Some(ConfigSource {
