@@ -79,29 +79,41 @@ pub(crate) struct Effective<'a> {
     other: Vec<(&'a Resource, String, &'static str)>,
 }
 
+/// A DestinationRule the proxy sees, with its host as an FQDN.
+pub(crate) type VisibleDr<'a> = (&'a Resource, &'a DestinationRule, String);
+
+/// The DestinationRules exported to the proxy's namespace whose workload selector (if
+/// any) selects it, each with its host made an FQDN.
+pub(crate) fn visible_destination_rules<'a>(cx: &Cx<'a>) -> Vec<VisibleDr<'a>> {
+    let proxy_ns = cx.proxy.namespace.as_str();
+    cx.each(|s| match s {
+        spar_istio::Spec::DestinationRule(d) => Some(d),
+        _ => None,
+    })
+    .filter(|(r, d)| exported(&d.export_to, &r.namespace, proxy_ns))
+    .filter(|(r, d)| {
+        match d
+            .workload_selector
+            .as_ref()
+            .and_then(|s| s.match_labels.as_ref())
+        {
+            None => true,
+            Some(sel) => r.namespace == proxy_ns && selects(sel, &cx.proxy.labels),
+        }
+    })
+    .map(|(r, d)| (r, d, fqdn(&d.host, &r.namespace)))
+    .collect()
+}
+
 /// Finds the DestinationRules for `host`: the proxy's namespace first (unless it is the root
 /// namespace), then the service's, then the root namespace; within one namespace the most
 /// specific host wins and DRs for that same host are merged (subsets by unique name, the
 /// first traffic policy).
 pub(crate) fn destination_rule<'a>(cx: &Cx<'a>, host: &str, service_ns: &str) -> Option<Dr<'a>> {
     let proxy_ns = cx.proxy.namespace.as_str();
-    let candidates: Vec<(&'a Resource, &'a DestinationRule, String)> = cx
-        .each(|s| match s {
-            spar_istio::Spec::DestinationRule(d) => Some(d),
-            _ => None,
-        })
-        .filter(|(r, d)| exported(&d.export_to, &r.namespace, proxy_ns))
-        .filter(|(r, d)| {
-            match d
-                .workload_selector
-                .as_ref()
-                .and_then(|s| s.match_labels.as_ref())
-            {
-                None => true,
-                Some(sel) => r.namespace == proxy_ns && selects(sel, &cx.proxy.labels),
-            }
-        })
-        .map(|(r, d)| (r, d, fqdn(&d.host, &r.namespace)))
+    let candidates: Vec<&VisibleDr<'a>> = cx
+        .dest_rules
+        .iter()
         .filter(|(_, _, h)| covers(h, host))
         .collect();
     let mut order = Vec::new();

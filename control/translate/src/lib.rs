@@ -123,9 +123,29 @@ pub(crate) struct Cx<'a> {
     pub(crate) notes: Vec<Note>,
     /// Clusters the routes refer to: name -> (host, subset, port).
     pub(crate) wanted: BTreeMap<String, cluster::Want>,
+    /// The DestinationRules this proxy sees, each with its host as an FQDN: made once per
+    /// translation, not once per service and port.
+    pub(crate) dest_rules: Vec<cluster::VisibleDr<'a>>,
 }
 
 impl<'a> Cx<'a> {
+    pub(crate) fn new(
+        resources: &'a [Resource],
+        registry: &'a Registry,
+        proxy: &'a ProxyNode,
+    ) -> Self {
+        let mut cx = Cx {
+            resources,
+            registry,
+            proxy,
+            notes: Vec::new(),
+            wanted: BTreeMap::new(),
+            dest_rules: Vec::new(),
+        };
+        cx.dest_rules = cluster::visible_destination_rules(&cx);
+        cx
+    }
+
     pub(crate) fn note(&mut self, r: &Resource, path: &str, message: impl Into<String>) {
         self.notes.push(Note::new(r, path, message));
     }
@@ -147,13 +167,7 @@ impl<'a> Cx<'a> {
 
 /// Translates `resources` (already validated) for `proxy`.
 pub fn translate(resources: &[Resource], registry: &Registry, proxy: &ProxyNode) -> Translation {
-    let mut cx = Cx {
-        resources,
-        registry,
-        proxy,
-        notes: Vec::new(),
-        wanted: BTreeMap::new(),
-    };
+    let mut cx = Cx::new(resources, registry, proxy);
     for r in resources {
         if r.spec == Spec::Unsupported {
             cx.unsupported(r, "", &format!("kind {}", r.kind));

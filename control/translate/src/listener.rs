@@ -579,8 +579,13 @@ pub(crate) fn sidecar<'a>(cx: &mut Cx<'a>) -> Out<'a> {
 /// resolves); a Host without a port reaches the service port equal to the listener port,
 /// else the service's first HTTP port.
 fn egress_vhosts(cx: &mut Cx<'_>, services: &[&Service], listener_port: u32) -> Vec<VirtualHost> {
+    // Each mesh VirtualService with its hosts as FQDNs, made once (not once per service).
     let vss: Vec<_> = virtual_services(cx)
         .filter(|(r, v)| v.gateways.is_empty() || gateway_refs(r, v).iter().any(|g| g == "mesh"))
+        .map(|(r, v)| {
+            let hosts: Vec<String> = v.hosts.iter().map(|h| fqdn(h, &r.namespace)).collect();
+            (r, v, hosts)
+        })
         .collect();
     let mut out = Vec::new();
     for svc in services {
@@ -599,11 +604,9 @@ fn egress_vhosts(cx: &mut Cx<'_>, services: &[&Service], listener_port: u32) -> 
         // The most specific mesh VirtualService for this host: exact, then longest wildcard.
         let vs = vss
             .iter()
-            .filter_map(|(r, v)| {
-                let best = v
-                    .hosts
+            .filter_map(|(r, v, hosts)| {
+                let best = hosts
                     .iter()
-                    .map(|h| fqdn(h, &r.namespace))
                     .filter(|h| covers(h, &svc.hostname))
                     .max_by_key(|h| (!h.starts_with('*'), h.len()))?;
                 Some(((!best.starts_with('*'), best.len()), *r, *v))

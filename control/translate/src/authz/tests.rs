@@ -1,8 +1,6 @@
 // Tests may panic on the unexpected: that is how they fail.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::BTreeMap;
-
 use envoy_types::pb::envoy::config::rbac::v3::{permission, principal, rbac};
 use envoy_types::pb::envoy::r#type::matcher::v3::string_matcher::MatchPattern;
 use spar_istio::model::Labels;
@@ -30,13 +28,7 @@ fn filters(yaml: &str, ns: &str, labels: &[(&str, &str)]) -> (Vec<Rbac>, Vec<cra
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect::<Labels>(),
     };
-    let mut cx = Cx {
-        resources: &loaded.resources,
-        registry: &registry,
-        proxy: &proxy,
-        notes: Vec::new(),
-        wanted: BTreeMap::new(),
-    };
+    let mut cx = Cx::new(&loaded.resources, &registry, &proxy);
     let out = http_filters(&mut cx);
     (out, cx.notes)
 }

@@ -1,8 +1,6 @@
 // Tests may panic on the unexpected: that is how they fail.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::BTreeMap;
-
 use spar_istio::{Options, load};
 
 use super::*;
@@ -29,13 +27,7 @@ fn resolve(yaml: &str) -> (Policy, Vec<Note>) {
             .map(|(k, v)| (k.to_owned(), v.to_owned()))
             .collect(),
     };
-    let mut cx = Cx {
-        resources: &loaded.resources,
-        registry: &registry,
-        proxy: &proxy,
-        notes: Vec::new(),
-        wanted: BTreeMap::new(),
-    };
+    let mut cx = Cx::new(&loaded.resources, &registry, &proxy);
     let p = policy(&mut cx, &[9080, 9081]);
     (p, cx.notes)
 }
