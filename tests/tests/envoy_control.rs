@@ -10,7 +10,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use spar_tests::differential::{
-    Case, Envoy, FAIL_ALWAYS, FAIL_FIRST, Observation, Upstreams, diff_table, run_cases,
+    Case, Envoy, FAIL_ALWAYS, FAIL_FIRST, Observation, Upstreams, diff_table, envoy_ads_gateway,
+    run_cases,
 };
 use spar_tests::proc::{SparProxy, scratch_dir, spar_control};
 use spar_tests::{
@@ -156,39 +157,6 @@ fn cases() -> Vec<Case> {
     ]
 }
 
-fn envoy_gateway(xds: u16) -> String {
-    format!(
-        r#"node:
-  id: "router~127.0.0.1~envoy-gw.default~default.svc.cluster.local"
-  cluster: istio-ingressgateway
-  metadata: {{ NAMESPACE: default, LABELS: {{ istio: ingressgateway }} }}
-admin:
-  address: {{ socket_address: {{ address: 127.0.0.1, port_value: {{admin}} }} }}
-dynamic_resources:
-  ads_config:
-    api_type: GRPC
-    transport_api_version: V3
-    grpc_services: [{{ envoy_grpc: {{ cluster_name: xds-grpc }} }}]
-  cds_config: {{ ads: {{}}, resource_api_version: V3 }}
-  lds_config: {{ ads: {{}}, resource_api_version: V3 }}
-static_resources:
-  clusters:
-  - name: xds-grpc
-    type: STATIC
-    connect_timeout: 1s
-    typed_extension_protocol_options:
-      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
-        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
-        explicit_http_config: {{ http2_protocol_options: {{}} }}
-    load_assignment:
-      cluster_name: xds-grpc
-      endpoints:
-      - lb_endpoints:
-        - endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: {xds} }} }} }}
-"#
-    )
-}
-
 fn observe(addr: SocketAddr, run: &str, ups: &Upstreams) -> Vec<Observation> {
     assert_eventually(Duration::from_secs(30), "the gateway serves", || {
         http::raw(
@@ -210,7 +178,7 @@ fn envoy_and_spar_proxy_route_spar_control_config_alike() {
     let _control = spar_control(&dir, xds, free_port());
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
 
-    let envoy = Envoy::start(&envoy_gateway(xds));
+    let envoy = Envoy::start(&envoy_ads_gateway(xds));
     let under_envoy = observe(addr, "envoy", &ups);
     drop(envoy);
 

@@ -10,9 +10,9 @@ use envoy_types::pb::envoy::config::core::v3::{
     DataSource, Http2ProtocolOptions, TransportSocket, data_source, transport_socket,
 };
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
-    CommonTlsContext, DownstreamTlsContext, SdsSecretConfig, SubjectAltNameMatcher, TlsParameters,
-    UpstreamTlsContext, common_tls_context, downstream_tls_context, subject_alt_name_matcher,
-    tls_parameters::TlsProtocol,
+    CommonTlsContext, DownstreamTlsContext, SdsSecretConfig, SubjectAltNameMatcher, TlsCertificate,
+    TlsParameters, UpstreamTlsContext, common_tls_context, downstream_tls_context,
+    subject_alt_name_matcher, tls_parameters::TlsProtocol,
 };
 use envoy_types::pb::envoy::r#type::matcher::v3::string_matcher;
 use prost::Message;
@@ -103,18 +103,7 @@ pub(super) fn downstream(
     common_fields(ctx, &common, &cp, &mut spec.params, &mut spec.alpn)?;
     for (i, c) in common.tls_certificates.iter().enumerate() {
         let ip = cp.field("tls_certificates").index(i);
-        let chain = data(
-            ctx,
-            c.certificate_chain.as_ref(),
-            &ip.field("certificate_chain"),
-        );
-        let key = data(ctx, c.private_key.as_ref(), &ip.field("private_key"));
-        if let (Some(cert_chain), Some(private_key)) = (chain, key) {
-            spec.certs.push(CertKey {
-                cert_chain,
-                private_key,
-            });
-        }
+        spec.certs.extend(cert_key(ctx, c, &ip));
     }
     spec.sds_cert = sds_cert(ctx, &common, &cp)?;
     if spec.certs.is_empty() && spec.sds_cert.is_none() {
@@ -171,19 +160,7 @@ pub(super) fn upstream(
     match common.tls_certificates.as_slice() {
         [] => {}
         [c] => {
-            let ip = cp.field("tls_certificates").index(0);
-            let chain = data(
-                ctx,
-                c.certificate_chain.as_ref(),
-                &ip.field("certificate_chain"),
-            );
-            let key = data(ctx, c.private_key.as_ref(), &ip.field("private_key"));
-            if let (Some(cert_chain), Some(private_key)) = (chain, key) {
-                spec.client_cert = Some(CertKey {
-                    cert_chain,
-                    private_key,
-                });
-            }
+            spec.client_cert = cert_key(ctx, c, &cp.field("tls_certificates").index(0));
         }
         _ => {
             ctx.error(
@@ -410,6 +387,20 @@ fn san(ctx: &mut Ctx<'_>, m: &SubjectAltNameMatcher, p: &FieldPath) -> Result<Sa
         san_type,
         matcher,
         ignore_case: sm.ignore_case,
+    })
+}
+
+/// One `tls_certificates` entry: its chain and key; errors for either are reported.
+fn cert_key(ctx: &mut Ctx<'_>, c: &TlsCertificate, p: &FieldPath) -> Option<CertKey> {
+    let chain = data(
+        ctx,
+        c.certificate_chain.as_ref(),
+        &p.field("certificate_chain"),
+    );
+    let key = data(ctx, c.private_key.as_ref(), &p.field("private_key"));
+    Some(CertKey {
+        cert_chain: chain?,
+        private_key: key?,
     })
 }
 
