@@ -36,6 +36,9 @@ pub(crate) enum Rule {
 pub(crate) const HCM: &str =
     "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
 pub(crate) const TCP_PROXY: &str = "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy";
+const TCP_WEIGHTED: &str = "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy.WeightedCluster";
+const TCP_CLUSTER_WEIGHT: &str =
+    "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy.WeightedCluster.ClusterWeight";
 pub(crate) const TLS_INSPECTOR: &str =
     "envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector";
 pub(crate) const HTTP_INSPECTOR: &str =
@@ -446,9 +449,13 @@ pub(crate) const FIELDS: &[(&str, &str, Rule)] = &[
     (CORS_POLICY, "allow_credentials", Any),
     (CORS_POLICY, "filter_enabled", Any),
     (CORS_POLICY, "forward_not_matching_preflights", True),
-    // TCP proxy to one cluster.
+    // TCP proxy to one cluster, or to weighted clusters (one picked per connection).
     (TCP_PROXY, "stat_prefix", Any),
     (TCP_PROXY, "cluster", Any),
+    (TCP_PROXY, "weighted_clusters", Any),
+    (TCP_WEIGHTED, "clusters", Any),
+    (TCP_CLUSTER_WEIGHT, "name", Any),
+    (TCP_CLUSTER_WEIGHT, "weight", Any),
     (TCP_PROXY, "idle_timeout", Any),
     (TCP_PROXY, "max_connect_attempts", Any),
     // Clusters: STATIC. dns_lookup_family means nothing for STATIC: harmless.

@@ -455,10 +455,29 @@ pub enum EscapedSlashesAction {
 pub struct TcpSettings {
     /// Stats prefix.
     pub stat_prefix: String,
-    /// Upstream cluster.
-    pub cluster: ClusterId,
+    /// Upstream clusters with their weights: `cluster` alone (weight 1), or
+    /// `weighted_clusters` (each weight at least 1). Never empty.
+    pub clusters: Vec<(ClusterId, u32)>,
     /// Idle timeout for the connection pair (Envoy default 1 h); `None` when disabled.
     pub idle_timeout: Option<Duration>,
     /// Connection attempts to the upstream (default 1, at least 1).
     pub max_connect_attempts: u32,
+}
+
+impl TcpSettings {
+    /// The cluster a new connection goes to: by weight, with `random` drawn uniformly, as
+    /// Envoy picks one of `weighted_clusters` per connection.
+    pub fn pick(&self, random: u64) -> ClusterId {
+        let total: u64 = self.clusters.iter().map(|(_, w)| u64::from(*w)).sum();
+        let mut at = random % total.max(1);
+        for (id, w) in &self.clusters {
+            if at < u64::from(*w) {
+                return *id;
+            }
+            at -= u64::from(*w);
+        }
+        // Unreachable while `clusters` is non-empty (compile guarantees it): `at` is below
+        // the sum of the weights.
+        self.clusters.first().map_or(ClusterId(0), |(id, _)| *id)
+    }
 }

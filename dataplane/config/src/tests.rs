@@ -69,7 +69,7 @@ fn sample_yaml_loads_and_compiles() {
     let ListenerKind::Tcp(tcp) = &s.listeners[1].chains[0].kind else {
         panic!("listener 1 is not TCP")
     };
-    assert_eq!(tcp.cluster, ClusterId(1));
+    assert_eq!(tcp.clusters, vec![(ClusterId(1), 1)]);
     assert_eq!(tcp.idle_timeout, Some(Duration::from_secs(30)));
     assert_eq!(tcp.max_connect_attempts, 3);
 

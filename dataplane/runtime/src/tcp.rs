@@ -43,8 +43,13 @@ pub(crate) async fn serve(
     early: Bytes,
 ) {
     stats.downstream_cx_total.inc();
-    let cluster = local.snapshot.cluster(settings.cluster);
-    let cl = &local.clusters[settings.cluster.0 as usize];
+    let id = if settings.clusters.len() == 1 {
+        settings.clusters[0].0
+    } else {
+        settings.pick(ctx.rng.borrow_mut().u64(..))
+    };
+    let cluster = local.snapshot.cluster(id);
+    let cl = &local.clusters[id.0 as usize];
     let mut upstream = None;
     let mut tried = Vec::new();
     for _ in 0..settings.max_connect_attempts.max(1) {

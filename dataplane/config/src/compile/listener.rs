@@ -398,16 +398,12 @@ fn tcp_settings(
     if tcp.stat_prefix.is_empty() {
         ctx.error(&p.field("stat_prefix"), "stat_prefix is required");
     }
-    let cluster = match &tcp.cluster_specifier {
+    let clusters = match &tcp.cluster_specifier {
         Some(tcp_proxy::ClusterSpecifier::Cluster(name)) => {
-            cluster_ref(ctx, clusters, name, &p.field("cluster"))
+            cluster_ref(ctx, clusters, name, &p.field("cluster")).map(|id| vec![(id, 1)])
         }
-        Some(tcp_proxy::ClusterSpecifier::WeightedClusters(_)) => {
-            ctx.error(
-                &p.field("weighted_clusters"),
-                "weighted_clusters is not supported by spar-proxy yet",
-            );
-            None
+        Some(tcp_proxy::ClusterSpecifier::WeightedClusters(w)) => {
+            weighted(ctx, w, &p.field("weighted_clusters"), clusters)
         }
         None => {
             ctx.error(&p.field("cluster"), "cluster is required");
@@ -432,10 +428,38 @@ fn tcp_settings(
     };
     Some(TcpSettings {
         stat_prefix: tcp.stat_prefix.clone(),
-        cluster: cluster?,
+        clusters: clusters?,
         idle_timeout,
         max_connect_attempts,
     })
+}
+
+/// `weighted_clusters`: at least one cluster, each named and weighted at least 1 (Envoy's
+/// validation rules).
+fn weighted(
+    ctx: &mut Ctx<'_>,
+    w: &tcp_proxy::WeightedCluster,
+    p: &FieldPath,
+    clusters: &HashMap<&str, ClusterId>,
+) -> Option<Vec<(ClusterId, u32)>> {
+    if w.clusters.is_empty() {
+        ctx.error(&p.field("clusters"), "at least one cluster is required");
+        return None;
+    }
+    let mut out = Vec::with_capacity(w.clusters.len());
+    let mut ok = true;
+    for (i, c) in w.clusters.iter().enumerate() {
+        let cp = p.field("clusters").index(i);
+        if c.weight == 0 {
+            ctx.error(&cp.field("weight"), "weight must be at least 1");
+            ok = false;
+        }
+        match cluster_ref(ctx, clusters, &c.name, &cp.field("name")) {
+            Some(id) => out.push((id, c.weight)),
+            None => ok = false,
+        }
+    }
+    ok.then_some(out)
 }
 
 /// The id of cluster `name`, or an error at `path` naming the missing cluster.

@@ -68,6 +68,9 @@ fn semantic_errors_have_path_and_line() {
         (with(&[("#HTTP_FILTERS", "- name: envoy.filters.http.cors")]), "http.cors", format!("{HCM}.http_filters[1]"), "the router filter must be the last"),
         (with(&[("#HTTP_FILTERS", "- name: lua")]), "name: lua", format!("{HCM}.http_filters[1]"), "only the RBAC, fault (typed_config HTTPFault), CORS and router filters"),
         (with(&[("#TCP", "max_connect_attempts: 0")]), "max_connect_attempts", format!("{TCP}.max_connect_attempts"), "at least 1"),
+        (BASE.replace("cluster: backend\n          #TCP", "weighted_clusters: {clusters: [{name: backend, weight: 0}]}"), "weighted_clusters", format!("{TCP}.weighted_clusters.clusters[0].weight"), "at least 1"),
+        (BASE.replace("cluster: backend\n          #TCP", "weighted_clusters: {clusters: [{name: backend, weight: 1}, {name: gone, weight: 1}]}"), "weighted_clusters", format!("{TCP}.weighted_clusters.clusters[1].name"), "cluster `gone` is not defined"),
+        (BASE.replace("cluster: backend\n          #TCP", "weighted_clusters: {clusters: []}"), "weighted_clusters", format!("{TCP}.weighted_clusters.clusters"), "at least one cluster"),
         (with(&[("#LB_ENDPOINT", "load_balancing_weight: 0")]), "load_balancing_weight", format!("{C}.load_assignment.endpoints[0].lb_endpoints[0].load_balancing_weight"), "at least 1"),
         (BASE.replace("connect_timeout: 1s", "connect_timeout: 0s"), "connect_timeout", format!("{C}.connect_timeout"), "greater than 0s"),
         (with(&[("#HCM", "request_timeout: -1s")]), "request_timeout", format!("{HCM}.request_timeout"), "between 0s and"),
@@ -124,6 +127,30 @@ fn every_problem_is_reported_at_once_in_file_order() {
     assert!(
         shown.lines().all(|l| l.starts_with("bootstrap.yaml:")),
         "{shown}"
+    );
+}
+
+#[test]
+fn tcp_weighted_clusters_pick_by_weight() {
+    let text = BASE
+        .replace(
+            "cluster: backend\n          #TCP",
+            "weighted_clusters: {clusters: [{name: backend, weight: 1}, {name: second, weight: 3}]}",
+        )
+        .replace(
+            "  #CLUSTERS",
+            "  - name: second\n    connect_timeout: 1s\n    load_assignment: {cluster_name: second}",
+        );
+    let s = compiled(&text);
+    let t = tcp(&s);
+    let (backend, second) = (ClusterId(0), ClusterId(1));
+    assert_eq!(t.clusters, vec![(backend, 1), (second, 3)]);
+    // One draw in four goes to the first cluster.
+    let picks: Vec<ClusterId> = (0..8).map(|r| t.pick(r)).collect();
+    assert_eq!(picks.iter().filter(|c| **c == backend).count(), 2);
+    assert_eq!(
+        (t.pick(0), t.pick(1), t.pick(3), t.pick(4)),
+        (backend, second, second, backend)
     );
 }
 
