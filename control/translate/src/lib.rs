@@ -34,6 +34,7 @@ mod names;
 mod peer_authn;
 pub mod registry;
 mod route;
+mod scope;
 mod upstream_tls;
 
 use std::collections::BTreeMap;
@@ -46,6 +47,7 @@ use spar_istio::model::Labels;
 use spar_istio::{Resource, ResourceRef, Spec};
 
 pub use registry::Registry;
+pub use scope::{ScopeKey, ScopeTranslation, endpoints_changed};
 
 /// Istio's default root namespace: selector-less Sidecars and DestinationRules there apply
 /// mesh-wide.
@@ -125,7 +127,7 @@ pub(crate) struct Cx<'a> {
     pub(crate) wanted: BTreeMap<String, cluster::Want>,
     /// The DestinationRules this proxy sees, each with its host as an FQDN: made once per
     /// translation, not once per service and port.
-    pub(crate) dest_rules: Vec<cluster::VisibleDr<'a>>,
+    pub(crate) dest_rules: cluster::VisibleDrs<'a>,
 }
 
 impl<'a> Cx<'a> {
@@ -140,7 +142,7 @@ impl<'a> Cx<'a> {
             proxy,
             notes: Vec::new(),
             wanted: BTreeMap::new(),
-            dest_rules: Vec::new(),
+            dest_rules: cluster::VisibleDrs::new(Vec::new()),
         };
         cx.dest_rules = cluster::visible_destination_rules(&cx);
         cx
@@ -167,6 +169,16 @@ impl<'a> Cx<'a> {
 
 /// Translates `resources` (already validated) for `proxy`.
 pub fn translate(resources: &[Resource], registry: &Registry, proxy: &ProxyNode) -> Translation {
+    translate_keeping_services(resources, registry, proxy).0
+}
+
+/// [`translate`], with the services whose clusters it built (host and namespace, in the
+/// order built): what [`ScopeTranslation::with_endpoints`] rebuilds.
+pub(crate) fn translate_keeping_services(
+    resources: &[Resource],
+    registry: &Registry,
+    proxy: &ProxyNode,
+) -> (Translation, Vec<(String, String)>) {
     let mut cx = Cx::new(resources, registry, proxy);
     for r in resources {
         if r.spec == Spec::Unsupported {
@@ -187,11 +199,16 @@ pub fn translate(resources: &[Resource], registry: &Registry, proxy: &ProxyNode)
     let mut notes = cx.notes;
     notes.sort();
     notes.dedup();
-    Translation {
+    let built = services
+        .iter()
+        .map(|s| (s.hostname.clone(), s.namespace.clone()))
+        .collect();
+    let t = Translation {
         listeners,
         routes,
         clusters,
         endpoints,
         notes,
-    }
+    };
+    (t, built)
 }

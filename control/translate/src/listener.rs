@@ -377,15 +377,7 @@ pub(crate) fn sidecar<'a>(cx: &mut Cx<'a>) -> Out<'a> {
     let ns = cx.proxy.namespace.clone();
     let registry = cx.registry;
     // One service per host: the one this proxy's namespace sees.
-    let mut visible: Vec<&'a Service> = Vec::new();
-    for s in registry.services() {
-        if visible.iter().any(|v| v.hostname == s.hostname) {
-            continue;
-        }
-        if let Some(chosen) = registry.service(&s.hostname, &ns) {
-            visible.push(chosen);
-        }
-    }
+    let visible: Vec<&'a Service> = registry.visible(&ns);
     let Some((sr, sc)) = sidecar_for(cx) else {
         cx.notes.push(Note {
             resource: None,

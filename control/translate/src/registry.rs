@@ -15,7 +15,8 @@
 //!
 //! In both, WorkloadEntries whose labels a Service's selector matches are endpoints too.
 
-use std::collections::BTreeMap;
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use spar_istio::model::Labels;
 use spar_istio::model::kube::{DeploymentSpec, IntOrString, ServiceSpec};
@@ -113,6 +114,9 @@ pub(crate) fn exported(export_to: &[String], own: &str, to: &str) -> bool {
 #[derive(Clone, Debug, Default)]
 pub struct Registry {
     services: Vec<Service>,
+    /// Positions in `services` by host name in ASCII lower case (host lookups ignore case),
+    /// ascending: a lookup visits one host's services, in registry order, instead of all.
+    by_host: HashMap<String, Vec<usize>>,
     notes: Vec<Note>,
 }
 
@@ -167,6 +171,12 @@ impl Registry {
         }
         reg.services
             .sort_by(|a, b| (&a.hostname, &a.namespace).cmp(&(&b.hostname, &b.namespace)));
+        for (i, s) in reg.services.iter().enumerate() {
+            reg.by_host
+                .entry(s.hostname.to_ascii_lowercase())
+                .or_default()
+                .push(i);
+        }
         reg
     }
 
@@ -183,15 +193,40 @@ impl Registry {
     /// The service for `hostname` that a proxy in `namespace` sees: its own namespace's
     /// first, else the first exported to it.
     pub fn service(&self, hostname: &str, namespace: &str) -> Option<&Service> {
+        let key = if hostname.bytes().any(|b| b.is_ascii_uppercase()) {
+            Cow::Owned(hostname.to_ascii_lowercase())
+        } else {
+            Cow::Borrowed(hostname)
+        };
         let mut visible = self
-            .services
+            .by_host
+            .get(key.as_ref())?
             .iter()
-            .filter(|s| s.hostname.eq_ignore_ascii_case(hostname) && s.visible_from(namespace));
+            .map(|&i| &self.services[i])
+            .filter(|s| s.visible_from(namespace));
         let first = visible.next()?;
         if first.namespace == namespace {
             return Some(first);
         }
         Some(visible.find(|s| s.namespace == namespace).unwrap_or(first))
+    }
+
+    /// The services a proxy in `namespace` sees, one per host name: for each host, in
+    /// registry order, the one [`Registry::service`] picks. O(services), where asking
+    /// [`Registry::service`] for every host and deduplicating by scanning was quadratic.
+    pub fn visible(&self, namespace: &str) -> Vec<&Service> {
+        let mut out: Vec<&Service> = Vec::new();
+        let mut taken: HashSet<&str> = HashSet::new();
+        for s in &self.services {
+            if taken.contains(s.hostname.as_str()) {
+                continue;
+            }
+            if let Some(chosen) = self.service(&s.hostname, namespace) {
+                taken.insert(chosen.hostname.as_str());
+                out.push(chosen);
+            }
+        }
+        out
     }
 
     fn kube_service(

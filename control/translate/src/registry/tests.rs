@@ -113,6 +113,76 @@ spec:
     assert!(reg.service("private.a.svc.cluster.local", "b").is_none());
 }
 
+/// The per-host choice made the slow way (every service asked for, deduplicated by a
+/// scan): what `listener::sidecar` did before [`Registry::visible`].
+fn visible_by_scanning<'a>(reg: &'a Registry, ns: &str) -> Vec<&'a Service> {
+    let mut visible: Vec<&Service> = Vec::new();
+    for s in reg.services() {
+        if visible.iter().any(|v| v.hostname == s.hostname) {
+            continue;
+        }
+        let chosen = reg
+            .services()
+            .iter()
+            .filter(|c| c.hostname.eq_ignore_ascii_case(&s.hostname) && c.visible_from(ns))
+            .fold(None::<&Service>, |acc, c| match acc {
+                None => Some(c),
+                Some(a) if a.namespace != ns && c.namespace == ns => Some(c),
+                Some(a) => Some(a),
+            });
+        visible.extend(chosen);
+    }
+    visible
+}
+
+#[test]
+fn visible_services_one_per_host_as_service_picks_them() {
+    let reg = registry(
+        r#"
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: { name: api, namespace: a }
+spec: { hosts: [api.example.com], ports: [{ number: 80, name: http }], resolution: STATIC }
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: { name: api, namespace: b }
+spec: { hosts: [api.example.com], ports: [{ number: 80, name: http }], resolution: STATIC }
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: { name: only-b, namespace: b }
+spec:
+  hosts: [API.Example.com, b.example.com]
+  exportTo: ["."]
+  ports: [{ number: 80, name: http }]
+  resolution: STATIC
+---
+apiVersion: v1
+kind: Service
+metadata: { name: reviews, namespace: a }
+spec: { ports: [{ port: 9080 }] }
+"#,
+    );
+    for ns in ["a", "b", "c"] {
+        let fast: Vec<_> = reg
+            .visible(ns)
+            .iter()
+            .map(|s| (&s.hostname, &s.namespace))
+            .collect();
+        let slow: Vec<_> = visible_by_scanning(&reg, ns)
+            .iter()
+            .map(|s| (&s.hostname, &s.namespace))
+            .collect();
+        assert_eq!(fast, slow, "from namespace {ns}");
+    }
+    assert_eq!(
+        reg.service("API.EXAMPLE.COM", "a")
+            .map(|s| s.namespace.as_str()),
+        Some("a")
+    );
+}
+
 fn slice(
     name: &str,
     service: &str,
