@@ -63,10 +63,10 @@ impl Mesh {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .clone();
-            match world {
+            Arc::new(match world {
                 Some(w) => mesh.snapshot_for(node, &w),
                 None => Snapshot::default(),
-            }
+            })
         })
     }
 

@@ -13,16 +13,19 @@ use crate::metrics::Metrics;
 use crate::snapshot::Snapshot;
 use crate::status::TypeStatus;
 
-/// Default debounce: changes within 100 ms of each other go out as one push.
+/// Default debounce: a stream pushes at most once per 100 ms. The first change after a
+/// quiet period goes out at once; changes that follow within 100 ms of a push go out
+/// together, 100 ms after it (Istio's 100 ms debounce, without its delay on a lone change).
 pub const DEFAULT_DEBOUNCE: Duration = Duration::from_millis(100);
 
-/// Builds the snapshot of a node that has none of its own.
-pub type Provider = Arc<dyn Fn(&Node) -> Snapshot + Send + Sync>;
+/// Builds the snapshot of a node that has none of its own (shared: nodes that get the same
+/// config can hold one copy).
+pub type Provider = Arc<dyn Fn(&Node) -> Arc<Snapshot> + Send + Sync>;
 
 /// A snapshot and when it was set (the start of the push latency).
 #[derive(Debug)]
 pub(crate) struct Stamped {
-    pub(crate) snapshot: Snapshot,
+    pub(crate) snapshot: Arc<Snapshot>,
     pub(crate) set_at: Instant,
 }
 
@@ -72,12 +75,13 @@ impl Default for Cache {
 }
 
 impl Cache {
-    /// An empty cache whose streams wait `debounce` after a change before pushing.
+    /// An empty cache whose streams push at most once per `debounce` (see
+    /// [`DEFAULT_DEBOUNCE`]).
     pub fn new(debounce: Duration) -> Self {
         Cache {
             inner: Mutex::new(Inner {
                 nodes: HashMap::new(),
-                default: stamp(Snapshot::default()),
+                default: stamp(Arc::default()),
                 provider: None,
                 status: BTreeMap::new(),
             }),
@@ -94,6 +98,11 @@ impl Cache {
 
     /// Sets the snapshot of one node; its open streams push the difference.
     pub fn set_snapshot(&self, node_id: &str, snapshot: Snapshot) {
+        self.set_shared(node_id, Arc::new(snapshot));
+    }
+
+    /// [`Cache::set_snapshot`] with a snapshot other nodes may hold too (no copy is made).
+    pub fn set_shared(&self, node_id: &str, snapshot: Arc<Snapshot>) {
         let stamped = stamp(snapshot);
         let mut inner = self.lock();
         match inner.nodes.get_mut(node_id) {
@@ -122,7 +131,7 @@ impl Cache {
 
     /// Sets the snapshot of every node without one of its own (when no provider is set).
     pub fn set_default(&self, snapshot: Snapshot) {
-        let stamped = stamp(snapshot);
+        let stamped = stamp(Arc::new(snapshot));
         let mut inner = self.lock();
         inner.default = stamped.clone();
         for entry in inner.nodes.values_mut().filter(|e| !e.own) {
@@ -139,7 +148,7 @@ impl Cache {
     pub fn snapshot(&self, node_id: &str) -> Option<Snapshot> {
         let inner = self.lock();
         let entry = inner.nodes.get(node_id).filter(|e| e.own)?;
-        Some(entry.tx.borrow().snapshot.clone())
+        Some(Snapshot::clone(&entry.tx.borrow().snapshot))
     }
 
     /// Sync state of every connected proxy, by node id (for `sparctl proxy-status`).
@@ -202,7 +211,7 @@ impl Cache {
     }
 }
 
-fn stamp(snapshot: Snapshot) -> Arc<Stamped> {
+fn stamp(snapshot: Arc<Snapshot>) -> Arc<Stamped> {
     Arc::new(Stamped {
         snapshot,
         set_at: Instant::now(),
@@ -241,7 +250,9 @@ mod tests {
     #[test]
     fn provider_builds_the_snapshot_of_a_new_node() {
         let cache = Cache::default();
-        cache.set_provider(Arc::new(|n: &Node| Snapshot::new(format!("for-{}", n.id))));
+        cache.set_provider(Arc::new(|n: &Node| {
+            Arc::new(Snapshot::new(format!("for-{}", n.id)))
+        }));
         let rx = cache.connect(&node("x"));
         assert_eq!(rx.borrow().snapshot.version, "for-x");
         cache.set_default(Snapshot::new("d"));

@@ -249,6 +249,7 @@ async fn run<P: Protocol>(
     let mut current = snapshots.borrow_and_update().clone();
     let mut next = Some(first);
     let mut push_at: Option<Instant> = None;
+    let mut last_push: Option<Instant> = None;
     loop {
         if let Some(request) = next.take() {
             let outcome = state.on_request(&request, &current.snapshot);
@@ -277,10 +278,15 @@ async fn run<P: Protocol>(
                 if changed.is_err() {
                     return;
                 }
-                push_at = Some(Instant::now() + cache.debounce());
+                // Leading edge: the first change after a quiet period goes out now; later
+                // ones wait until a debounce has passed since the last push, and go out
+                // together (at most one push per debounce).
+                let now = Instant::now();
+                push_at = Some(last_push.map_or(now, |t| (t + cache.debounce()).max(now)));
             }
             () = sleep_until(push_at), if push_at.is_some() => {
                 push_at = None;
+                last_push = Some(Instant::now());
                 current = snapshots.borrow_and_update().clone();
                 let responses = state.on_snapshot(&current.snapshot);
                 cache.record_status(&node.id, state.status());

@@ -120,10 +120,10 @@ impl Mesh {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .clone();
-            match world {
+            Arc::new(match world {
                 Some(w) => mesh.snapshot_for(&node.id, &w),
                 None => Snapshot::default(),
-            }
+            })
         })
     }
 
