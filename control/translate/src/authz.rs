@@ -1,4 +1,5 @@
-//! AuthorizationPolicy into Envoy RBAC HTTP filters, with Istio's semantics.
+//! AuthorizationPolicy into Envoy RBAC filters, HTTP and network (TCP), with Istio's
+//! semantics.
 //!
 //! What it does:
 //! - picks the policies that apply to a proxy: the root namespace's without a selector
@@ -6,7 +7,13 @@
 //!   matches its labels;
 //! - builds one RBAC filter per action, in Istio's order (AUDIT as LOG, then DENY, then
 //!   ALLOW), each policy rule an Envoy policy named `ns[NS]-policy[NAME]-rule[I]`, so a
-//!   denial names the policy and rule that decided;
+//!   denial names the policy and rule that decided; the same rules as HTTP filters for
+//!   connection managers ([`http_filters`]) and as network filters ahead of a TCP proxy
+//!   ([`network_filters`]);
+//! - on TCP, Istio's rule for HTTP-only fields (hosts, methods, paths and their `not`
+//!   forms, requestPrincipals, `request.headers[...]` and `request.auth.*` conditions): an
+//!   ALLOW rule using one is left out (it matches no connection), a DENY or AUDIT rule
+//!   ignores that field (it matches more), each with a note;
 //! - sources: principals (`cluster.local/ns/a/sa/b`, with `*` prefix and suffix forms)
 //!   against the peer certificate's SPIFFE URI, namespaces and service accounts as patterns
 //!   over that URI, ipBlocks (direct peer), remoteIpBlocks (after X-Forwarded-For), and
@@ -19,7 +26,7 @@
 //! that uses it is left out (it grants nothing), a DENY rule keeps its supported parts
 //! (it denies at least what Istio would): CUSTOM (ext_authz), request principals and
 //! `request.auth.*` (JWT), trust domain aliases. `targetRef(s)` (Gateway API) policies are
-//! not applied. Network (TCP) RBAC comes with TCP listeners.
+//! not applied.
 
 use envoy_types::pb::envoy::config::core::v3::CidrRange;
 use envoy_types::pb::envoy::config::rbac::v3::{
@@ -27,6 +34,7 @@ use envoy_types::pb::envoy::config::rbac::v3::{
 };
 use envoy_types::pb::envoy::config::route::v3::{HeaderMatcher, header_matcher};
 use envoy_types::pb::envoy::extensions::filters::http::rbac::v3::Rbac;
+use envoy_types::pb::envoy::extensions::filters::network::rbac::v3::Rbac as NetworkRbac;
 use envoy_types::pb::envoy::r#type::matcher::v3::{
     PathMatcher, RegexMatcher, StringMatcher, path_matcher, string_matcher,
 };
@@ -39,9 +47,45 @@ use crate::{Cx, ROOT_NAMESPACE};
 
 /// The HTTP filter name Envoy registers the RBAC filter under.
 pub(crate) const RBAC_FILTER: &str = "envoy.filters.http.rbac";
+/// The network filter name Envoy registers the RBAC filter under.
+pub(crate) const NETWORK_RBAC_FILTER: &str = "envoy.filters.network.rbac";
+/// Istio's stat prefix for network RBAC filters (`RBACTCPFilterStatPrefix`).
+const TCP_STAT_PREFIX: &str = "tcp.";
 
-/// The RBAC filters for this proxy, in the order they must run (before the router).
+/// What the filters judge: HTTP requests, or TCP connections (no HTTP fields).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Layer {
+    Http,
+    Tcp,
+}
+
+/// The RBAC filters for this proxy's connection managers, in the order they must run
+/// (before the router).
 pub(crate) fn http_filters(cx: &mut Cx<'_>) -> Vec<Rbac> {
+    rule_sets(cx, Layer::Http)
+        .into_iter()
+        .map(|rules| Rbac {
+            rules: Some(rules),
+            ..Default::default()
+        })
+        .collect()
+}
+
+/// The network RBAC filters for this proxy's TCP proxies, in the order they must run
+/// (before the TCP proxy).
+pub(crate) fn network_filters(cx: &mut Cx<'_>) -> Vec<NetworkRbac> {
+    rule_sets(cx, Layer::Tcp)
+        .into_iter()
+        .map(|rules| NetworkRbac {
+            stat_prefix: TCP_STAT_PREFIX.to_owned(),
+            rules: Some(rules),
+            ..Default::default()
+        })
+        .collect()
+}
+
+/// One rule set per action that some applying policy has, in evaluation order.
+fn rule_sets(cx: &mut Cx<'_>, layer: Layer) -> Vec<Rules> {
     let labels = cx.proxy.labels.clone();
     let ns = cx.proxy.namespace.clone();
     let applying: Vec<(&Resource, &AuthorizationPolicy)> = cx
@@ -74,13 +118,10 @@ pub(crate) fn http_filters(cx: &mut Cx<'_>) -> Vec<Rbac> {
                 continue;
             }
             any = true;
-            policies(cx, r, p, &mut rules);
+            policies(cx, r, p, layer, &mut rules);
         }
         if any {
-            out.push(Rbac {
-                rules: Some(rules),
-                ..Default::default()
-            });
+            out.push(rules);
         }
     }
     let custom: Vec<&Resource> = applying
@@ -96,23 +137,33 @@ pub(crate) fn http_filters(cx: &mut Cx<'_>) -> Vec<Rbac> {
 
 /// One Envoy policy per rule. A rule that uses something unsupported fails closed: an ALLOW
 /// rule is left out (it can only grant less), a DENY rule keeps the parts that could be
-/// expressed (it matches at least as much, so it denies at least as much).
-fn policies(cx: &mut Cx<'_>, r: &Resource, p: &AuthorizationPolicy, out: &mut Rules) {
+/// expressed (it matches at least as much, so it denies at least as much). On TCP, HTTP-only
+/// fields follow Istio (`checkError`): they leave an ALLOW rule out, and a DENY or AUDIT
+/// rule matches without them.
+fn policies(cx: &mut Cx<'_>, r: &Resource, p: &AuthorizationPolicy, layer: Layer, out: &mut Rules) {
     let name = |i: usize| format!("ns[{}]-policy[{}]-rule[{i}]", r.namespace, r.meta.name);
     // No rules: ALLOW matches nothing (denies all), DENY matches nothing.
     let Some(rules) = &p.rules else { return };
     let deny = p.action == Some(Action::Deny);
+    let widen = matches!(p.action, Some(Action::Deny | Action::Audit));
     for (i, rule) in rules.iter().enumerate() {
         let at = format!("spec.rules[{i}]");
         let mut problems = Vec::new();
+        // Fields of this rule that a TCP connection does not have.
+        let mut http_only: Vec<String> = Vec::new();
+        let mut f = Fields {
+            layer,
+            problems: &mut problems,
+            http_only: &mut http_only,
+        };
         let principals: Vec<Principal> = match &rule.from {
             None => vec![any_principal()],
             Some(froms) => froms
                 .iter()
                 .enumerate()
-                .map(|(j, f)| {
-                    let src = f.source.clone().unwrap_or_default();
-                    source(&src, &format!("{at}.from[{j}].source"), &mut problems)
+                .map(|(j, fr)| {
+                    let src = fr.source.clone().unwrap_or_default();
+                    source(&src, &format!("{at}.from[{j}].source"), &mut f)
                 })
                 .collect(),
         };
@@ -123,7 +174,7 @@ fn policies(cx: &mut Cx<'_>, r: &Resource, p: &AuthorizationPolicy, out: &mut Ru
                 .enumerate()
                 .map(|(j, t)| {
                     let op = t.operation.clone().unwrap_or_default();
-                    operation(&op, &format!("{at}.to[{j}].operation"), &mut problems)
+                    operation(&op, &format!("{at}.to[{j}].operation"), &mut f)
                 })
                 .collect(),
         };
@@ -137,7 +188,7 @@ fn policies(cx: &mut Cx<'_>, r: &Resource, p: &AuthorizationPolicy, out: &mut Ru
                     &format!("{at}.when[{j}]"),
                     &mut perm_conds,
                     &mut prin_conds,
-                    &mut problems,
+                    &mut f,
                 );
             }
             if !perm_conds.is_empty() {
@@ -160,6 +211,29 @@ fn policies(cx: &mut Cx<'_>, r: &Resource, p: &AuthorizationPolicy, out: &mut Ru
         }
         if !problems.is_empty() && !deny {
             continue; // an ALLOW rule we cannot express grants nothing
+        }
+        if !http_only.is_empty() {
+            let fields = http_only.join(", ");
+            if widen {
+                cx.note(
+                    r,
+                    &at,
+                    format!(
+                        "on TCP ports the rule matches without its HTTP-only fields ({fields}), \
+                         as in Istio"
+                    ),
+                );
+            } else {
+                cx.note(
+                    r,
+                    &at,
+                    format!(
+                        "left out on TCP ports: an ALLOW rule with HTTP-only fields ({fields}) \
+                         matches no connection, as in Istio"
+                    ),
+                );
+                continue;
+            }
         }
         out.policies.insert(
             name(i),
@@ -347,8 +421,28 @@ fn cidr(block: &str) -> Option<CidrRange> {
 /// How one source value becomes a principal.
 type PrincipalOf<'a> = dyn Fn(&str) -> Option<Principal> + 'a;
 
+/// Where a rule's field handlers report: what cannot be expressed, and (on TCP) the
+/// HTTP-only fields they left out.
+struct Fields<'a> {
+    layer: Layer,
+    problems: &'a mut Vec<(String, String)>,
+    http_only: &'a mut Vec<String>,
+}
+
+impl Fields<'_> {
+    /// Whether the field at `path` with `values` is HTTP-only and this is TCP: then it is
+    /// recorded and must be left out.
+    fn tcp_skips(&mut self, path: String, values: &[String]) -> bool {
+        if self.layer == Layer::Tcp && !values.is_empty() {
+            self.http_only.push(path);
+            return true;
+        }
+        false
+    }
+}
+
 /// One `from.source`: its fields ANDed, values within a field ORed.
-fn source(s: &Source, at: &str, problems: &mut Vec<(String, String)>) -> Principal {
+fn source(s: &Source, at: &str, f: &mut Fields<'_>) -> Principal {
     let mut and = Vec::new();
     let field = |values: &[String], f: &dyn Fn(&str) -> Option<Principal>| -> Option<Principal> {
         if values.is_empty() {
@@ -391,11 +485,23 @@ fn source(s: &Source, at: &str, problems: &mut Vec<(String, String)>) -> Princip
     for (name, values) in [
         ("requestPrincipals", &s.request_principals),
         ("notRequestPrincipals", &s.not_request_principals),
+    ] {
+        if f.tcp_skips(format!("{at}.{name}"), values) {
+            continue;
+        }
+        if !values.is_empty() {
+            f.problems.push((
+                format!("{at}.{name}"),
+                format!("{name} (JWT and trust domain aliases)"),
+            ));
+        }
+    }
+    for (name, values) in [
         ("trustDomains", &s.trust_domains),
         ("notTrustDomains", &s.not_trust_domains),
     ] {
         if !values.is_empty() {
-            problems.push((
+            f.problems.push((
                 format!("{at}.{name}"),
                 format!("{name} (JWT and trust domain aliases)"),
             ));
@@ -425,7 +531,7 @@ fn path(value: &str) -> Permission {
 }
 
 /// One `to.operation`: its fields ANDed, values within a field ORed.
-fn operation(o: &Operation, at: &str, problems: &mut Vec<(String, String)>) -> Permission {
+fn operation(o: &Operation, at: &str, fields: &mut Fields<'_>) -> Permission {
     let mut and = Vec::new();
     let host = |v: &str| Permission {
         rule: Some(permission::Rule::Header(header(
@@ -445,14 +551,22 @@ fn operation(o: &Operation, at: &str, problems: &mut Vec<(String, String)>) -> P
             rule: Some(permission::Rule::DestinationPort(p)),
         })
     };
-    for (values, negate, f) in [
-        (&o.hosts, false, &host as &dyn Fn(&str) -> Permission),
-        (&o.not_hosts, true, &host),
-        (&o.methods, false, &method),
-        (&o.not_methods, true, &method),
-        (&o.paths, false, &path),
-        (&o.not_paths, true, &path),
+    for (name, values, negate, f) in [
+        (
+            "hosts",
+            &o.hosts,
+            false,
+            &host as &dyn Fn(&str) -> Permission,
+        ),
+        ("notHosts", &o.not_hosts, true, &host),
+        ("methods", &o.methods, false, &method),
+        ("notMethods", &o.not_methods, true, &method),
+        ("paths", &o.paths, false, &path),
+        ("notPaths", &o.not_paths, true, &path),
     ] {
+        if fields.tcp_skips(format!("{at}.{name}"), values) {
+            continue;
+        }
         if !values.is_empty() {
             let p = or_perm(values.iter().map(|v| f(v)).collect());
             and.push(if negate { not_perm(p) } else { p });
@@ -470,7 +584,9 @@ fn operation(o: &Operation, at: &str, problems: &mut Vec<(String, String)>) -> P
         and.push(if negate { not_perm(p) } else { p });
     }
     if let Some(path) = bad_port {
-        problems.push((path, "a port that is not a number".to_owned()));
+        fields
+            .problems
+            .push((path, "a port that is not a number".to_owned()));
     }
     if and.is_empty() {
         any_permission()
@@ -485,9 +601,13 @@ fn condition(
     at: &str,
     perms: &mut Vec<Permission>,
     prins: &mut Vec<Principal>,
-    problems: &mut Vec<(String, String)>,
+    fields: &mut Fields<'_>,
 ) {
     let key = c.key.as_str();
+    let http_only = key.starts_with("request.headers[") || key.starts_with("request.auth.");
+    if http_only && fields.tcp_skips(format!("{at}.key"), std::slice::from_ref(&c.key)) {
+        return;
+    }
     let both = |f: &dyn Fn(&str) -> Option<Permission>| -> Option<Permission> {
         let mut and = Vec::new();
         if !c.values.is_empty() {
@@ -554,7 +674,7 @@ fn condition(
                 rule: Some(permission::Rule::RequestedServerName(string(v, false))),
             })
         })),
-        _ => problems.push((
+        _ => fields.problems.push((
             format!("{at}.key"),
             format!("condition `{key}` (request.auth.* and experimental keys)"),
         )),

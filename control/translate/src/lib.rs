@@ -35,6 +35,7 @@ mod peer_authn;
 pub mod registry;
 mod route;
 mod scope;
+mod tcp;
 mod upstream_tls;
 
 use std::collections::BTreeMap;

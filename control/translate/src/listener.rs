@@ -33,7 +33,7 @@ use crate::cluster::socket;
 use crate::names::{covers, fqdn, inbound_cluster, is_http_protocol, outbound_cluster, overlap};
 use crate::registry::{Service, exported, selects};
 use crate::route::{CORS_FILTER, FAULT_FILTER, Place, ROUTER_FILTER, default_route, http_routes};
-use crate::{Cx, Note, ROOT_NAMESPACE};
+use crate::{Cx, Note, ROOT_NAMESPACE, tcp};
 
 /// What a proxy's listeners need: listeners, their route configurations, clusters of their
 /// own (inbound), and the services whose clusters they may route to.
@@ -88,6 +88,8 @@ pub(crate) fn gateway<'a>(cx: &mut Cx<'a>) -> Out<'a> {
         .collect();
     // (bind, port) -> servers, in input order.
     let mut ports: BTreeMap<(String, u32), Vec<ServerAt<'_>>> = BTreeMap::new();
+    // The same for TCP and TLS passthrough servers.
+    let mut opaque: BTreeMap<(String, u32), Vec<tcp::GatewayServer<'_>>> = BTreeMap::new();
     for (r, g) in &gateways {
         for (i, s) in g.servers.iter().enumerate() {
             let at = format!("spec.servers[{i}]");
@@ -97,6 +99,20 @@ pub(crate) fn gateway<'a>(cx: &mut Cx<'a>) -> Out<'a> {
                 .clone()
                 .unwrap_or_default()
                 .to_ascii_uppercase();
+            if let Some(kind) = tcp::gateway_kind(&protocol, s) {
+                let bind = s.bind.clone().unwrap_or_else(|| "0.0.0.0".to_owned());
+                opaque
+                    .entry((bind, port.number.unwrap_or_default()))
+                    .or_default()
+                    .push(tcp::GatewayServer {
+                        gateway: r,
+                        index: i,
+                        name: format!("{}/{}", r.namespace, r.meta.name),
+                        server: s,
+                        kind,
+                    });
+                continue;
+            }
             let redirect_only = s
                 .tls
                 .as_ref()
@@ -113,7 +129,7 @@ pub(crate) fn gateway<'a>(cx: &mut Cx<'a>) -> Out<'a> {
                 cx.unsupported(
                     r,
                     &format!("{at}.port.protocol"),
-                    &format!("{protocol} gateway servers (TCP and TLS routes)"),
+                    &format!("{protocol} gateway servers"),
                 );
                 continue;
             }
@@ -125,19 +141,39 @@ pub(crate) fn gateway<'a>(cx: &mut Cx<'a>) -> Out<'a> {
         }
     }
     let vss: Vec<_> = virtual_services(cx).collect();
-    for (r, v) in &vss {
-        let refs = gateway_refs(r, v);
-        let bound = gateways
+    let mut listeners = Vec::new();
+    if !opaque.is_empty() {
+        let network_rbac = crate::authz::network_filters(cx);
+        let bound: Vec<tcp::BoundVs<'_>> = vss
             .iter()
-            .any(|(g, _)| refs.contains(&format!("{}/{}", g.namespace, g.meta.name)));
-        if bound && !v.tcp.is_empty() {
-            cx.unsupported(r, "spec.tcp", "TCP routes");
-        }
-        if bound && !v.tls.is_empty() {
-            cx.unsupported(r, "spec.tls", "TLS routes");
+            .map(|(r, v)| (*r, *v, gateway_refs(r, v)))
+            .collect();
+        let admits = |server: &Server, gw: &Resource, vs: &Resource, host: &str| {
+            server_host(server, gw, vs, &fqdn(host, &vs.namespace)).is_some()
+        };
+        for ((bind, port), servers) in &opaque {
+            if ports.contains_key(&(bind.clone(), *port)) {
+                for s in servers {
+                    cx.note(
+                        s.gateway,
+                        &format!("spec.servers[{}]", s.index),
+                        format!("ignored: port {port} is an HTTP server's (Istio keeps one protocol per port)"),
+                    );
+                }
+                continue;
+            }
+            let name = format!("{bind}_{port}");
+            let at = tcp::Bind {
+                address: bind,
+                port: *port,
+            };
+            if let Some(l) =
+                tcp::gateway_listener(cx, &name, at, servers, &bound, &network_rbac, &admits)
+            {
+                listeners.push(l);
+            }
         }
     }
-    let mut listeners = Vec::new();
     let mut routes = Vec::new();
     for ((bind, port), servers) in ports {
         // Domain -> (virtual host index); virtual hosts in first-seen order.
@@ -430,27 +466,36 @@ pub(crate) fn sidecar<'a>(cx: &mut Cx<'a>) -> Out<'a> {
             .port
             .as_ref()
             .and_then(|p| p.protocol.clone())
-            .unwrap_or_default();
-        if !is_http_protocol(&protocol) {
-            cx.unsupported(
-                sr,
-                &format!("{at}.port.protocol"),
-                &format!("{protocol} egress listeners (TCP routes)"),
-            );
-            continue;
-        }
+            .unwrap_or_default()
+            .to_ascii_uppercase();
         let imported: Vec<&Service> = services
             .iter()
             .copied()
             .filter(|s| e.hosts.iter().any(|h| imports(h, &sr.namespace, s)))
             .collect();
+        let bind = e.bind.clone().unwrap_or_else(|| "127.0.0.1".to_owned());
+        let name = format!("{bind}_{port}");
+        if !is_http_protocol(&protocol) {
+            if protocol == "UDP" {
+                cx.unsupported(sr, &format!("{at}.port.protocol"), "UDP listeners");
+                continue;
+            }
+            let vss = mesh_virtual_services(cx);
+            let tls = matches!(protocol.as_str(), "TLS" | "HTTPS");
+            let address = tcp::Bind {
+                address: &bind,
+                port,
+            };
+            listeners.push(tcp::egress_listener(
+                cx, sr, &at, &name, address, tls, &imported, &vss,
+            ));
+            continue;
+        }
         let rc = RouteConfiguration {
             name: port.to_string(),
             virtual_hosts: egress_vhosts(cx, &imported, port),
             ..Default::default()
         };
-        let bind = e.bind.clone().unwrap_or_else(|| "127.0.0.1".to_owned());
-        let name = format!("{bind}_{port}");
         listeners.push(http_listener(
             &name,
             &bind,
@@ -469,6 +514,8 @@ pub(crate) fn sidecar<'a>(cx: &mut Cx<'a>) -> Out<'a> {
         .filter_map(|ing| ing.port.as_ref().and_then(|p| p.number))
         .collect();
     let mtls = crate::peer_authn::policy(cx, &ingress_ports);
+    // Built when a TCP ingress listener needs them.
+    let mut network_rbac = None;
     for (i, ing) in sc.ingress.iter().enumerate() {
         let at = format!("spec.ingress[{i}]");
         let Some(port) = ing.port.as_ref().and_then(|p| p.number) else {
@@ -478,13 +525,10 @@ pub(crate) fn sidecar<'a>(cx: &mut Cx<'a>) -> Out<'a> {
             .port
             .as_ref()
             .and_then(|p| p.protocol.clone())
-            .unwrap_or_default();
-        if !is_http_protocol(&protocol) {
-            cx.unsupported(
-                sr,
-                &format!("{at}.port.protocol"),
-                &format!("{protocol} ingress listeners"),
-            );
+            .unwrap_or_default()
+            .to_ascii_uppercase();
+        if protocol == "UDP" {
+            cx.unsupported(sr, &format!("{at}.port.protocol"), "UDP listeners");
             continue;
         }
         if ing.tls.is_some() {
@@ -533,6 +577,30 @@ pub(crate) fn sidecar<'a>(cx: &mut Cx<'a>) -> Out<'a> {
             }),
             ..Default::default()
         });
+        let bind = ing.bind.clone().unwrap_or_else(|| "0.0.0.0".to_owned());
+        let name = format!("{bind}_{port}");
+        if !is_http_protocol(&protocol) {
+            // Opaque bytes (TCP, TLS the application terminates, MONGO, ...): a TCP proxy
+            // behind the network form of the workload's authorization policies.
+            if network_rbac.is_none() {
+                network_rbac = Some(crate::authz::network_filters(cx));
+            }
+            let mut listener = Listener {
+                name: name.clone(),
+                address: Some(socket(&bind, port)),
+                filter_chains: vec![FilterChain {
+                    filters: tcp::filters(
+                        network_rbac.as_deref().unwrap_or_default(),
+                        &tcp::Target::Cluster(cluster),
+                    ),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            };
+            crate::peer_authn::secure_tcp(&mut listener, mtls.for_port(port));
+            listeners.push(listener);
+            continue;
+        }
         let mut route = default_route(cluster.clone());
         if let Some(route::Action::Route(ra)) = &mut route.action {
             // Inbound: no retries (the client side retries), as in Istio.
@@ -548,8 +616,6 @@ pub(crate) fn sidecar<'a>(cx: &mut Cx<'a>) -> Out<'a> {
             }],
             ..Default::default()
         };
-        let bind = ing.bind.clone().unwrap_or_else(|| "0.0.0.0".to_owned());
-        let name = format!("{bind}_{port}");
         let mut listener = http_listener(
             &name,
             &bind,
@@ -572,13 +638,7 @@ pub(crate) fn sidecar<'a>(cx: &mut Cx<'a>) -> Out<'a> {
 /// else the service's first HTTP port.
 fn egress_vhosts(cx: &mut Cx<'_>, services: &[&Service], listener_port: u32) -> Vec<VirtualHost> {
     // Each mesh VirtualService with its hosts as FQDNs, made once (not once per service).
-    let vss: Vec<_> = virtual_services(cx)
-        .filter(|(r, v)| v.gateways.is_empty() || gateway_refs(r, v).iter().any(|g| g == "mesh"))
-        .map(|(r, v)| {
-            let hosts: Vec<String> = v.hosts.iter().map(|h| fqdn(h, &r.namespace)).collect();
-            (r, v, hosts)
-        })
-        .collect();
+    let vss = mesh_virtual_services(cx);
     let mut out = Vec::new();
     for svc in services {
         let http_ports: Vec<u32> = svc
@@ -639,6 +699,17 @@ fn egress_vhosts(cx: &mut Cx<'_>, services: &[&Service], listener_port: u32) -> 
         }
     }
     out
+}
+
+/// The VirtualServices bound to the `mesh` gateway (sidecars), each with its hosts as FQDNs.
+fn mesh_virtual_services<'a>(cx: &Cx<'a>) -> Vec<tcp::MeshVs<'a>> {
+    virtual_services(cx)
+        .filter(|(r, v)| v.gateways.is_empty() || gateway_refs(r, v).iter().any(|g| g == "mesh"))
+        .map(|(r, v)| {
+            let hosts: Vec<String> = v.hosts.iter().map(|h| fqdn(h, &r.namespace)).collect();
+            (r, v, hosts)
+        })
+        .collect()
 }
 
 /// The names a client may use for a service: the FQDN and, for Kubernetes services, the

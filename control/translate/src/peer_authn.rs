@@ -199,11 +199,29 @@ const MESH_CLIENT_ALPN: [&str; 5] = [
 /// chosen over `h2` and break HTTP/2 negotiation (Istio leaves it out for that reason).
 const SERVER_ALPN: [&str; 2] = ["h2", "http/1.1"];
 
+/// What an inbound TCP listener negotiates. Istio's TCP listeners offer
+/// `istio-peer-exchange`, `h2`, `http/1.1`; spar-proxy does no metadata exchange, so it
+/// leaves `istio-peer-exchange` out (a client that chose it would send exchange bytes the
+/// application would see) and puts `istio` first instead: an Istio TCP client offers only
+/// `istio-peer-exchange` and `istio`, and rustls refuses a handshake with no protocol in
+/// common where Envoy would go on without one.
+const SERVER_TCP_ALPN: [&str; 3] = ["istio", "h2", "http/1.1"];
+
 /// Turns an inbound listener's plaintext chain into the chains of `mode`: DISABLE keeps it;
 /// STRICT makes it a mesh mTLS chain (plaintext then matches no chain and is closed);
 /// PERMISSIVE puts a mesh mTLS chain, matched on TLS with an `istio*` ALPN, before it and
 /// matches it on plaintext only. The TLS inspector fills in what the matches read.
 pub(crate) fn secure(listener: &mut Listener, mode: Mode) {
+    secure_with(listener, mode, &SERVER_ALPN);
+}
+
+/// [`secure`] for an inbound TCP proxy listener: the same chains, with the ALPN of
+/// [`SERVER_TCP_ALPN`].
+pub(crate) fn secure_tcp(listener: &mut Listener, mode: Mode) {
+    secure_with(listener, mode, &SERVER_TCP_ALPN);
+}
+
+fn secure_with(listener: &mut Listener, mode: Mode, server_alpn: &[&str]) {
     let plaintext = std::mem::take(&mut listener.filter_chains);
     let mtls = |chain: &FilterChain, alpn: &[&str]| FilterChain {
         name: "mtls".to_owned(),
@@ -212,7 +230,7 @@ pub(crate) fn secure(listener: &mut Listener, mode: Mode) {
             application_protocols: alpn.iter().map(|a| (*a).to_owned()).collect(),
             ..Default::default()
         }),
-        transport_socket: Some(server_tls()),
+        transport_socket: Some(server_tls(server_alpn)),
         ..chain.clone()
     };
     listener.filter_chains = match mode {
@@ -232,23 +250,28 @@ pub(crate) fn secure(listener: &mut Listener, mode: Mode) {
             .collect(),
     };
     if mode != Mode::Disable {
-        listener.listener_filters = vec![ListenerFilter {
-            name: TLS_INSPECTOR.to_owned(),
-            config_type: Some(listener_filter::ConfigType::TypedConfig(pack_any(
-                TlsInspector::default(),
-            ))),
-            ..Default::default()
-        }];
+        listener.listener_filters = vec![tls_inspector()];
+    }
+}
+
+/// The TLS inspector: what filter chain matches on SNI, transport or ALPN need first.
+pub(crate) fn tls_inspector() -> ListenerFilter {
+    ListenerFilter {
+        name: TLS_INSPECTOR.to_owned(),
+        config_type: Some(listener_filter::ConfigType::TypedConfig(pack_any(
+            TlsInspector::default(),
+        ))),
+        ..Default::default()
     }
 }
 
 /// The server side of mesh mTLS: the proxy's certificate (SDS `default`), clients must
 /// present one that the mesh trust bundle (SDS `ROOTCA`) verifies.
-fn server_tls() -> TransportSocket {
+fn server_tls(alpn: &[&str]) -> TransportSocket {
     let context = DownstreamTlsContext {
         require_client_certificate: Some(BoolValue { value: true }),
         common_tls_context: Some(CommonTlsContext {
-            alpn_protocols: SERVER_ALPN.iter().map(|a| (*a).to_owned()).collect(),
+            alpn_protocols: alpn.iter().map(|a| (*a).to_owned()).collect(),
             tls_certificate_sds_secret_configs: vec![sds("default")],
             validation_context_type: Some(
                 common_tls_context::ValidationContextType::ValidationContextSdsSecretConfig(sds(

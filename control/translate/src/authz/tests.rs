@@ -10,6 +10,19 @@ use super::*;
 use crate::{ProxyKind, ProxyNode, Registry};
 
 fn filters(yaml: &str, ns: &str, labels: &[(&str, &str)]) -> (Vec<Rbac>, Vec<crate::Note>) {
+    with_cx(yaml, ns, labels, http_filters)
+}
+
+fn network(yaml: &str, ns: &str, labels: &[(&str, &str)]) -> (Vec<NetworkRbac>, Vec<crate::Note>) {
+    with_cx(yaml, ns, labels, network_filters)
+}
+
+fn with_cx<T>(
+    yaml: &str,
+    ns: &str,
+    labels: &[(&str, &str)],
+    build: fn(&mut Cx<'_>) -> Vec<T>,
+) -> (Vec<T>, Vec<crate::Note>) {
     let loaded = load("t.yaml", yaml, &Options::default());
     assert!(
         loaded
@@ -29,7 +42,7 @@ fn filters(yaml: &str, ns: &str, labels: &[(&str, &str)]) -> (Vec<Rbac>, Vec<cra
             .collect::<Labels>(),
     };
     let mut cx = Cx::new(&loaded.resources, &registry, &proxy);
-    let out = http_filters(&mut cx);
+    let out = build(&mut cx);
     (out, cx.notes)
 }
 
@@ -228,4 +241,114 @@ fn spiffe_forms() {
     assert!(cidr("10.0.0.0/8").is_some());
     assert_eq!(cidr("10.1.2.3").unwrap().prefix_len.unwrap().value, 32);
     assert!(cidr("nope").is_none());
+}
+
+/// Istio's rule for HTTP-only fields on TCP: an ALLOW rule using one is left out, a DENY or
+/// AUDIT rule matches without it; TCP-capable fields (principals, ports, source IPs, SNI)
+/// are kept; HTTP filters keep everything.
+#[test]
+fn tcp_drops_allow_rules_with_http_fields_and_widens_deny_rules() {
+    let yaml = r#"
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: { name: readers, namespace: default }
+spec:
+  action: ALLOW
+  rules:
+  - from: [{ source: { principals: ["cluster.local/ns/default/sa/sleep"] } }]
+    to: [{ operation: { ports: ["9000"] } }]
+  - from: [{ source: { principals: ["cluster.local/ns/default/sa/web"] } }]
+    to: [{ operation: { methods: ["GET"] } }]
+  - from: [{ source: { requestPrincipals: ["iss/sub"] } }]
+  - when: [{ key: "request.headers[x-user]", values: ["a"] }]
+  - when: [{ key: "connection.sni", values: ["db.example.com"] }]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: { name: no-admin, namespace: default }
+spec:
+  action: DENY
+  rules:
+  - from: [{ source: { principals: ["cluster.local/ns/default/sa/intruder"] } }]
+    to: [{ operation: { paths: ["/admin"], notHosts: ["x"] } }]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: { name: watch, namespace: default }
+spec:
+  action: AUDIT
+  rules:
+  - to: [{ operation: { methods: ["POST"] } }]
+"#;
+    let (out, notes) = network(yaml, "default", &[]);
+    let sets: Vec<(i32, Vec<String>)> = out
+        .iter()
+        .map(|f| {
+            assert_eq!(f.stat_prefix, "tcp.", "Istio's network RBAC stat prefix");
+            let r = f.rules.as_ref().unwrap();
+            let mut names: Vec<String> = r.policies.keys().cloned().collect();
+            names.sort();
+            (r.action, names)
+        })
+        .collect();
+    let name = |p: &str, i: usize| format!("ns[default]-policy[{p}]-rule[{i}]");
+    assert_eq!(
+        sets,
+        [
+            (rbac::Action::Log as i32, vec![name("watch", 0)]),
+            (rbac::Action::Deny as i32, vec![name("no-admin", 0)]),
+            (
+                rbac::Action::Allow as i32,
+                vec![name("readers", 0), name("readers", 4)]
+            ),
+        ],
+        "ALLOW rules 1-3 use HTTP-only fields: left out"
+    );
+    // The DENY rule keeps its source and drops its paths and hosts: it denies the
+    // intruder's every connection.
+    let deny = format!("{:?}", out[1].rules.as_ref().unwrap().policies);
+    assert!(deny.contains("sa/intruder"), "{deny}");
+    assert!(
+        !deny.contains("/admin") && !deny.contains(":authority"),
+        "{deny}"
+    );
+    let audit = &out[0].rules.as_ref().unwrap().policies[&name("watch", 0)];
+    assert!(
+        matches!(
+            audit.permissions[..],
+            [Permission {
+                rule: Some(permission::Rule::Any(true))
+            }]
+        ),
+        "an AUDIT rule with only methods audits every connection: {audit:?}"
+    );
+    let allow = &out[2].rules.as_ref().unwrap().policies;
+    assert!(format!("{:?}", allow[&name("readers", 0)]).contains("DestinationPort(9000)"));
+    assert!(format!("{:?}", allow[&name("readers", 4)]).contains("db.example.com"));
+    // Notes say which rules changed and why; none calls HTTP fields unsupported.
+    let mut paths: Vec<(&str, bool)> = notes
+        .iter()
+        .map(|n| (n.path.as_str(), n.message.starts_with("left out")))
+        .collect();
+    paths.sort();
+    assert_eq!(
+        paths,
+        [
+            ("spec.rules[0]", false),
+            ("spec.rules[0]", false),
+            ("spec.rules[1]", true),
+            ("spec.rules[2]", true),
+            ("spec.rules[3]", true),
+        ],
+        "{notes:?}"
+    );
+    assert!(
+        notes.iter().all(|n| n.unsupported_feature().is_none()),
+        "{notes:?}"
+    );
+
+    // The same policies as HTTP filters keep every rule (requestPrincipals aside).
+    let (http, _) = filters(yaml, "default", &[]);
+    let allow = http[2].rules.as_ref().unwrap();
+    assert_eq!(allow.policies.len(), 4, "only the JWT rule is left out");
 }
