@@ -46,6 +46,9 @@ fn names(t: &Translation) -> Vec<&str> {
     t.listeners.iter().map(|l| l.name.as_str()).collect()
 }
 
+/// A chain's SNI names and TCP proxy clusters.
+type ChainView = (Vec<String>, Vec<(String, u32)>);
+
 /// The TCP proxy of a chain: its clusters with weights (1 for a single cluster).
 fn proxy(chain: &FilterChain) -> Vec<(String, u32)> {
     let last = chain.filters.last().unwrap();
@@ -257,7 +260,7 @@ spec:
 "#;
     let t = sidecar(&yaml);
     let l = listener(&t, "127.0.0.1_443");
-    let chains: Vec<(Vec<String>, Vec<(String, u32)>)> = l
+    let chains: Vec<ChainView> = l
         .filter_chains
         .iter()
         .map(|c| {
@@ -361,7 +364,7 @@ spec:
 fn gateway_tls_passthrough_by_sni_and_tcp_servers() {
     let t = run(GATEWAY, ProxyKind::Router, &[("istio", "ingressgateway")]);
     let tls = listener(&t, "0.0.0.0_8443");
-    let chains: Vec<(Vec<String>, Vec<(String, u32)>)> = tls
+    let chains: Vec<ChainView> = tls
         .filter_chains
         .iter()
         .map(|c| (c.filter_chain_match.clone().unwrap().server_names, proxy(c)))
