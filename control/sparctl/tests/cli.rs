@@ -175,6 +175,9 @@ spec:
   servers:
   - port: {number: 8080, name: http, protocol: HTTP}
     hosts: [\"*\"]
+  - port: {number: 8443, name: https, protocol: HTTPS}
+    hosts: [\"*\"]
+    tls: {mode: SIMPLE, credentialName: cert}
   - port: {number: 3306, name: mysql, protocol: TCP}
     hosts: [\"*\"]
 ",
@@ -192,8 +195,10 @@ spec:
         .find(|l| l.starts_with("Warning [SPR0004] (Gateway default/gw "))
         .unwrap_or_else(|| panic!("no SPR0004 line: {stdout}"));
     assert!(
-        line.contains("gw.yaml:9) spec.servers[1].port.protocol: TCP gateway servers"),
+        line.contains("gw.yaml:11) spec.servers[1].tls: TLS termination on gateways"),
         "{line}"
     );
+    // A TCP server is no longer something spar-proxy cannot do.
+    assert!(!stdout.contains("servers[2]"), "{stdout}");
     assert_eq!(stdout.lines().count(), 1, "reported once: {stdout}");
 }

@@ -17,9 +17,16 @@
 //! - Mesh mTLS: to upstreams (DestinationRule `ISTIO_MUTUAL`, auto mTLS) and on sidecar
 //!   inbound listeners, in the mode PeerAuthentication sets (STRICT, PERMISSIVE by default,
 //!   DISABLE), with TLS contexts naming the SDS secrets the proxy's identity serves.
-//! - Everything the Istio config asks for that spar-proxy cannot do yet (TLS origination and
-//!   termination, TCP and TLS routes, transparent capture, EnvoyFilter, ...) becomes a
-//!   [`Note`] naming the resource and field, never a silent drop.
+//! - Opaque TCP and TLS (module `tcp`): `tcp_proxy` listeners for Sidecar egress listeners on
+//!   TCP ports (VirtualService `tcp` routes) and TLS ports (`tls` routes by SNI), for TCP
+//!   ingress listeners (secured as the HTTP ones, with network RBAC), and for gateway TCP
+//!   and TLS `PASSTHROUGH` servers.
+//! - AuthorizationPolicy as RBAC filters: HTTP for connection managers, network for TCP
+//!   proxies (Istio's rule for HTTP-only fields on TCP).
+//! - Everything the Istio config asks for that spar-proxy cannot do yet (TLS origination
+//!   with Kubernetes secrets, TLS termination on gateways, transparent capture, UDP,
+//!   EnvoyFilter, ...) becomes a [`Note`] naming the resource and field, never a silent
+//!   drop.
 //!
 //! What it does not do: no I/O, no clock, no validation (its input has passed
 //! `spar_istio::validate`; what still makes no sense is skipped with a note), no

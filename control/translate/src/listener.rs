@@ -1,6 +1,8 @@
-//! Listeners: a gateway's servers (one HTTP listener per port) and a sidecar's explicit
-//! listeners (Sidecar egress listeners with `captureMode: NONE`, and ingress listeners,
-//! secured as PeerAuthentication says: see [`crate::peer_authn`]).
+//! Listeners: a gateway's servers (one HTTP listener per port; TCP and TLS passthrough
+//! servers through [`crate::tcp`]) and a sidecar's explicit listeners (Sidecar egress
+//! listeners with `captureMode: NONE`, HTTP here and opaque ones through [`crate::tcp`], and
+//! ingress listeners, HTTP or TCP, secured as PeerAuthentication says: see
+//! [`crate::peer_authn`]).
 
 use std::collections::BTreeMap;
 
