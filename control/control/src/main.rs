@@ -6,9 +6,7 @@
 
 mod ca;
 mod monitor;
-mod node;
 mod source;
-mod world;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -144,7 +142,7 @@ fn run(args: Args) -> anyhow::Result<()> {
 
 async fn serve(args: Args) -> anyhow::Result<()> {
     let cache = Arc::new(spar_xds::Cache::default());
-    let mesh = Arc::new(node::Mesh::new(cache.clone()));
+    let mesh = Arc::new(spar_control::node::Mesh::new(cache.clone()));
     let source = source::Source::start(&args, &mesh).await?;
     cache.set_provider(mesh.provider());
     let listener = tokio::net::TcpListener::bind(args.xds_address)

@@ -1,103 +1,236 @@
 //! Who is asking: Istio's node id and metadata into spar-translate's proxy, and the
 //! per-node snapshots kept current as the configuration changes.
+//!
+//! Proxies are translated once per scope ([`ScopeKey`]: kind, namespace and the workload
+//! selectors that select them), and every node of a scope holds the same encoded snapshot.
+//! A configuration that differs from the last only in endpoints
+//! ([`spar_translate::endpoints_changed`]) is not translated again: each scope's clusters
+//! for the services concerned are rebuilt and re-encoded, the rest of its snapshot kept.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use envoy_types::pb::envoy::config::core::v3::Node;
 use envoy_types::pb::google::protobuf::value::Kind;
-use spar_translate::{ProxyKind, ProxyNode};
+use spar_translate::{ProxyKind, ProxyNode, ScopeKey, ScopeTranslation, Translation};
 use spar_xds::{Cache, Snapshot};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::world::World;
 
-/// The mesh as served: the current configuration and every node seen.
-pub(crate) struct Mesh {
+/// The mesh as served: the current configuration, its translations per scope, and every
+/// node seen.
+pub struct Mesh {
     cache: Arc<Cache>,
-    world: Mutex<Option<Arc<World>>>,
-    nodes: Mutex<HashMap<String, Node>>,
-    version: AtomicU64,
+    /// Held for the whole of [`Mesh::set_world`], so that worlds reach the cache in the order
+    /// they were set (`state` alone is released before the cache is told).
+    updating: Mutex<()>,
+    state: Mutex<State>,
+}
+
+impl std::fmt::Debug for Mesh {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mesh").finish_non_exhaustive()
+    }
+}
+
+#[derive(Default)]
+struct State {
+    /// The configuration served, once there is one.
+    served: Option<Served>,
+    /// Every node seen, by id.
+    nodes: HashMap<String, ProxyNode>,
+    /// Bumped with every configuration that changes what some proxy gets.
+    version: u64,
+}
+
+struct Served {
+    world: Arc<World>,
+    /// The scopes translated so far under this world (built when a node of the scope needs
+    /// one).
+    scopes: HashMap<ScopeKey, Arc<Scope>>,
+}
+
+/// One scope's translation and the snapshot every node of the scope holds.
+struct Scope {
+    translation: ScopeTranslation,
+    snapshot: Arc<Snapshot>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock leaves plain data behind: still usable.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Mesh {
-    pub(crate) fn new(cache: Arc<Cache>) -> Mesh {
+    pub fn new(cache: Arc<Cache>) -> Mesh {
         Mesh {
             cache,
-            world: Mutex::new(None),
-            nodes: Mutex::new(HashMap::new()),
-            version: AtomicU64::new(0),
+            updating: Mutex::new(()),
+            state: Mutex::new(State::default()),
         }
     }
 
-    /// Adopts a new configuration and recomputes every known node's snapshot (their
-    /// streams push the difference).
-    pub(crate) fn set_world(&self, world: World) {
+    /// The version the snapshots of the current configuration carry.
+    pub fn version(&self) -> String {
+        lock(&self.state).version.to_string()
+    }
+
+    /// Adopts a new configuration and gives every known node its snapshot of it (their
+    /// streams push the difference). Each node's snapshot comes whole from one world.
+    pub fn set_world(&self, world: World) {
+        let _updating = lock(&self.updating);
         let world = Arc::new(world);
-        *self.world.lock().unwrap_or_else(PoisonError::into_inner) = Some(world.clone());
-        self.version.fetch_add(1, Ordering::Relaxed);
-        let nodes: Vec<Node> = self
+        let mut state = lock(&self.state);
+        let old = state.served.take();
+        let hosts = old.as_ref().and_then(|o| {
+            spar_translate::endpoints_changed(
+                (&o.world.resources, &o.world.registry),
+                (&world.resources, &world.registry),
+            )
+        });
+        let mut scopes = HashMap::new();
+        match (old, hosts) {
+            (Some(old), Some(hosts)) if hosts.is_empty() => {
+                // Nothing any proxy gets changed: same snapshots, nothing to push.
+                state.served = Some(Served {
+                    world,
+                    scopes: old.scopes,
+                });
+                debug!("configuration changed, no proxy's config did");
+                return;
+            }
+            (Some(old), Some(hosts)) => {
+                state.version += 1;
+                let version = state.version.to_string();
+                for (key, scope) in old.scopes {
+                    let scope = Arc::try_unwrap(scope).unwrap_or_else(|s| Scope {
+                        translation: s.translation.clone(),
+                        snapshot: s.snapshot.clone(),
+                    });
+                    scopes.insert(
+                        key,
+                        Arc::new(scope.with_endpoints(&world, &hosts, &version)),
+                    );
+                }
+                info!(
+                    hosts = hosts.len(),
+                    version, "endpoints changed: clusters rebuilt"
+                );
+            }
+            _ => state.version += 1,
+        }
+        let version = state.version.to_string();
+        let mut served = Served { world, scopes };
+        let assigned: Vec<(String, Arc<Snapshot>)> = state
             .nodes
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .values()
-            .cloned()
+            .iter()
+            .map(|(id, proxy)| {
+                (
+                    id.clone(),
+                    served.scope(id, proxy, &version).snapshot.clone(),
+                )
+            })
             .collect();
-        for node in nodes {
-            let snapshot = self.snapshot_for(&node, &world);
-            self.cache.set_snapshot(&node.id, snapshot);
+        state.served = Some(served);
+        drop(state);
+        for (id, snapshot) in assigned {
+            self.cache.set_shared(&id, snapshot);
         }
     }
 
     /// The cache's provider: a node connecting for the first time gets its snapshot.
-    pub(crate) fn provider(self: &Arc<Self>) -> spar_xds::Provider {
+    pub fn provider(self: &Arc<Self>) -> spar_xds::Provider {
         let mesh = self.clone();
         Arc::new(move |node: &Node| {
-            mesh.nodes
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .insert(node.id.clone(), node.clone());
-            let world = mesh
-                .world
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .clone();
-            Arc::new(match world {
-                Some(w) => mesh.snapshot_for(node, &w),
-                None => Snapshot::default(),
-            })
+            let proxy = proxy_node(node);
+            let mut state = lock(&mesh.state);
+            state.nodes.insert(node.id.clone(), proxy.clone());
+            let version = state.version.to_string();
+            match &mut state.served {
+                Some(served) => served.scope(&node.id, &proxy, &version).snapshot.clone(),
+                None => Arc::default(),
+            }
         })
     }
+}
 
-    fn snapshot_for(&self, node: &Node, world: &World) -> Snapshot {
-        let proxy = proxy_node(node);
-        let t = spar_translate::translate(&world.resources, &world.registry, &proxy);
-        for n in &t.notes {
-            warn!(node = %node.id, path = %n.path, "{}", n.message);
-        }
-        let version = self.version.load(Ordering::Relaxed).to_string();
-        let mut s = Snapshot::new(version.clone());
-        for c in &t.clusters {
-            s.insert_message(c.name.clone(), c);
-        }
-        for l in &t.listeners {
-            s.insert_message(l.name.clone(), l);
-        }
-        info!(
-            node = %node.id,
-            version,
-            clusters = t.clusters.len(),
-            listeners = t.listeners.len(),
-            "snapshot built"
-        );
-        s
+impl Served {
+    /// The scope of `proxy`, translated now if it is the first of its scope.
+    fn scope(&mut self, id: &str, proxy: &ProxyNode, version: &str) -> &Arc<Scope> {
+        let key = ScopeKey::new(&self.world.resources, proxy);
+        let world = &self.world;
+        self.scopes.entry(key).or_insert_with(|| {
+            let translation = ScopeTranslation::new(&world.resources, &world.registry, proxy);
+            for n in &translation.translation.notes {
+                warn!(node = %id, path = %n.path, "{}", n.message);
+            }
+            let scope = Scope::new(translation, version);
+            info!(
+                node = %id,
+                version,
+                clusters = scope.translation.translation.clusters.len(),
+                listeners = scope.translation.translation.listeners.len(),
+                "scope translated"
+            );
+            Arc::new(scope)
+        })
     }
+}
+
+impl Scope {
+    fn new(translation: ScopeTranslation, version: &str) -> Scope {
+        let snapshot = Arc::new(snapshot(&translation.translation, version));
+        Scope {
+            translation,
+            snapshot,
+        }
+    }
+
+    /// The scope under a world that differs only in the endpoints of `hosts`: the clusters
+    /// concerned rebuilt and re-encoded, the rest of the snapshot kept.
+    fn with_endpoints(
+        self,
+        world: &World,
+        hosts: &std::collections::BTreeSet<String>,
+        version: &str,
+    ) -> Scope {
+        let (translation, rebuilt) =
+            self.translation
+                .with_endpoints(&world.resources, &world.registry, hosts);
+        let mut snapshot = Arc::unwrap_or_clone(self.snapshot);
+        snapshot.version = version.to_owned();
+        for c in translation
+            .translation
+            .clusters
+            .iter()
+            .filter(|c| rebuilt.contains(&c.name))
+        {
+            snapshot.insert_message(c.name.clone(), c);
+        }
+        Scope {
+            translation,
+            snapshot: Arc::new(snapshot),
+        }
+    }
+}
+
+/// What a node's snapshot holds: clusters (endpoints inline, as spar-proxy has no EDS) and
+/// listeners (routes inline, as it has no RDS).
+pub fn snapshot(t: &Translation, version: &str) -> Snapshot {
+    let mut s = Snapshot::new(version);
+    for c in &t.clusters {
+        s.insert_message(c.name.clone(), c);
+    }
+    for l in &t.listeners {
+        s.insert_message(l.name.clone(), l);
+    }
+    s
 }
 
 /// Istio's node id `TYPE~IP~POD.NAMESPACE~NAMESPACE.svc.cluster.local` (TYPE `sidecar` or
 /// `router`) and the `LABELS` / `NAMESPACE` metadata, as the translation needs them.
-pub(crate) fn proxy_node(node: &Node) -> ProxyNode {
+pub fn proxy_node(node: &Node) -> ProxyNode {
     let parts: Vec<&str> = node.id.split('~').collect();
     let kind = match parts.first() {
         Some(&"router") => ProxyKind::Router,
@@ -136,45 +269,4 @@ pub(crate) fn proxy_node(node: &Node) -> ProxyNode {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use envoy_types::pb::google::protobuf::{Struct, Value};
-
-    #[test]
-    fn istio_node_ids_and_metadata() {
-        let node = Node {
-            id: "router~10.0.0.1~gw-1.istio-system~istio-system.svc.cluster.local".into(),
-            ..Node::default()
-        };
-        let p = proxy_node(&node);
-        assert_eq!(p.kind, ProxyKind::Router);
-        assert_eq!(p.namespace, "istio-system");
-        let label = |v: &str| Value {
-            kind: Some(Kind::StringValue(v.into())),
-        };
-        let labels = Struct {
-            fields: [("app".to_owned(), label("reviews"))].into_iter().collect(),
-        };
-        let node = Node {
-            id: "sidecar~10.0.0.2~reviews-v1.default~default.svc.cluster.local".into(),
-            metadata: Some(Struct {
-                fields: [
-                    ("NAMESPACE".to_owned(), label("bookinfo")),
-                    (
-                        "LABELS".to_owned(),
-                        Value {
-                            kind: Some(Kind::StructValue(labels)),
-                        },
-                    ),
-                ]
-                .into_iter()
-                .collect(),
-            }),
-            ..Node::default()
-        };
-        let p = proxy_node(&node);
-        assert_eq!(p.kind, ProxyKind::Sidecar);
-        assert_eq!(p.namespace, "bookinfo");
-        assert_eq!(p.labels.get("app").map(String::as_str), Some("reviews"));
-    }
-}
+mod tests;

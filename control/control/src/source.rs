@@ -17,8 +17,8 @@ use tracing::{info, warn};
 
 use crate::Args;
 use crate::monitor::Extra;
-use crate::node::Mesh;
-use crate::world::{self, World};
+use spar_control::node::Mesh;
+use spar_control::world::{self, World};
 
 /// `--source`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -133,10 +133,7 @@ impl Source {
                     invalid = set.invalid.len(),
                     "configuration from Kubernetes changed: pushing"
                 );
-                mesh.set_world(World {
-                    resources: set.resources.clone(),
-                    registry: set.registry.clone(),
-                });
+                mesh.set_world(World::new(set.resources.clone(), set.registry.clone()));
             },
         }
     }

@@ -19,7 +19,7 @@ pub mod control;
 pub mod mesh;
 pub mod proxies;
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -108,12 +108,10 @@ pub fn run(params: &Params) -> anyhow::Result<Report> {
         "KiB",
     );
     let t = Instant::now();
-    let resources = control::load(&files)?;
-    report.ms("load + validate", t.elapsed());
-    report.add("resources", resources.len() as f64, "");
-    let t = Instant::now();
-    let world = control::world(resources);
-    report.ms("registry", t.elapsed());
+    let mut loader = control::Loader::default();
+    let world = control::load(&mut loader, &files)?;
+    report.ms("load + validate + registry", t.elapsed());
+    report.add("resources", world.resources.len() as f64, "");
 
     // The proxies: workloads of the first services, spread over the namespaces.
     let nodes: Vec<_> = (0..params.proxies)
@@ -132,7 +130,7 @@ pub fn run(params: &Params) -> anyhow::Result<Report> {
     let one = spar_translate::translate(&world.resources, &world.registry, first);
     report.ms("translate 1 proxy", t.elapsed());
     let t = Instant::now();
-    let snapshot = control::snapshot(&one, "0".to_owned());
+    let snapshot = control::snapshot(&one, "0");
     report.ms("encode 1 snapshot", t.elapsed());
     report.add("clusters per proxy", one.clusters.len() as f64, "");
     report.add("listeners per proxy", one.listeners.len() as f64, "");
@@ -145,20 +143,21 @@ pub fn run(params: &Params) -> anyhow::Result<Report> {
         "",
     );
     drop((one, snapshot));
+    // Once per scope, as the control plane does (proxies with equal keys share one).
     let t = Instant::now();
+    let mut scopes = HashSet::new();
     for (_, proxy) in &nodes {
-        let t = spar_translate::translate(&world.resources, &world.registry, proxy);
-        drop(control::snapshot(&t, "0".to_owned()));
+        if scopes.insert(spar_translate::ScopeKey::new(&world.resources, proxy)) {
+            let t = spar_translate::translate(&world.resources, &world.registry, proxy);
+            drop(control::snapshot(&t, "0"));
+        }
     }
-    report.ms("translate + encode all proxies", t.elapsed());
+    report.ms("translate + encode all scopes", t.elapsed());
+    report.add("scopes", scopes.len() as f64, "");
 
     // The control plane, on its own thread.
     let cache = Arc::new(Cache::new(params.debounce));
-    let by_id: HashMap<String, _> = nodes
-        .iter()
-        .map(|(n, p)| (n.id.clone(), p.clone()))
-        .collect();
-    let mesh = Arc::new(Mesh::new(cache.clone(), by_id));
+    let mesh = Arc::new(Mesh::new(cache.clone()));
     mesh.set_world(world);
     cache.set_provider(mesh.provider());
     let control_rt = tokio::runtime::Builder::new_current_thread()
@@ -203,6 +202,7 @@ pub fn run(params: &Params) -> anyhow::Result<Report> {
         }
         measure(
             params,
+            loader,
             &mut report,
             &cache,
             &mesh,
@@ -223,8 +223,10 @@ pub fn run(params: &Params) -> anyhow::Result<Report> {
 }
 
 /// Initial sync, then the endpoint change.
+#[allow(clippy::too_many_arguments)]
 async fn measure(
     params: &Params,
+    mut loader: control::Loader,
     report: &mut Report,
     cache: &Cache,
     mesh: &Arc<Mesh>,
@@ -307,8 +309,7 @@ async fn measure(
         .spawn(async move {
             let start = Instant::now();
             let files = mesh::files(&shape, Some((0, MOVED_TO)));
-            let resources = control::load(&files)?;
-            let world = control::world(resources);
+            let world = control::load(&mut loader, &files)?;
             let loaded = Instant::now();
             m.set_world(world);
             anyhow::Ok((start, loaded, Instant::now()))
@@ -317,7 +318,10 @@ async fn measure(
         .context("the change task")??;
     let (start, loaded, set) = changed;
     report.ms("change: reload + registry", loaded - start);
-    report.ms("change: translate + encode all proxies", set - loaded);
+    report.ms(
+        "change: set world (patch or translate, encode)",
+        set - loaded,
+    );
     let version = mesh.version();
     let deadline = Instant::now() + params.timeout;
     loop {

@@ -35,6 +35,8 @@ fn full_mesh_syncs_and_the_endpoint_change_reaches_every_proxy() {
     // Per service: the default cluster and the v1 and v2 subsets.
     assert_eq!(figure(&report, "clusters per proxy"), 60.0);
     assert_eq!(figure(&report, "virtual hosts per proxy"), 20.0);
+    // Five sidecars in three namespaces, one Sidecar each: three translations.
+    assert_eq!(figure(&report, "scopes"), 3.0);
     assert_eq!(figure(&report, "NACKs"), 0.0);
     // Only the clusters changed: one response per proxy.
     assert_eq!(figure(&report, "change: responses per proxy"), 1.0);
