@@ -522,3 +522,47 @@ fn the_last_request_allowed_on_a_connection_is_told_to_close() {
     assert_eq!(r2.header("connection"), Some("close"));
     assert!(http::closed_by_peer(&mut s));
 }
+
+#[test]
+fn trusted_hops_choose_the_client_address_rbac_sees() {
+    let up = Echo::start(&[]);
+    const DENY_DOC_NET: &str = r#"          - name: envoy.filters.http.rbac
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC
+              rules:
+                action: DENY
+                policies:
+                  doc-net:
+                    permissions: [{any: true}]
+                    principals: [{remote_ip: {address_prefix: 203.0.113.0, prefix_len: 24}}]
+"#;
+    let port = free_port();
+    let bootstrap = http_bootstrap(
+        port,
+        up.addr,
+        "          use_remote_address: true\n          xff_num_trusted_hops: 1",
+        "",
+    )
+    .replacen(
+        "          http_filters:\n",
+        &format!("          http_filters:\n{DENY_DOC_NET}"),
+        1,
+    );
+    let _proxy = SparProxy::start(&bootstrap, &[]);
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    // One trusted hop: the rightmost x-forwarded-for entry is the client; what a client
+    // wrote further left is not believed.
+    for (xff, status) in [
+        (None, 200),
+        (Some("203.0.113.7"), 403),
+        (Some("198.51.100.1, 203.0.113.7"), 403),
+        (Some("203.0.113.7, 198.51.100.1"), 200),
+    ] {
+        let extra = xff.map_or(String::new(), |v| format!("x-forwarded-for: {v}\r\n"));
+        let mut s = http::connect(addr).unwrap();
+        s.write_all(format!("GET / HTTP/1.1\r\nhost: a\r\n{extra}\r\n").as_bytes())
+            .unwrap();
+        let r = read_response(&mut s, &mut Vec::new(), false).unwrap();
+        assert_eq!(r.status, status, "x-forwarded-for {xff:?}");
+    }
+}

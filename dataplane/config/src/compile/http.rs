@@ -135,7 +135,6 @@ pub(super) fn compile(
             "server_header_transformation",
         ),
         (request_timeout_set, "request_timeout"),
-        (h.xff_num_trusted_hops != 0, "xff_num_trusted_hops"),
     ];
     for (set, field) in not_yet {
         if set {

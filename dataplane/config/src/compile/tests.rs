@@ -319,7 +319,6 @@ fn fields_not_enforced_yet_are_refused_when_set() {
             "server_header_transformation",
             "server_header_transformation: PASS_THROUGH",
         ),
-        ("xff_num_trusted_hops", "xff_num_trusted_hops: 1"),
         ("normalize_path", "normalize_path: true"),
         ("merge_slashes", "merge_slashes: true"),
         (
@@ -338,6 +337,14 @@ fn fields_not_enforced_yet_are_refused_when_set() {
             errors[0].message
         );
     }
+}
+
+#[test]
+fn trusted_hops_reach_the_settings() {
+    let text = with(&[("#HCM", "use_remote_address: true\nxff_num_trusted_hops: 2")]);
+    let s = compiled(&text);
+    assert!(http(&s).use_remote_address);
+    assert_eq!(http(&s).xff_num_trusted_hops, 2);
 }
 
 #[test]
