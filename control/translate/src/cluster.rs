@@ -337,6 +337,17 @@ impl<'a> Effective<'a> {
         }
     }
 
+    /// `connectionPool.tcp.idleTimeout`: what Istio sets on a TCP proxy to one cluster.
+    pub(crate) fn tcp_idle_timeout(&self) -> Option<envoy_types::pb::google::protobuf::Duration> {
+        let (pool, _) = self.pool.as_ref()?;
+        pool.value
+            .tcp
+            .as_ref()?
+            .idle_timeout
+            .as_deref()
+            .and_then(duration)
+    }
+
     /// Route hash policies for a consistent-hash load balancer.
     pub(crate) fn hash_policies(&self) -> Vec<HashPolicy> {
         let Some((lb, _)) = &self.lb else {

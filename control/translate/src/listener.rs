@@ -592,6 +592,7 @@ pub(crate) fn sidecar<'a>(cx: &mut Cx<'a>) -> Out<'a> {
                 address: Some(socket(&bind, port)),
                 filter_chains: vec![FilterChain {
                     filters: tcp::filters(
+                        cx,
                         network_rbac.as_deref().unwrap_or_default(),
                         &tcp::Target::Cluster(cluster),
                     ),

@@ -29,7 +29,7 @@ use spar_istio::model::virtual_service::{RouteDestination, VirtualService};
 
 use crate::Cx;
 use crate::authz::NETWORK_RBAC_FILTER;
-use crate::cluster::socket;
+use crate::cluster::{destination_rule, socket};
 use crate::names::{covers, outbound_cluster};
 use crate::registry::{Service, selects};
 use crate::route::{Place, cluster_for};
@@ -49,8 +49,14 @@ pub(crate) enum Target {
 pub(crate) type MeshVs<'a> = (&'a Resource, &'a VirtualService, Vec<String>);
 
 /// A TCP proxy filter to `target`. Istio names its stats after the cluster; a weighted
-/// proxy after its first cluster.
-pub(crate) fn proxy_filter(target: &Target) -> Filter {
+/// proxy after its first cluster. A single cluster takes the idle timeout of its
+/// DestinationRule's `connectionPool.tcp.idleTimeout`, as Istio sets it (else Envoy's
+/// default, 1 h).
+fn proxy_filter(cx: &Cx<'_>, target: &Target) -> Filter {
+    let idle_timeout = match target {
+        Target::Cluster(c) => idle_timeout(cx, c),
+        Target::Weighted(_) => None,
+    };
     let (stat_prefix, specifier) = match target {
         Target::Cluster(c) => (c.clone(), tcp_proxy::ClusterSpecifier::Cluster(c.clone())),
         Target::Weighted(ws) => (
@@ -72,6 +78,7 @@ pub(crate) fn proxy_filter(target: &Target) -> Filter {
     let proxy = TcpProxy {
         stat_prefix,
         cluster_specifier: Some(specifier),
+        idle_timeout,
         ..Default::default()
     };
     Filter {
@@ -80,14 +87,29 @@ pub(crate) fn proxy_filter(target: &Target) -> Filter {
     }
 }
 
+/// The DestinationRule idle timeout for an outbound cluster (`outbound|PORT|SUBSET|HOST`).
+fn idle_timeout(cx: &Cx<'_>, cluster: &str) -> Option<envoy_types::pb::google::protobuf::Duration> {
+    let mut parts = cluster.splitn(4, '|');
+    let (Some("outbound"), Some(port), Some(subset), Some(host)) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return None;
+    };
+    let port = port.parse().ok()?;
+    let svc = cx.registry.service(host, &cx.proxy.namespace)?;
+    destination_rule(cx, &svc.hostname, &svc.namespace)?
+        .effective(subset, port)
+        .tcp_idle_timeout()
+}
+
 /// The network RBAC filters, then the TCP proxy: a filter chain's filters.
-pub(crate) fn filters(rbac: &[NetworkRbac], target: &Target) -> Vec<Filter> {
+pub(crate) fn filters(cx: &Cx<'_>, rbac: &[NetworkRbac], target: &Target) -> Vec<Filter> {
     rbac.iter()
         .map(|r| Filter {
             name: NETWORK_RBAC_FILTER.to_owned(),
             config_type: Some(filter::ConfigType::TypedConfig(pack_any(r.clone()))),
         })
-        .chain(std::iter::once(proxy_filter(target)))
+        .chain(std::iter::once(proxy_filter(cx, target)))
         .collect()
 }
 
@@ -417,11 +439,17 @@ pub(crate) fn egress_listener(
             ),
         );
     }
-    listener(name, bind, kept, &[])
+    listener(cx, name, bind, kept, &[])
 }
 
 /// A listener of `tcp_proxy` chains, with the TLS inspector when a chain matches on SNI.
-fn listener(name: &str, bind: Bind<'_>, chains: Vec<Candidate>, rbac: &[NetworkRbac]) -> Listener {
+fn listener(
+    cx: &Cx<'_>,
+    name: &str,
+    bind: Bind<'_>,
+    chains: Vec<Candidate>,
+    rbac: &[NetworkRbac],
+) -> Listener {
     let by_sni = chains.iter().any(|c| !c.server_names.is_empty());
     let filter_chains = chains
         .into_iter()
@@ -430,7 +458,7 @@ fn listener(name: &str, bind: Bind<'_>, chains: Vec<Candidate>, rbac: &[NetworkR
                 server_names: c.server_names,
                 ..Default::default()
             }),
-            filters: filters(rbac, &c.target),
+            filters: filters(cx, rbac, &c.target),
             ..Default::default()
         })
         .collect();
@@ -623,7 +651,7 @@ pub(crate) fn gateway_listener(
     if chains.is_empty() {
         return None;
     }
-    Some(listener(name, bind, chains, rbac))
+    Some(listener(cx, name, bind, chains, rbac))
 }
 
 #[cfg(test)]

@@ -486,3 +486,18 @@ spec:
     );
     assert!(t.notes.is_empty(), "{:?}", messages(&t.notes));
 }
+
+#[test]
+fn a_single_destination_takes_the_destination_rule_idle_timeout() {
+    let yaml = mesh(15432, "./db.default.svc.cluster.local", "127.0.0.1").replace(
+        "  host: db\n",
+        "  host: db\n  trafficPolicy: { connectionPool: { tcp: { idleTimeout: 30s } } }\n",
+    );
+    let t = sidecar(&yaml);
+    let chain = &listener(&t, "127.0.0.1_15432").filter_chains[0];
+    let Some(filter::ConfigType::TypedConfig(any)) = &chain.filters[0].config_type else {
+        panic!()
+    };
+    let p = TcpProxy::decode(any.value.as_slice()).unwrap();
+    assert_eq!(p.idle_timeout.map(|d| d.seconds), Some(30));
+}
