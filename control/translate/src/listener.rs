@@ -25,7 +25,7 @@ use envoy_types::pb::envoy::extensions::filters::network::http_connection_manage
 };
 use envoy_types::pb::google::protobuf::BoolValue;
 use envoy_types::util::pack_any;
-use spar_istio::model::gateway::{Gateway, Server};
+use spar_istio::model::gateway::{Gateway, Server, ServerTlsMode};
 use spar_istio::model::sidecar::{CaptureMode, Sidecar};
 use spar_istio::model::virtual_service::VirtualService;
 use spar_istio::{Resource, Spec};
@@ -120,11 +120,15 @@ pub(crate) fn gateway<'a>(cx: &mut Cx<'a>) -> Out<'a> {
                 .as_ref()
                 .is_some_and(|t| t.https_redirect == Some(true) && t.mode.is_none());
             if protocol == "HTTPS" || (s.tls.is_some() && !redirect_only) {
-                cx.unsupported(
-                    r,
-                    &format!("{at}.tls"),
-                    "TLS termination on gateways (HTTPS servers)",
-                );
+                let mode = s.tls.as_ref().and_then(|t| t.mode);
+                let what = match mode {
+                    Some(ServerTlsMode::AutoPassthrough) => {
+                        "AUTO_PASSTHROUGH gateway servers (SNI to mesh clusters)"
+                    }
+                    _ if protocol == "HTTPS" => "TLS termination on gateways (HTTPS servers)",
+                    _ => "TLS termination on gateways (TLS servers with tcp routes)",
+                };
+                cx.unsupported(r, &format!("{at}.tls"), what);
                 continue;
             }
             if !is_http_protocol(&protocol) {
