@@ -224,3 +224,72 @@ fn json_shape() {
     );
     assert_eq!(codes::ALL.len(), 9);
 }
+
+#[test]
+fn host_and_subset_references_in_every_form() {
+    // The indexed lookups find what a scan of every host and rule found: short names,
+    // `name.namespace[.svc]`, any case, wildcard ServiceEntry hosts and wildcard rules.
+    let yaml = "\
+apiVersion: v1
+kind: Service
+metadata: {name: reviews, namespace: default}
+spec:
+  ports: [{port: 9080, name: http}]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: ext, namespace: default}
+spec:
+  hosts: ['*.example.com']
+  ports: [{number: 80, name: http, protocol: HTTP}]
+  resolution: NONE
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews, namespace: default}
+spec:
+  host: Reviews
+  subsets: [{name: v1, labels: {version: v1}}]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: ext, namespace: default}
+spec:
+  host: '*.example.com'
+  subsets: [{name: blue, labels: {color: blue}}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: refs, namespace: default}
+spec:
+  hosts: [refs]
+  http:
+  - match: [{uri: {prefix: /a}}]
+    route:
+    - destination: {host: reviews, subset: v1}
+    - destination: {host: reviews.default}
+    - destination: {host: reviews.default.svc}
+    - destination: {host: REVIEWS.default.svc.cluster.local, subset: v1}
+    - destination: {host: api.example.com, subset: blue}
+    - destination: {host: api.example.com, subset: green}
+    - destination: {host: ratings.default}
+    - destination: {host: reviews, subset: v2}
+";
+    let messages = analyze_sources([("refs.yaml", yaml)], &Options::default());
+    let mut got: Vec<String> = messages
+        .iter()
+        .filter(|m| m.code == codes::REFERENCED_RESOURCE_NOT_FOUND)
+        .map(|m| m.path.clone())
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            "spec.http[0].route[5].destination.subset",
+            "spec.http[0].route[6].destination.host",
+            "spec.http[0].route[7].destination.subset",
+        ]
+        .map(String::from),
+        "{messages:#?}"
+    );
+}

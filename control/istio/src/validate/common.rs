@@ -82,12 +82,15 @@ pub(crate) fn wildcard_domain(host: &str) -> Result<(), String> {
 /// Suffix matching of Istio hosts: `*.foo.com` matches `a.foo.com` and `*.foo.com`; `*`
 /// matches everything; otherwise exact (case-insensitive).
 pub(crate) fn wildcard_match(pattern: &str, host: &str) -> bool {
-    let (p, h) = (pattern.to_ascii_lowercase(), host.to_ascii_lowercase());
-    if p == h || p == "*" {
+    // Compared in place, without lower-cased copies: analysis calls this per pair of hosts.
+    if pattern.eq_ignore_ascii_case(host) || pattern == "*" {
         return true;
     }
-    match p.strip_prefix('*') {
-        Some(suffix) => h.ends_with(suffix) && h.len() > suffix.len(),
+    match pattern.strip_prefix('*') {
+        Some(suffix) => {
+            let (h, s) = (host.as_bytes(), suffix.as_bytes());
+            h.len() > s.len() && h[h.len() - s.len()..].eq_ignore_ascii_case(s)
+        }
         None => false,
     }
 }
