@@ -129,6 +129,7 @@ const FAULT_DELAY: &str = "envoy.extensions.filters.common.fault.v3.FaultDelay";
 const FAULT_ABORT: &str = "envoy.extensions.filters.http.fault.v3.FaultAbort";
 const CLUSTER: &str = "envoy.config.cluster.v3.Cluster";
 const LOAD_ASSIGNMENT: &str = "envoy.config.endpoint.v3.ClusterLoadAssignment";
+const EDS_CLUSTER: &str = "envoy.config.cluster.v3.Cluster.EdsClusterConfig";
 const LOCALITY_ENDPOINTS: &str = "envoy.config.endpoint.v3.LocalityLbEndpoints";
 const LB_ENDPOINT: &str = "envoy.config.endpoint.v3.LbEndpoint";
 const ENDPOINT: &str = "envoy.config.endpoint.v3.Endpoint";
@@ -175,8 +176,13 @@ pub(crate) const FIELDS: &[(&str, &str, Rule)] = &[
     (API_CONFIG, "grpc_services", AtMost(1)),
     (GRPC_SERVICE, "envoy_grpc", Any),
     (ENVOY_GRPC, "cluster_name", Any),
+    // A ConfigSource (cds_config, lds_config, a cluster's eds_config) is ADS, v3; `path`,
+    // `path_config_source` and `api_config_source` are refused. initial_fetch_timeout acts
+    // on eds_config (how long a new EDS cluster warms); on cds_config and lds_config only
+    // 0s (no timeout, what spar-proxy does) is accepted, by compile.
     (CONFIG_SOURCE, "ads", Any),
     (CONFIG_SOURCE, "resource_api_version", Enum(&["V3"])),
+    (CONFIG_SOURCE, "initial_fetch_timeout", Any),
     (NODE, "id", Any),
     (NODE, "cluster", Any),
     (NODE, "metadata", Any),
@@ -458,9 +464,14 @@ pub(crate) const FIELDS: &[(&str, &str, Rule)] = &[
     (TCP_CLUSTER_WEIGHT, "weight", Any),
     (TCP_PROXY, "idle_timeout", Any),
     (TCP_PROXY, "max_connect_attempts", Any),
-    // Clusters: STATIC. dns_lookup_family means nothing for STATIC: harmless.
+    // Clusters: STATIC, and EDS over ADS (endpoints from the ClusterLoadAssignment named
+    // service_name, or else the cluster's name; compile/eds.rs). dns_lookup_family means
+    // nothing for either: harmless.
     (CLUSTER, "name", Any),
-    (CLUSTER, "type", Enum(&["STATIC"])),
+    (CLUSTER, "type", Enum(&["STATIC", "EDS"])),
+    (CLUSTER, "eds_cluster_config", Any),
+    (EDS_CLUSTER, "eds_config", Any),
+    (EDS_CLUSTER, "service_name", Any),
     (CLUSTER, "connect_timeout", Any),
     (CLUSTER, "lb_policy", Enum(&["ROUND_ROBIN", "LEAST_REQUEST", "RANDOM", "RING_HASH", "MAGLEV"])),
     (CLUSTER, "least_request_lb_config", Any),
@@ -492,8 +503,10 @@ pub(crate) const FIELDS: &[(&str, &str, Rule)] = &[
     (LB_SUBSET, "default_subset", Any),
     (LB_SUBSET, "subset_selectors", Any),
     (LB_SUBSET_SELECTOR, "keys", Any),
-    // Endpoints: priorities, localities, weights, configured health, envoy.lb metadata
-    // (other filter_metadata namespaces are refused by compile).
+    // Endpoints, inline (load_assignment) or over EDS: priorities, localities, weights,
+    // configured health, envoy.lb metadata (other filter_metadata namespaces are refused by
+    // compile). A ClusterLoadAssignment's `policy` (drop_overloads, overprovisioning) and
+    // `named_endpoints` are refused.
     (LOAD_ASSIGNMENT, "cluster_name", Any),
     (LOAD_ASSIGNMENT, "endpoints", Any),
     (LOCALITY_ENDPOINTS, "lb_endpoints", Any),

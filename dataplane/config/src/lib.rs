@@ -13,10 +13,19 @@
 //!   domains, ports, ...).
 //! - Every error names file, line and field path:
 //!   `bootstrap.yaml:14: static_resources.listeners[0]...virtual_hosts[1].domains: ...`.
+//! - Compiles what xDS sent with the bootstrap ([`Bootstrap::compile_xds`]): clusters and
+//!   listeners added to the static ones, and `ClusterLoadAssignment`s (EDS) by name for the
+//!   clusters of `type: EDS` with `eds_cluster_config.eds_config: {ads: {}}` (optionally
+//!   `resource_api_version: V3` and `initial_fetch_timeout`). A cluster takes the assignment
+//!   named by its `service_name`, or else by its own name ([`assignment_name`]); the
+//!   assignment compiles exactly like an inline `load_assignment`, and a missing one means
+//!   no endpoints. [`check_assignment`] checks one assignment on its own (for an EDS NACK);
+//!   [`endpoints_config_dump`] is Envoy's `EndpointsConfigDump`. EDS from anything but ADS,
+//!   EDS clusters in `static_resources` and EDS clusters without ADS are refused.
 //!
-//! What it does not do: no sockets, no file watching, no xDS transport (the xDS client will
-//! build a [`Bootstrap`] with [`Bootstrap::from_envoy`] and call the same [`compile()`]), and
-//! no matching or load balancing (spar-route and spar-cluster do those).
+//! What it does not do: no sockets, no file watching, no xDS transport (spar-ads receives,
+//! warms and hands over the resources), and no matching or load balancing (spar-route and
+//! spar-cluster do those).
 
 #![forbid(unsafe_code)]
 
@@ -24,6 +33,7 @@ mod allowlist;
 mod compile;
 mod decode;
 mod descriptor;
+mod dynamic;
 mod error;
 mod runtime;
 mod snapshot;
@@ -38,6 +48,8 @@ use envoy_types::pb::envoy::config::bootstrap::v3::Bootstrap as EnvoyBootstrap;
 use prost_reflect::DynamicMessage;
 
 pub use compile::compile;
+pub use compile::eds::assignment_name;
+pub use dynamic::{Xds, check_assignment, endpoints_config_dump};
 pub use error::{ConfigError, ConfigErrors, FieldPath};
 pub use snapshot::{
     Ads, ChainMatch, ClusterTransport, Codec, ConnectionInfo, DEFAULT_DELAYED_CLOSE_TIMEOUT,
@@ -88,53 +100,22 @@ impl Bootstrap {
     }
 
     /// This bootstrap with clusters and listeners received over xDS added to its static
-    /// ones, checked and compiled like a bootstrap into snapshot `version`. A dynamic
-    /// resource whose name a static one has is refused (xDS does not replace static
-    /// resources). Errors name each dynamic resource by its name (`listener `http`.address`),
-    /// so a NACK says which resource and which field.
+    /// ones: [`Bootstrap::compile_xds`] with no EDS assignments.
     pub fn compile_dynamic(
         &self,
         clusters: &[envoy_types::pb::envoy::config::cluster::v3::Cluster],
         listeners: &[envoy_types::pb::envoy::config::listener::v3::Listener],
         version: u64,
     ) -> Result<Snapshot, ConfigErrors> {
-        let mut envoy = self.envoy.clone();
-        let statics = envoy.static_resources.get_or_insert_with(Default::default);
-        let first = (statics.clusters.len(), statics.listeners.len());
-        let mut errors = Vec::new();
-        for c in clusters {
-            if statics.clusters.iter().any(|s| s.name == c.name) {
-                errors.push(dynamic_error(
-                    "cluster",
-                    &c.name,
-                    "has the name of a static cluster",
-                ));
-            }
-        }
-        for l in listeners {
-            if statics.listeners.iter().any(|s| s.name == l.name) {
-                errors.push(dynamic_error(
-                    "listener",
-                    &l.name,
-                    "has the name of a static listener",
-                ));
-            }
-        }
-        if !errors.is_empty() {
-            return Err(ConfigErrors(errors));
-        }
-        statics.clusters.extend(clusters.iter().cloned());
-        statics.listeners.extend(listeners.iter().cloned());
-        let names = DynamicNames {
-            first,
-            clusters: clusters.iter().map(|c| c.name.clone()).collect(),
-            listeners: listeners.iter().map(|l| l.name.clone()).collect(),
-        };
-        let rename =
-            |e: ConfigErrors| ConfigErrors(e.0.into_iter().map(|e| names.rename(e)).collect());
-        let mut checked = Bootstrap::from_envoy(envoy).map_err(rename)?;
-        checked.secrets = self.secrets.clone();
-        compile(&checked, version).map_err(rename)
+        let none = std::collections::BTreeMap::new();
+        self.compile_xds(
+            Xds {
+                clusters,
+                listeners,
+                assignments: &none,
+            },
+            version,
+        )
     }
 
     /// This bootstrap with `secrets` serving the SDS secrets its TLS contexts (and those

@@ -1,4 +1,4 @@
-//! Envoy `Cluster` (STATIC) into [`spar_cluster::Cluster`]: connection settings here;
+//! Envoy `Cluster` (STATIC, or EDS: `eds.rs`) into [`spar_cluster::Cluster`]: connection settings here;
 //! endpoints in `endpoints.rs`, load balancing in `lb.rs`, circuit breakers, outlier
 //! detection and health checks in `resilience.rs`.
 
@@ -17,7 +17,7 @@ use spar_cluster::{
     DEFAULT_MAX_HEADERS_COUNT, TcpKeepalive,
 };
 
-use super::{Ctx, endpoints, lb, resilience, tls};
+use super::{Ctx, eds, endpoints, lb, resilience, tls};
 use crate::allowlist::UPSTREAM_HTTP;
 use crate::error::FieldPath;
 use crate::snapshot::ClusterTransport;
@@ -48,19 +48,27 @@ pub(super) fn compile_all(
                 ),
             );
         }
-        let (cluster, transport) = compile_one(ctx, c, &p);
+        let (cluster, transport) = compile_one(ctx, c, &p, i);
         out.push(cluster);
         transports.push(transport);
     }
     (out, transports)
 }
 
-fn compile_one(ctx: &mut Ctx<'_>, c: &PbCluster, p: &FieldPath) -> (Cluster, ClusterTransport) {
+/// Cluster `c`, the `index`th, at `p`.
+fn compile_one(
+    ctx: &mut Ctx<'_>,
+    c: &PbCluster,
+    p: &FieldPath,
+    index: usize,
+) -> (Cluster, ClusterTransport) {
+    let eds = cluster::DiscoveryType::Eds as i32;
     match c.cluster_discovery_type {
         None | Some(cluster::ClusterDiscoveryType::Type(0)) => {}
+        Some(cluster::ClusterDiscoveryType::Type(t)) if t == eds => {}
         Some(_) => ctx.error(
             &p.field("type"),
-            "only STATIC clusters are supported by spar-proxy yet",
+            "only STATIC and EDS clusters are supported by spar-proxy yet",
         ),
     }
     let connect_timeout = match &c.connect_timeout {
@@ -77,7 +85,10 @@ fn compile_one(ctx: &mut Ctx<'_>, c: &PbCluster, p: &FieldPath) -> (Cluster, Clu
             None => DEFAULT_CONNECT_TIMEOUT,
         },
     };
-    let (endpoints, localities) = endpoints::compile(ctx, c, p);
+    let (endpoints, localities) = match eds::endpoints(ctx, c, p, index >= ctx.dynamic_from) {
+        Some(from_eds) => from_eds,
+        None => endpoints::compile(ctx, c, p),
+    };
     let (thresholds, thresholds_high) = resilience::thresholds(ctx, c, p);
     let lb = lb::compile(ctx, c, p);
     let mut out = Cluster {

@@ -1,11 +1,12 @@
-//! `Cluster.load_assignment` into endpoints and localities: priorities, locality and
+//! `ClusterLoadAssignment`s (a STATIC cluster's `load_assignment`, or one received over EDS)
+//! into endpoints and localities: priorities, locality and
 //! endpoint weights, configured health, and `filter_metadata["envoy.lb"]` for subsets.
 
 use std::sync::Arc;
 
 use envoy_types::pb::envoy::config::cluster::v3::Cluster as PbCluster;
 use envoy_types::pb::envoy::config::core::v3::{HealthStatus, Metadata as PbMetadata};
-use envoy_types::pb::envoy::config::endpoint::v3::lb_endpoint;
+use envoy_types::pb::envoy::config::endpoint::v3::{ClusterLoadAssignment, lb_endpoint};
 use envoy_types::pb::google::protobuf::{Struct, Value, value::Kind};
 use spar_cluster::{ConfiguredHealth, Endpoint, Locality, Metadata};
 
@@ -15,18 +16,29 @@ use crate::error::FieldPath;
 /// The only `filter_metadata` namespace load balancing reads.
 pub(crate) const LB_METADATA: &str = "envoy.lb";
 
-/// Endpoints sorted by priority (stable) and one locality per `LocalityLbEndpoints`.
+/// A STATIC cluster's inline `load_assignment`: endpoints sorted by priority (stable) and
+/// one locality per `LocalityLbEndpoints`.
 pub(super) fn compile(
     ctx: &mut Ctx<'_>,
     c: &PbCluster,
     p: &FieldPath,
 ) -> (Vec<Endpoint>, Vec<Locality>) {
+    match &c.load_assignment {
+        Some(la) => compile_assignment(ctx, la, &p.field("load_assignment")),
+        None => (Vec::new(), Vec::new()),
+    }
+}
+
+/// One `ClusterLoadAssignment` at `p`, inline in a STATIC cluster or received over EDS:
+/// endpoints sorted by priority (stable) and one locality per `LocalityLbEndpoints`.
+pub(crate) fn compile_assignment(
+    ctx: &mut Ctx<'_>,
+    la: &ClusterLoadAssignment,
+    p: &FieldPath,
+) -> (Vec<Endpoint>, Vec<Locality>) {
     let mut out = Vec::new();
     let mut localities = Vec::new();
-    let Some(la) = &c.load_assignment else {
-        return (out, localities);
-    };
-    let lp = p.field("load_assignment").field("endpoints");
+    let lp = p.field("endpoints");
     for (i, group) in la.endpoints.iter().enumerate() {
         let gp = lp.index(i);
         if group.metadata.is_some() {

@@ -4,7 +4,8 @@
 
 mod action;
 mod cluster;
-mod endpoints;
+pub(crate) mod eds;
+pub(crate) mod endpoints;
 mod http;
 mod lb;
 mod listener;
@@ -13,11 +14,12 @@ mod resilience;
 mod route;
 mod tls;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use envoy_types::pb::envoy::config::core::v3::{Address, address, socket_address};
+use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
 use envoy_types::pb::google::protobuf::Duration as PbDuration;
 use spar_cluster::ClusterId;
 
@@ -33,14 +35,32 @@ const MAX_DURATION_SECS: i64 = 315_576_000_000;
 /// snapshot. `b` is expected to have passed the subset check (every way to build a
 /// [`Bootstrap`] runs it).
 pub fn compile(b: &Bootstrap, version: u64) -> Result<Snapshot, ConfigErrors> {
+    compile_with(b, &BTreeMap::new(), None, version)
+}
+
+/// [`compile`] with the `ClusterLoadAssignment`s received over EDS, by name, for the EDS
+/// clusters; the clusters from index `dynamic_from` on came over xDS (`None`: all static).
+pub(crate) fn compile_with(
+    b: &Bootstrap,
+    assignments: &BTreeMap<String, ClusterLoadAssignment>,
+    dynamic_from: Option<usize>,
+    version: u64,
+) -> Result<Snapshot, ConfigErrors> {
+    let statics = b.envoy.static_resources.clone().unwrap_or_default();
     let mut ctx = Ctx {
         source: b.source.as_ref(),
         secrets: b.secrets.as_deref(),
+        assignments,
+        has_ads: b
+            .envoy
+            .dynamic_resources
+            .as_ref()
+            .is_some_and(|d| d.ads_config.is_some()),
+        dynamic_from: dynamic_from.unwrap_or(statics.clusters.len()),
         errors: Vec::new(),
         warnings: Vec::new(),
     };
     let root = FieldPath::root();
-    let statics = b.envoy.static_resources.clone().unwrap_or_default();
     let sr = root.field("static_resources");
 
     let (clusters, transports) =
@@ -69,6 +89,9 @@ pub fn compile(b: &Bootstrap, version: u64) -> Result<Snapshot, ConfigErrors> {
     let ads = ads_source(&mut ctx, &b.envoy, &clusters);
     if !ctx.errors.is_empty() {
         let mut errors = ctx.errors;
+        // An EDS assignment shared by several clusters reports its errors once.
+        let mut seen = std::collections::HashSet::new();
+        errors.retain(|e| seen.insert((e.path.clone(), e.message.clone())));
         errors.sort_by_key(|e| e.line.unwrap_or(usize::MAX));
         return Err(ConfigErrors(errors));
     }
@@ -89,6 +112,30 @@ pub fn compile(b: &Bootstrap, version: u64) -> Result<Snapshot, ConfigErrors> {
         config_dump,
         ads,
     })
+}
+
+/// Compiles one EDS assignment on its own (no cluster takes it yet); its errors point
+/// under `at`.
+pub(crate) fn check_assignment(
+    la: &ClusterLoadAssignment,
+    at: &FieldPath,
+) -> Result<(), ConfigErrors> {
+    let none = BTreeMap::new();
+    let mut ctx = Ctx {
+        source: None,
+        secrets: None,
+        assignments: &none,
+        has_ads: true,
+        dynamic_from: 0,
+        errors: Vec::new(),
+        warnings: Vec::new(),
+    };
+    endpoints::compile_assignment(&mut ctx, la, at);
+    if ctx.errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ConfigErrors(ctx.errors))
+    }
 }
 
 /// `dynamic_resources`: ADS over gRPC to a static cluster, with clusters and listeners
@@ -112,6 +159,16 @@ fn ads_source(
             ctx.error(
                 &p.field(field),
                 "must be `ads: {}`: spar-proxy takes clusters and listeners over ADS only",
+            );
+        }
+        // spar-proxy runs its static config until xDS sends more: no initial fetch timeout.
+        let timeout = source
+            .as_ref()
+            .and_then(|s| s.initial_fetch_timeout.as_ref());
+        if timeout.is_some_and(|t| t.seconds != 0 || t.nanos != 0) {
+            ctx.error(
+                &p.field(field).field("initial_fetch_timeout"),
+                "only 0s (no timeout) is supported by spar-proxy yet here; initial_fetch_timeout acts on a cluster's eds_config",
             );
         }
     }
@@ -166,6 +223,12 @@ pub(crate) struct Ctx<'a> {
     source: Option<&'a Source>,
     /// The SDS secrets spar-proxy serves itself (its mesh identity), if it has one.
     pub(crate) secrets: Option<&'a dyn spar_tls::Secrets>,
+    /// The `ClusterLoadAssignment`s received over EDS, by name.
+    assignments: &'a BTreeMap<String, ClusterLoadAssignment>,
+    /// Whether the bootstrap has an ADS server (EDS clusters need one).
+    has_ads: bool,
+    /// Index of the first cluster that came over xDS (the ones before are static).
+    dynamic_from: usize,
     errors: Vec<ConfigError>,
     warnings: Vec<String>,
 }
