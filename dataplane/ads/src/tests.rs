@@ -78,6 +78,18 @@ fn listeners(version: &str, nonce: &str, names: &[&str]) -> DiscoveryResponse {
     }
 }
 
+/// The one request and the one outcome a response led to.
+fn answer(
+    s: &mut Session,
+    response: &DiscoveryResponse,
+    mut apply: impl FnMut(&Update) -> Result<(), String>,
+) -> (DiscoveryRequest, Outcome) {
+    let mut reply = s.on_response(response, &mut apply);
+    assert_eq!(reply.requests.len(), 1, "{reply:?}");
+    assert_eq!(reply.outcomes.len(), 1, "{reply:?}");
+    (reply.requests.remove(0), reply.outcomes.remove(0))
+}
+
 /// Refuses any listener named `bad`, accepts the rest.
 fn picky(u: &Update) -> Result<(), String> {
     match u.listeners.iter().find(|l| l.name == "bad") {
@@ -85,6 +97,8 @@ fn picky(u: &Update) -> Result<(), String> {
         None => Ok(()),
     }
 }
+
+mod eds;
 
 #[test]
 fn subscriptions_claim_held_versions() {
@@ -98,7 +112,7 @@ fn subscriptions_claim_held_versions() {
             .iter()
             .all(|r| r.version_info.is_empty() && r.node.is_some())
     );
-    s.on_response(&clusters("7", "n1", &["a"]), picky);
+    answer(&mut s, &clusters("7", "n1", &["a"]), picky);
     let again = s.subscriptions();
     assert_eq!(again[0].version_info, "7");
     assert_eq!(again[1].version_info, "");
@@ -107,19 +121,19 @@ fn subscriptions_claim_held_versions() {
 #[test]
 fn ack_applies_and_nack_keeps_the_last_good_config() {
     let mut s = Session::new(node());
-    let (ack, outcome) = s.on_response(&clusters("1", "n1", &["a", "b"]), picky);
+    let (ack, outcome) = answer(&mut s, &clusters("1", "n1", &["a", "b"]), picky);
     assert_eq!(
         (ack.version_info.as_str(), ack.response_nonce.as_str()),
         ("1", "n1")
     );
     assert!(ack.error_detail.is_none());
     assert!(matches!(outcome, Outcome::Applied { .. }));
-    let (ack, _) = s.on_response(&listeners("1", "n2", &["http"]), picky);
+    let (ack, _) = answer(&mut s, &listeners("1", "n2", &["http"]), picky);
     assert!(ack.error_detail.is_none());
     assert_eq!(s.current().listeners.len(), 1);
 
     // Refused by the caller: NACK with the reason and the version still in force.
-    let (nack, outcome) = s.on_response(&listeners("2", "n3", &["http", "bad"]), picky);
+    let (nack, outcome) = answer(&mut s, &listeners("2", "n3", &["http", "bad"]), picky);
     assert_eq!(nack.version_info, "1");
     assert_eq!(nack.response_nonce, "n3");
     let detail = nack.error_detail.unwrap();
@@ -148,7 +162,7 @@ fn malformed_responses_are_nacked_with_the_resource_named() {
         (unnamed, "without a name"),
         (unknown, "is not subscribed"),
     ] {
-        let (nack, _) = s.on_response(&response, |_: &Update| Ok(()));
+        let (nack, _) = answer(&mut s, &response, |_: &Update| Ok(()));
         let message = nack.error_detail.map(|d| d.message).unwrap_or_default();
         assert!(message.contains(needle), "{needle}: {message}");
     }
