@@ -80,11 +80,21 @@ pub(crate) fn render(kind: Kind, dump: &Value) -> String {
         }
         Kind::Endpoints => {
             rows.push(cells(&["ENDPOINT", "STATUS", "CLUSTER"]));
+            let eds = assignments(dump);
             for c in clusters {
-                for group in c["load_assignment"]["endpoints"]
-                    .as_array()
-                    .unwrap_or(&empty)
-                {
+                // An EDS cluster's endpoints are in the EndpointsConfigDump, under its
+                // service_name or else its name.
+                let la = match c["type"].as_str() {
+                    Some("EDS") => {
+                        let service = c["eds_cluster_config"]["service_name"]
+                            .as_str()
+                            .filter(|s| !s.is_empty());
+                        let name = service.or(c["name"].as_str()).unwrap_or("");
+                        eds.get(name).copied().unwrap_or(&Value::Null)
+                    }
+                    _ => &c["load_assignment"],
+                };
+                for group in la["endpoints"].as_array().unwrap_or(&empty) {
                     for e in group["lb_endpoints"].as_array().unwrap_or(&empty) {
                         let sa = &e["endpoint"]["address"]["socket_address"];
                         let status = e["health_status"].as_str().unwrap_or("HEALTHY");
@@ -228,6 +238,36 @@ fn describe(pem: &[u8]) -> (String, String, String, String) {
     )
 }
 
+/// The EDS assignments of the dump's `EndpointsConfigDump` (Envoy's and spar-proxy's
+/// shape), by name.
+fn assignments(dump: &Value) -> std::collections::HashMap<&str, &Value> {
+    dump["configs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|c| {
+            c["@type"]
+                .as_str()
+                .is_some_and(|t| t.ends_with(".EndpointsConfigDump"))
+        })
+        .flat_map(|c| {
+            let dynamic = c["dynamic_endpoint_configs"]
+                .as_array()
+                .into_iter()
+                .flatten();
+            let statics = c["static_endpoint_configs"]
+                .as_array()
+                .into_iter()
+                .flatten();
+            dynamic.chain(statics)
+        })
+        .filter_map(|e| {
+            let la = &e["endpoint_config"];
+            Some((la["cluster_name"].as_str()?, la))
+        })
+        .collect()
+}
+
 /// The resources in force: a bootstrap dump's `static_resources` (spar-proxy merges what
 /// xDS sent into it).
 fn resources(dump: &Value) -> Value {
@@ -344,5 +384,54 @@ mod tests {
         let routes = rows(Kind::Routes);
         assert_eq!(routes[1], words("http.8080 *:8080 * /reviews*"));
         assert_eq!(routes[2], words("http.8080 *:8080 * /x"));
+    }
+
+    #[test]
+    fn eds_endpoints_come_from_the_endpoints_dump() {
+        let dump = serde_json::json!({ "configs": [
+            { "bootstrap": { "static_resources": { "clusters": [
+                { "name": "outbound|80||a.default.svc.cluster.local", "type": "EDS",
+                  "eds_cluster_config": { "eds_config": { "ads": {} } } },
+                { "name": "outbound|80|v2|a.default.svc.cluster.local", "type": "EDS",
+                  "eds_cluster_config": { "eds_config": { "ads": {} }, "service_name": "a-v2" } },
+                { "name": "waiting", "type": "EDS" }
+            ]}}},
+            { "@type": "type.googleapis.com/envoy.admin.v3.EndpointsConfigDump",
+              "dynamic_endpoint_configs": [
+                { "version_info": "3", "endpoint_config": {
+                    "cluster_name": "outbound|80||a.default.svc.cluster.local",
+                    "endpoints": [{ "lb_endpoints": [
+                        { "endpoint": { "address": { "socket_address": { "address": "10.0.0.1", "port_value": 80 } } } }
+                    ]}]}},
+                { "version_info": "3", "endpoint_config": {
+                    "cluster_name": "a-v2",
+                    "endpoints": [{ "lb_endpoints": [
+                        { "endpoint": { "address": { "socket_address": { "address": "10.0.0.2", "port_value": 80 } } },
+                          "health_status": "DRAINING" }
+                    ]}]}}
+              ]}
+        ]});
+        let table = render(Kind::Endpoints, &dump);
+        let rows: Vec<Vec<&str>> = table
+            .lines()
+            .map(|l| l.split_whitespace().collect())
+            .collect();
+        assert_eq!(rows.len(), 3, "{table}");
+        assert_eq!(
+            rows[1],
+            [
+                "10.0.0.1:80",
+                "HEALTHY",
+                "outbound|80||a.default.svc.cluster.local"
+            ]
+        );
+        assert_eq!(
+            rows[2],
+            [
+                "10.0.0.2:80",
+                "DRAINING",
+                "outbound|80|v2|a.default.svc.cluster.local"
+            ]
+        );
     }
 }

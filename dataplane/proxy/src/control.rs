@@ -47,6 +47,8 @@ struct State {
     started: std::time::Instant,
     /// The mesh identity, when the proxy has one (`--ca-address`).
     identity: Option<Arc<spar_identity::Identity>>,
+    /// The xDS client's counters.
+    xds_stats: Arc<spar_ads::Stats>,
 }
 
 impl State {
@@ -93,6 +95,21 @@ impl AdminState for State {
         if let (Some(identity), Some(configs)) = (&self.identity, dump["configs"].as_array_mut()) {
             configs.push(crate::identity::secrets_dump(identity));
         }
+        // The EDS assignments in force, built when asked for: an endpoint change does not
+        // pay for a dump nobody reads.
+        let endpoints = {
+            let config = self.config.lock().unwrap_or_else(PoisonError::into_inner);
+            let dynamic = &config.dynamic;
+            (!dynamic.assignments.is_empty()).then(|| {
+                spar_config::endpoints_config_dump(dynamic.assignments.iter().map(|(name, la)| {
+                    let version = dynamic.assignment_versions.get(name);
+                    (version.map_or("", String::as_str), la)
+                }))
+            })
+        };
+        if let (Some(endpoints), Some(configs)) = (endpoints, dump["configs"].as_array_mut()) {
+            configs.push(endpoints);
+        }
         dump
     }
 
@@ -110,6 +127,10 @@ impl AdminState for State {
         if let Some(identity) = &self.identity {
             extra.push_str(&crate::identity::prometheus(identity));
         }
+        extra.push_str(&format!(
+            "# TYPE spar_xds_eds_warming_timeouts_total counter\nspar_xds_eds_warming_timeouts_total {}\n",
+            self.xds_stats.warming_timeouts.load(Ordering::Relaxed),
+        ));
         spar_telemetry::render_prometheus(proxy.stats(), &extra)
     }
 
@@ -205,6 +226,7 @@ async fn control(
         quit: Notify::new(),
         started: std::time::Instant::now(),
         identity: identity.as_ref().map(|(id, _)| id.clone()),
+        xds_stats: Arc::default(),
     });
     let opts = Options {
         concurrency: args.concurrency,
@@ -265,12 +287,11 @@ async fn control(
     let xds = ads.map(|ads| {
         let node = istio_node(node);
         info!(server = %ads.address, node = %node.id, "subscribing to xDS");
-        let config = spar_ads::AdsConfig::new(format!("http://{}", ads.address), node);
-        let (state, proxy) = (state.clone(), proxy.clone());
-        let apply = move |update: &spar_ads::Update| {
-            apply(&state, &proxy, None, Some(update.clone()))
-                .map(|version| info!(version, "xDS configuration applied"))
-                .map_err(|e| format!("{e:#}"))
+        let mut config = spar_ads::AdsConfig::new(format!("http://{}", ads.address), node);
+        config.stats = state.xds_stats.clone();
+        let apply = XdsApply {
+            state: state.clone(),
+            proxy: proxy.clone(),
         };
         tokio::spawn(spar_ads::run(config, apply, std::future::pending()))
     });
@@ -347,6 +368,28 @@ fn reload(state: &State, proxy: &Proxy, path: &Path) {
     }
 }
 
+/// What the xDS client's updates go through: checked, compiled with the bootstrap and
+/// swapped in.
+struct XdsApply {
+    state: Arc<State>,
+    proxy: Arc<Proxy>,
+}
+
+impl spar_ads::Apply for XdsApply {
+    fn apply(&mut self, update: &spar_ads::Update) -> Result<(), String> {
+        apply(&self.state, &self.proxy, None, Some(update.clone()))
+            .map(|version| info!(version, "xDS configuration applied"))
+            .map_err(|e| format!("{e:#}"))
+    }
+
+    fn check_assignment(
+        &mut self,
+        assignment: &envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment,
+    ) -> Result<(), String> {
+        spar_config::check_assignment(assignment).map_err(|e| e.to_string())
+    }
+}
+
 /// Compiles the bootstrap and the xDS resources (the new one given, or the
 /// one in force) into the next snapshot and applies it; returns its version.
 /// Nothing changes on error.
@@ -361,7 +404,12 @@ fn apply(
     let compiled = {
         let base = base.as_ref().unwrap_or(&config.base);
         let dynamic = dynamic.as_ref().unwrap_or(&config.dynamic);
-        base.compile_dynamic(&dynamic.clusters, &dynamic.listeners, version)
+        let xds = spar_config::Xds {
+            clusters: &dynamic.clusters,
+            listeners: &dynamic.listeners,
+            assignments: &dynamic.assignments,
+        };
+        base.compile_xds(xds, version)
     };
     release_freed_memory();
     let snapshot = compiled.map_err(|e| anyhow::anyhow!("{e}"))?;
