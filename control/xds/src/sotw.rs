@@ -101,7 +101,8 @@ impl SotwStream {
     }
 
     /// The responses a new snapshot calls for, in push order: one per subscribed type whose
-    /// resources changed (added or changed; removed, for LDS and CDS).
+    /// resources changed (added or changed; removed, for LDS and CDS). LDS and CDS responses
+    /// carry the full set; other types only the resources added or changed.
     pub fn on_snapshot(&mut self, snapshot: &Snapshot) -> Vec<DiscoveryResponse> {
         let mut order: Vec<&String> = self.types.keys().collect();
         order.sort_by_key(|t| (type_url::rank(t), t.as_str()));
@@ -165,6 +166,17 @@ fn respond(
     if !changed && !force {
         return None;
     }
+    // LDS and CDS responses are the full set. Other types (EDS above all: one endpoint
+    // change in a large mesh) carry only what the client has not got, as the xDS protocol
+    // allows: added, changed, or newly subscribed; everything on a stream's first request.
+    let resources: Vec<_> = match (&state.sent, force || type_url::is_full_state(type_url)) {
+        (Some(sent), false) => selected
+            .iter()
+            .filter(|(name, entry)| sent.get(**name) != Some(&entry.version))
+            .map(|(_, e)| e.resource.clone())
+            .collect(),
+        _ => selected.values().map(|e| e.resource.clone()).collect(),
+    };
     let nonce = nonces.next();
     state.sent = Some(
         selected
@@ -176,7 +188,7 @@ fn respond(
     state.status.sent_nonce = Some(nonce.clone());
     Some(DiscoveryResponse {
         version_info: snapshot.version.clone(),
-        resources: selected.values().map(|e| e.resource.clone()).collect(),
+        resources,
         type_url: type_url.to_owned(),
         nonce,
         ..Default::default()

@@ -127,10 +127,10 @@ fn stale_nonce_is_ignored() {
         st.subscription(ENDPOINT),
         Some(&Subscription::Names(["a".to_owned()].into()))
     );
-    // With the current nonce, the new name is answered.
+    // With the current nonce, the new name is answered (alone: the client has a's).
     let out = st.on_request(&req(ENDPOINT, "v2", &r2.nonce, &["a", "b"]), &s2);
     assert_eq!(out.kind, RequestKind::Ack);
-    assert_eq!(bodies(&out.response.unwrap()), ["A2", "B1"]);
+    assert_eq!(bodies(&out.response.unwrap()), ["B1"]);
 }
 
 #[test]
@@ -149,12 +149,12 @@ fn subscribe_and_unsubscribe_named_resources() {
         .response
         .unwrap();
     assert_eq!(bodies(&r), ["A"]);
-    // Subscribe to c too: the response is the set subscribed.
+    // Subscribe to c too: the response carries c (EDS need not resend a).
     let r = st
         .on_request(&req(ENDPOINT, "v1", &r.nonce, &["a", "c"]), &s)
         .response
         .unwrap();
-    assert_eq!(bodies(&r), ["A", "C"]);
+    assert_eq!(bodies(&r), ["C"]);
     // Unsubscribe from a: EDS absence deletes nothing, so no response is needed.
     let out = st.on_request(&req(ENDPOINT, "v1", &r.nonce, &["c"]), &s);
     assert!(out.response.is_none());
@@ -163,7 +163,7 @@ fn subscribe_and_unsubscribe_named_resources() {
         .on_request(&req(ENDPOINT, "v1", &r.nonce, &["a", "c"]), &s)
         .response
         .unwrap();
-    assert_eq!(bodies(&r), ["A", "C"]);
+    assert_eq!(bodies(&r), ["A"]);
     // Empty names after explicit names: unsubscribed from everything, not wildcard.
     let out = st.on_request(&req(ENDPOINT, "v1", &r.nonce, &[]), &s);
     assert!(out.response.is_none());
@@ -171,12 +171,79 @@ fn subscribe_and_unsubscribe_named_resources() {
         st.subscription(ENDPOINT),
         Some(&Subscription::Names(Default::default()))
     );
-    // Explicit "*" is wildcard.
+    // Explicit "*" is wildcard: everything, as the client dropped what it had.
     let r = st
         .on_request(&req(ENDPOINT, "v1", &r.nonce, &["*"]), &s)
         .response
         .unwrap();
     assert_eq!(bodies(&r), ["A", "B", "C"]);
+}
+
+#[test]
+fn an_endpoint_change_sends_only_the_assignments_that_changed() {
+    let s1 = snap(
+        "v1",
+        &[
+            (CLUSTER, "a", "CA"),
+            (CLUSTER, "b", "CB"),
+            (ENDPOINT, "a", "A1"),
+            (ENDPOINT, "b", "B1"),
+            (ENDPOINT, "other", "O1"),
+        ],
+    );
+    let mut st = SotwStream::new(1);
+    let rc = st
+        .on_request(&req(CLUSTER, "", "", &[]), &s1)
+        .response
+        .unwrap();
+    let re = st
+        .on_request(&req(ENDPOINT, "", "", &["a", "b"]), &s1)
+        .response
+        .unwrap();
+    assert_eq!(
+        bodies(&re),
+        ["A1", "B1"],
+        "the first response: every name asked for"
+    );
+    st.on_request(&req(CLUSTER, "v1", &rc.nonce, &[]), &s1);
+    st.on_request(&req(ENDPOINT, "v1", &re.nonce, &["a", "b"]), &s1);
+    // b's endpoints move, and an assignment nobody asked for changes: one response, b only,
+    // under the new version; no CDS push.
+    let s2 = snap(
+        "v2",
+        &[
+            (CLUSTER, "a", "CA"),
+            (CLUSTER, "b", "CB"),
+            (ENDPOINT, "a", "A1"),
+            (ENDPOINT, "b", "B2"),
+            (ENDPOINT, "other", "O2"),
+        ],
+    );
+    let out = st.on_snapshot(&s2);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].type_url, ENDPOINT);
+    assert_eq!(out[0].version_info, "v2");
+    assert_eq!(bodies(&out[0]), ["B2"]);
+    // A cluster change still sends every cluster.
+    let s3 = snap(
+        "v3",
+        &[
+            (CLUSTER, "a", "CA2"),
+            (CLUSTER, "b", "CB"),
+            (ENDPOINT, "a", "A1"),
+            (ENDPOINT, "b", "B2"),
+        ],
+    );
+    let out = st.on_snapshot(&s3);
+    assert_eq!(out.len(), 1);
+    assert_eq!(bodies(&out[0]), ["CA2", "CB"]);
+    // A reconnect (a new stream) gets every subscribed assignment again.
+    let mut again = SotwStream::new(2);
+    let r = again
+        .on_request(&req(ENDPOINT, "v2", "1-3", &["a", "b"]), &s3)
+        .response
+        .unwrap();
+    assert_eq!(bodies(&r), ["A1", "B2"]);
 }
 
 #[test]
