@@ -208,6 +208,11 @@ fn listeners_and_clusters_arrive_over_ads_and_bad_ones_are_nacked() {
     assert_eventually(Duration::from_secs(20), "the xDS listener serves", || {
         http::get(addr, "/").is_ok_and(|r| r.status == 200 && r.body_text() == "via-xds")
     });
+    // The ACKs follow the apply: on a loaded machine the listener may serve first.
+    assert_eventually(Duration::from_secs(20), "both updates are ACKed", || {
+        let seen = script.seen.lock().unwrap();
+        seen.iter().filter(|r| !r.response_nonce.is_empty()).count() >= 2
+    });
     {
         let seen = script.seen.lock().unwrap();
         let node = seen[0].node.as_ref().unwrap();
