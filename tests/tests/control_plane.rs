@@ -114,8 +114,9 @@ fn yaml_edits_reroute_a_gateway_live_and_bad_edits_are_refused() {
                 .output()
                 .unwrap();
             let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            // CDS, LDS and EDS (the service clusters' endpoints); no RDS.
             text.lines()
-                .any(|l| l.starts_with("gw-1.istio-system") && l.matches("SYNCED").count() == 2)
+                .any(|l| l.starts_with("gw-1.istio-system") && l.matches("SYNCED").count() == 3)
         },
     );
 
@@ -138,7 +139,7 @@ fn yaml_edits_reroute_a_gateway_live_and_bad_edits_are_refused() {
                     "9080",
                     "v1",
                     "outbound",
-                    "STATIC"
+                    "EDS"
                 ]),
         "{clusters}"
     );

@@ -5,7 +5,9 @@
 //! selectors that select them), and every node of a scope holds the same encoded snapshot.
 //! A configuration that differs from the last only in endpoints
 //! ([`spar_translate::endpoints_changed`]) is not translated again: each scope's clusters
-//! for the services concerned are rebuilt and re-encoded, the rest of its snapshot kept.
+//! for the services concerned are rebuilt, and only the load assignments (EDS) and clusters
+//! (CDS; when auto mTLS turns) that changed are re-encoded, the rest of its snapshot kept.
+//! The xDS server then pushes each proxy the changed assignments alone.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -115,7 +117,7 @@ impl Mesh {
                 }
                 info!(
                     hosts = hosts.len(),
-                    version, "endpoints changed: clusters rebuilt"
+                    version, "endpoints changed: assignments rebuilt"
                 );
             }
             _ => state.version += 1,
@@ -187,26 +189,35 @@ impl Scope {
         }
     }
 
-    /// The scope under a world that differs only in the endpoints of `hosts`: the clusters
-    /// concerned rebuilt and re-encoded, the rest of the snapshot kept.
+    /// The scope under a world that differs only in the endpoints of `hosts`: the
+    /// assignments that changed re-encoded, and the clusters that did (auto mTLS turned),
+    /// the rest of the snapshot kept. Proxies are then pushed only what changed: EDS, and
+    /// CDS only when a cluster changed.
     fn with_endpoints(
         self,
         world: &World,
         hosts: &std::collections::BTreeSet<String>,
         version: &str,
     ) -> Scope {
-        let (translation, rebuilt) =
+        let (translation, changed) =
             self.translation
                 .with_endpoints(&world.resources, &world.registry, hosts);
         let mut snapshot = Arc::unwrap_or_clone(self.snapshot);
         snapshot.version = version.to_owned();
-        for c in translation
-            .translation
+        let t = &translation.translation;
+        for c in t
             .clusters
             .iter()
-            .filter(|c| rebuilt.contains(&c.name))
+            .filter(|c| changed.clusters.contains(&c.name))
         {
             snapshot.insert_message(c.name.clone(), c);
+        }
+        for la in t
+            .endpoints
+            .iter()
+            .filter(|la| changed.endpoints.contains(&la.cluster_name))
+        {
+            snapshot.insert_message(la.cluster_name.clone(), la);
         }
         Scope {
             translation,
@@ -215,12 +226,15 @@ impl Scope {
     }
 }
 
-/// What a node's snapshot holds: clusters (endpoints inline, as spar-proxy has no EDS) and
-/// listeners (routes inline, as it has no RDS).
+/// What a node's snapshot holds: clusters (CDS), the EDS clusters' load assignments (EDS,
+/// named by their cluster) and listeners (routes inline, as spar-proxy has no RDS).
 pub fn snapshot(t: &Translation, version: &str) -> Snapshot {
     let mut s = Snapshot::new(version);
     for c in &t.clusters {
         s.insert_message(c.name.clone(), c);
+    }
+    for la in &t.endpoints {
+        s.insert_message(la.cluster_name.clone(), la);
     }
     for l in &t.listeners {
         s.insert_message(l.name.clone(), l);

@@ -1,10 +1,15 @@
 //! Clusters: one per service port, plus one per DestinationRule subset (Istio's
-//! `outbound|PORT|SUBSET|HOST`), STATIC with their endpoints inline, shaped by the
-//! DestinationRule's traffic policy.
+//! `outbound|PORT|SUBSET|HOST`), shaped by the DestinationRule's traffic policy. A service's
+//! clusters are EDS clusters over ADS, as Istio makes them: their endpoints travel as
+//! ClusterLoadAssignments named by the cluster (so an endpoint change resends one
+//! assignment, not the clusters). What the endpoints decide in the cluster itself stays
+//! there: auto mTLS reads the endpoints' labels. Clusters routes want that no service gives
+//! are STATIC and empty.
 
 use std::collections::HashMap;
 
 use envoy_types::pb::envoy::config::cluster::v3::circuit_breakers::Thresholds;
+use envoy_types::pb::envoy::config::cluster::v3::cluster::EdsClusterConfig;
 use envoy_types::pb::envoy::config::cluster::v3::cluster::{
     ClusterDiscoveryType, CommonLbConfig, DiscoveryType, LbConfig, LbPolicy, MaglevLbConfig,
     RingHashLbConfig,
@@ -12,9 +17,11 @@ use envoy_types::pb::envoy::config::cluster::v3::cluster::{
 use envoy_types::pb::envoy::config::cluster::v3::{
     CircuitBreakers, Cluster, OutlierDetection as PbOutlier, UpstreamConnectionOptions,
 };
+use envoy_types::pb::envoy::config::core::v3::config_source::ConfigSourceSpecifier;
 use envoy_types::pb::envoy::config::core::v3::{
-    Address, Http1ProtocolOptions, HttpProtocolOptions as CoreHttpOptions, Metadata, SocketAddress,
-    TcpKeepalive, address, socket_address,
+    Address, AggregatedConfigSource, ApiVersion, ConfigSource, Http1ProtocolOptions,
+    HttpProtocolOptions as CoreHttpOptions, Metadata, SocketAddress, TcpKeepalive, address,
+    socket_address,
 };
 use envoy_types::pb::envoy::config::endpoint::v3::{
     ClusterLoadAssignment, Endpoint, LbEndpoint, LocalityLbEndpoints, lb_endpoint,
@@ -383,10 +390,19 @@ impl<'a> Effective<'a> {
     }
 }
 
+/// A cluster as built, with the assignment it takes its endpoints from when it is an EDS
+/// cluster.
+#[derive(Clone, Debug)]
+pub(crate) struct Built {
+    pub(crate) cluster: Cluster,
+    pub(crate) assignment: Option<ClusterLoadAssignment>,
+}
+
 /// Every cluster for `services` (each port, each subset), then the clusters routes want
-/// that no service gave (unknown hosts or subsets: empty, so requests get 503 as in Istio).
-pub(crate) fn build_all(cx: &mut Cx<'_>, services: &[&Service]) -> Vec<Cluster> {
-    let mut out: HashMap<String, Cluster> = HashMap::new();
+/// that no service gave (unknown hosts or subsets: STATIC and empty, so requests get 503 as
+/// in Istio).
+pub(crate) fn build_all(cx: &mut Cx<'_>, services: &[&Service]) -> Vec<Built> {
+    let mut out: HashMap<String, Built> = HashMap::new();
     for svc in services {
         build_service(cx, svc, &mut out);
     }
@@ -395,16 +411,23 @@ pub(crate) fn build_all(cx: &mut Cx<'_>, services: &[&Service]) -> Vec<Cluster> 
         if out.contains_key(&name) {
             continue;
         }
-        let c = cluster(cx, &name, want.port, &[], &Effective::default());
-        out.insert(name, c);
+        let mut c = cluster(cx, &name, &[], &Effective::default());
+        c.cluster_discovery_type = Some(ClusterDiscoveryType::Type(DiscoveryType::Static as i32));
+        c.load_assignment = Some(load_assignment(&name, want.port, &[]));
+        let built = Built {
+            cluster: c,
+            assignment: None,
+        };
+        out.insert(name, built);
     }
     out.into_values().collect()
 }
 
 /// The clusters of one service (each port, each subset) that `out` does not have yet (a
-/// host's first service wins). The only part of a translation that reads endpoints: the
-/// full translation and [`crate::ScopeTranslation::with_endpoints`] both build them here.
-pub(crate) fn build_service(cx: &mut Cx<'_>, svc: &Service, out: &mut HashMap<String, Cluster>) {
+/// host's first service wins), EDS clusters with their assignments. The only part of a
+/// translation that reads endpoints: the full translation and
+/// [`crate::ScopeTranslation::with_endpoints`] both build them here.
+pub(crate) fn build_service(cx: &mut Cx<'_>, svc: &Service, out: &mut HashMap<String, Built>) {
     let dr = destination_rule(cx, &svc.hostname, &svc.namespace);
     for port in &svc.ports {
         let mut subsets = vec![""];
@@ -431,28 +454,41 @@ pub(crate) fn build_service(cx: &mut Cx<'_>, svc: &Service, out: &mut HashMap<St
                 .as_ref()
                 .map(|d| d.effective(subset, port.number))
                 .unwrap_or_default();
-            let c = cluster(cx, &name, port.number, &instances, &eff);
-            out.insert(name, c);
+            let mut c = cluster(cx, &name, &instances, &eff);
+            c.cluster_discovery_type = Some(ClusterDiscoveryType::Type(DiscoveryType::Eds as i32));
+            c.eds_cluster_config = Some(eds_over_ads(&name));
+            let built = Built {
+                assignment: Some(load_assignment(&name, port.number, &instances)),
+                cluster: c,
+            };
+            out.insert(name, built);
         }
     }
 }
 
-fn cluster(
-    cx: &mut Cx<'_>,
-    name: &str,
-    port: u32,
-    instances: &[&Instance],
-    eff: &Effective<'_>,
-) -> Cluster {
+/// Istio's EDS settings: the assignment comes over the ADS stream, named `name` (the
+/// cluster's own name, as `service_name`).
+fn eds_over_ads(name: &str) -> EdsClusterConfig {
+    EdsClusterConfig {
+        eds_config: Some(ConfigSource {
+            config_source_specifier: Some(ConfigSourceSpecifier::Ads(AggregatedConfigSource {})),
+            resource_api_version: ApiVersion::V3 as i32,
+            ..Default::default()
+        }),
+        service_name: name.to_owned(),
+    }
+}
+
+/// A cluster shaped by `eff`, its transport socket following `instances` (auto mTLS);
+/// without a discovery type or endpoints (the caller sets them).
+fn cluster(cx: &mut Cx<'_>, name: &str, instances: &[&Instance], eff: &Effective<'_>) -> Cluster {
     let mut c = Cluster {
         name: name.to_owned(),
-        cluster_discovery_type: Some(ClusterDiscoveryType::Type(DiscoveryType::Static as i32)),
         connect_timeout: Some(envoy_types::pb::google::protobuf::Duration {
             seconds: DEFAULT_CONNECT_TIMEOUT_SECS,
             nanos: 0,
         }),
         lb_policy: LbPolicy::LeastRequest as i32,
-        load_assignment: Some(load_assignment(name, port, instances)),
         ..Default::default()
     };
     let mut thresholds = Thresholds {

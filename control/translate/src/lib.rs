@@ -10,8 +10,9 @@
 //! - [`translate`]: for one proxy ([`ProxyNode`]: a gateway router or a sidecar), the
 //!   listeners (each HTTP connection manager carries its route configuration inline, as
 //!   spar-proxy has no RDS yet), the route configurations again on their own (for RDS and
-//!   `proxy-config routes`), the clusters (STATIC, with their endpoints inline, as spar-proxy
-//!   has no EDS yet) and the endpoints again as ClusterLoadAssignments. Names follow Istio:
+//!   `proxy-config routes`), the clusters (a service's clusters of type EDS over ADS, as
+//!   Istio makes them; the inbound ones to a Sidecar's `defaultEndpoint` STATIC, endpoints
+//!   inline) and the EDS clusters' ClusterLoadAssignments, named by cluster. Names follow Istio:
 //!   clusters `outbound|9080|v1|reviews.default.svc.cluster.local`, gateway listeners
 //!   `0.0.0.0_8080` with routes `http.8080`, virtual hosts `HOST:PORT`.
 //! - Mesh mTLS: to upstreams (DestinationRule `ISTIO_MUTUAL`, auto mTLS) and on sidecar
@@ -55,7 +56,7 @@ use spar_istio::model::Labels;
 use spar_istio::{Resource, ResourceRef, Spec};
 
 pub use registry::Registry;
-pub use scope::{ScopeKey, ScopeTranslation, endpoints_changed};
+pub use scope::{Rebuilt, ScopeKey, ScopeTranslation, endpoints_changed};
 
 /// Istio's default root namespace: selector-less Sidecars and DestinationRules there apply
 /// mesh-wide.
@@ -118,8 +119,10 @@ pub struct Translation {
     pub listeners: Vec<Listener>,
     /// The route configurations the listeners carry inline, by name.
     pub routes: Vec<RouteConfiguration>,
+    /// Sorted by name.
     pub clusters: Vec<Cluster>,
-    /// The load assignments the clusters carry inline.
+    /// The load assignments of the EDS clusters (EDS), named by their cluster, sorted by
+    /// name. STATIC clusters carry theirs inline and have none here.
     pub endpoints: Vec<ClusterLoadAssignment>,
     /// Sorted, without duplicates.
     pub notes: Vec<Note>,
@@ -197,13 +200,16 @@ pub(crate) fn translate_keeping_services(
         ProxyKind::Router => listener::gateway(&mut cx),
         ProxyKind::Sidecar => listener::sidecar(&mut cx),
     };
-    let mut clusters = cluster::build_all(&mut cx, &services);
+    let built = cluster::build_all(&mut cx, &services);
+    let mut clusters = Vec::with_capacity(built.len() + extra_clusters.len());
+    let mut endpoints = Vec::with_capacity(built.len());
+    for b in built {
+        clusters.push(b.cluster);
+        endpoints.extend(b.assignment);
+    }
     clusters.extend(extra_clusters);
     clusters.sort_by(|a, b| a.name.cmp(&b.name));
-    let endpoints = clusters
-        .iter()
-        .filter_map(|c| c.load_assignment.clone())
-        .collect();
+    endpoints.sort_by(|a: &ClusterLoadAssignment, b| a.cluster_name.cmp(&b.cluster_name));
     let mut notes = cx.notes;
     notes.sort();
     notes.dedup();

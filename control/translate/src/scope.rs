@@ -13,8 +13,9 @@
 //!
 //! [`endpoints_changed`] tells when a new configuration differs from the old one only in
 //! services' endpoints; then [`ScopeTranslation::with_endpoints`] rebuilds just the clusters
-//! of the services concerned (their load assignments, and their transport sockets, which
-//! auto mTLS derives from the endpoints), as a full translation would build them.
+//! of the services concerned and their load assignments (a cluster changes only when its
+//! transport socket does, which auto mTLS derives from the endpoints), as a full
+//! translation would build them.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -211,14 +212,14 @@ impl ScopeTranslation {
 
     /// This translation after an endpoint change: `resources` and `registry` are the new
     /// config and `hosts` what [`endpoints_changed`] said of it. The clusters of the services
-    /// of those hosts are rebuilt, as [`crate::translate`] builds them; everything else is
-    /// kept. Returns the names of the rebuilt clusters with the new translation.
+    /// of those hosts and their assignments are rebuilt, as [`crate::translate`] builds
+    /// them; everything else is kept. Returns the new translation with what changed in it.
     pub fn with_endpoints(
         mut self,
         resources: &[Resource],
         registry: &Registry,
         hosts: &BTreeSet<String>,
-    ) -> (ScopeTranslation, BTreeSet<String>) {
+    ) -> (ScopeTranslation, Rebuilt) {
         let mut rebuilt = HashMap::new();
         let mut cx = Cx::new(resources, registry, &self.proxy);
         for (host, ns) in self.services.iter().filter(|(h, _)| hosts.contains(h)) {
@@ -230,31 +231,37 @@ impl ScopeTranslation {
                 cluster::build_service(&mut cx, service, &mut rebuilt);
             }
         }
-        let mut names = BTreeSet::new();
+        let mut changed = Rebuilt::default();
+        let mut assignments = HashMap::new();
         for c in &mut self.translation.clusters {
             if let Some(new) = rebuilt.remove(&c.name) {
-                if *c != new {
-                    names.insert(c.name.clone());
+                if *c != new.cluster {
+                    changed.clusters.insert(c.name.clone());
+                    *c = new.cluster;
                 }
-                *c = new;
+                if let Some(la) = new.assignment {
+                    assignments.insert(la.cluster_name.clone(), la);
+                }
             }
         }
-        let clusters: HashMap<&str, &_> = self
-            .translation
-            .clusters
-            .iter()
-            .filter(|c| names.contains(&c.name))
-            .map(|c| (c.name.as_str(), c))
-            .collect();
-        for cla in &mut self.translation.endpoints {
-            if let Some(c) = clusters.get(cla.cluster_name.as_str())
-                && let Some(new) = &c.load_assignment
+        for la in &mut self.translation.endpoints {
+            if let Some(new) = assignments.remove(&la.cluster_name)
+                && *la != new
             {
-                *cla = new.clone();
+                changed.endpoints.insert(la.cluster_name.clone());
+                *la = new;
             }
         }
-        (self, names)
+        (self, changed)
     }
+}
+
+/// What [`ScopeTranslation::with_endpoints`] changed, by name: the clusters (their
+/// transport socket, when auto mTLS turned) and the assignments (their endpoints).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Rebuilt {
+    pub clusters: BTreeSet<String>,
+    pub endpoints: BTreeSet<String>,
 }
 
 #[cfg(test)]

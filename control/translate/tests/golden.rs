@@ -3,15 +3,18 @@
 //! and the result, as Envoy JSON from spar-config's own loader, must equal `expected.yaml`.
 //! `SPAR_BLESS=1` rewrites the expected files.
 //!
-//! Every case is also the compile-back check: the listeners and clusters, put in an Envoy
-//! bootstrap's static_resources, must pass spar-config's subset check and compile with no
-//! error, which is what spar-proxy will do with them.
+//! Every case is also the compile-back check: the listeners, clusters and EDS assignments
+//! must pass spar-config's subset check and compile with no error as xDS resources under
+//! an ADS bootstrap, which is what spar-proxy will do with them.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use envoy_types::pb::envoy::config::bootstrap::v3::Bootstrap;
 use envoy_types::pb::envoy::config::bootstrap::v3::bootstrap::StaticResources;
+use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
+use spar_config::Xds;
 use spar_istio::model::Labels;
 use spar_istio::{Level, Options, load};
 use spar_translate::{ProxyKind, ProxyNode, Registry, Translation, translate};
@@ -68,8 +71,27 @@ fn run(input: &str) -> Result<Translation> {
     Ok(t)
 }
 
-/// The translation as spar-proxy would load it: checked, compiled, and dumped as JSON.
+/// A bootstrap whose clusters and listeners come over ADS, as spar-proxy's under
+/// spar-control (EDS clusters need it).
+const ADS_BOOTSTRAP: &str = "
+dynamic_resources:
+  ads_config: { api_type: GRPC, transport_api_version: V3, grpc_services: [{ envoy_grpc: { cluster_name: xds } }] }
+  cds_config: { ads: {}, resource_api_version: V3, initial_fetch_timeout: 0s }
+  lds_config: { ads: {}, resource_api_version: V3, initial_fetch_timeout: 0s }
+static_resources:
+  clusters:
+  - name: xds
+    type: STATIC
+    connect_timeout: 1s
+    load_assignment:
+      cluster_name: xds
+      endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: 15010 } } } }] }]
+";
+
+/// The translation as spar-proxy would load it: checked, compiled (the clusters and
+/// listeners as CDS and LDS, the assignments as EDS), and dumped as JSON.
 fn compile_back(t: &Translation) -> Result<serde_json::Value> {
+    // The subset check, which also gives the JSON: the resources as static ones.
     let bootstrap = Bootstrap {
         static_resources: Some(StaticResources {
             listeners: t.listeners.clone(),
@@ -78,18 +100,54 @@ fn compile_back(t: &Translation) -> Result<serde_json::Value> {
         }),
         ..Default::default()
     };
-    // As a proxy with a mesh identity loads it: SDS `default` and `ROOTCA` are served.
-    let identity = spar_identity::Identity::new("spiffe://cluster.local/ns/golden/sa/golden");
     let checked = spar_config::Bootstrap::from_envoy(bootstrap)
-        .map_err(|e| anyhow::anyhow!("spar-proxy refuses the translation:\n{e}"))?
+        .map_err(|e| anyhow::anyhow!("spar-proxy refuses the translation:\n{e}"))?;
+    // As a proxy with a mesh identity loads it over ADS: SDS `default` and `ROOTCA` are
+    // served.
+    let identity = spar_identity::Identity::new("spiffe://cluster.local/ns/golden/sa/golden");
+    let ads = spar_config::load_bootstrap_str(ADS_BOOTSTRAP, "ads.yaml", spar_config::Format::Yaml)
+        .map_err(|e| anyhow::anyhow!("the test's ADS bootstrap:\n{e}"))?
         .with_secrets(std::sync::Arc::new(identity));
-    spar_config::compile(&checked, 1)
-        .map_err(|e| anyhow::anyhow!("spar-proxy cannot compile the translation:\n{e}"))?;
+    let assignments: BTreeMap<String, ClusterLoadAssignment> = t
+        .endpoints
+        .iter()
+        .map(|la| (la.cluster_name.clone(), la.clone()))
+        .collect();
+    ads.compile_xds(
+        Xds {
+            clusters: &t.clusters,
+            listeners: &t.listeners,
+            assignments: &assignments,
+        },
+        1,
+    )
+    .map_err(|e| anyhow::anyhow!("spar-proxy cannot compile the translation:\n{e}"))?;
+    for la in &t.endpoints {
+        spar_config::check_assignment(la).map_err(|e| {
+            anyhow::anyhow!(
+                "spar-proxy refuses the assignment {}:\n{e}",
+                la.cluster_name
+            )
+        })?;
+    }
     let statics = checked
         .json
         .get("static_resources")
         .cloned()
         .unwrap_or_default();
+    let dump = spar_config::endpoints_config_dump(t.endpoints.iter().map(|la| ("", la)));
+    let endpoints: Vec<serde_json::Value> = dump["dynamic_endpoint_configs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|d| {
+            let mut la = d["endpoint_config"].clone();
+            if let Some(o) = la.as_object_mut() {
+                o.remove("@type");
+            }
+            la
+        })
+        .collect();
     let notes: Vec<String> = t
         .notes
         .iter()
@@ -104,6 +162,7 @@ fn compile_back(t: &Translation) -> Result<serde_json::Value> {
     Ok(serde_json::json!({
         "listeners": statics.get("listeners").cloned().unwrap_or_default(),
         "clusters": statics.get("clusters").cloned().unwrap_or_default(),
+        "endpoints": endpoints,
         "notes": notes,
     }))
 }

@@ -1,7 +1,9 @@
 use super::*;
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
+use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
 use envoy_types::pb::envoy::config::listener::v3::Listener;
 use envoy_types::pb::google::protobuf::{Struct, Value};
+use spar_xds::type_url::{CLUSTER, ENDPOINT, LISTENER};
 
 #[test]
 fn istio_node_ids_and_metadata() {
@@ -142,9 +144,10 @@ spec:
   - from: [{ source: { principals: ["cluster.local/ns/default/sa/reviews"] } }]
 "#;
 
-/// A snapshot's clusters and listeners decoded: their bytes may differ where a message
-/// holds a map (endpoint metadata), which prost encodes in the map's iteration order.
-fn decoded(s: &Snapshot) -> (Vec<Cluster>, Vec<Listener>) {
+/// A snapshot's clusters, assignments and listeners decoded: their bytes may differ where a
+/// message holds a map (endpoint metadata), which prost encodes in the map's iteration
+/// order.
+fn decoded(s: &Snapshot) -> (Vec<Cluster>, Vec<ClusterLoadAssignment>, Vec<Listener>) {
     use prost::Message as _;
     let of = |t: &str| {
         s.of_type(t)
@@ -153,13 +156,20 @@ fn decoded(s: &Snapshot) -> (Vec<Cluster>, Vec<Listener>) {
             .map(|(_, e)| e.resource.value.as_slice())
     };
     (
-        of(spar_xds::type_url::CLUSTER)
-            .map(|b| Cluster::decode(b).unwrap())
+        of(CLUSTER).map(|b| Cluster::decode(b).unwrap()).collect(),
+        of(ENDPOINT)
+            .map(|b| ClusterLoadAssignment::decode(b).unwrap())
             .collect(),
-        of(spar_xds::type_url::LISTENER)
-            .map(|b| Listener::decode(b).unwrap())
-            .collect(),
+        of(LISTENER).map(|b| Listener::decode(b).unwrap()).collect(),
     )
+}
+
+fn holds(entry: &spar_xds::Entry, text: &str) -> bool {
+    entry
+        .resource
+        .value
+        .windows(text.len())
+        .any(|w| w == text.as_bytes())
 }
 
 fn world(yaml: &str) -> World {
@@ -227,14 +237,8 @@ fn an_endpoint_change_gives_every_node_what_a_full_translation_would() {
         assert_eq!(decoded(&got), decoded(&fresh_provider(n)), "{}", n.id);
     }
     let a = cache.snapshot(&nodes[0].id).unwrap();
-    let reviews = &a.resources[spar_xds::type_url::CLUSTER]["outbound|9080||reviews.default.svc.cluster.local"];
-    assert!(
-        reviews
-            .resource
-            .value
-            .windows(b"10.9.9.9".len())
-            .any(|w| w == b"10.9.9.9")
-    );
+    let reviews = &a.resources[ENDPOINT]["outbound|9080||reviews.default.svc.cluster.local"];
+    assert!(holds(reviews, "10.9.9.9"));
     // The same config again: nothing for any proxy, the version stays.
     let version = mesh.version();
     mesh.set_world(world(&moved));
@@ -252,4 +256,68 @@ fn a_node_connecting_after_a_change_gets_the_newest() {
     let later = provider(&sidecar_node("b", "default", &[("app", "web")]));
     assert_eq!(later.version, mesh.version());
     assert_ne!(first.resources, later.resources);
+}
+
+#[test]
+fn an_endpoint_move_changes_one_assignment_and_no_cluster() {
+    let (cache, mesh) = mesh(MESH);
+    let node = sidecar_node("a", "default", &[("app", "web")]);
+    cache.set_shared(&node.id, mesh.provider()(&node));
+    let before = cache.snapshot(&node.id).unwrap();
+    let reviews = "outbound|9080||reviews.default.svc.cluster.local";
+    assert!(
+        !holds(&before.resources[CLUSTER][reviews], "10.0.0.2"),
+        "the cluster carries no endpoints"
+    );
+    mesh.set_world(world(&MESH.replace("10.0.0.2:9080", "10.9.9.9:9080")));
+    let after = cache.snapshot(&node.id).unwrap();
+    assert_ne!(after.version, before.version);
+    // Entries compared whole (bytes and versions): what the xDS server compares to decide
+    // what to push.
+    assert_eq!(after.resources[CLUSTER], before.resources[CLUSTER]);
+    assert_eq!(after.resources[LISTENER], before.resources[LISTENER]);
+    let changed: Vec<&String> = after.resources[ENDPOINT]
+        .iter()
+        .filter(|(name, e)| before.resources[ENDPOINT].get(*name) != Some(*e))
+        .map(|(name, _)| name)
+        .collect();
+    assert_eq!(changed, [reviews]);
+    assert!(holds(&after.resources[ENDPOINT][reviews], "10.9.9.9"));
+    assert!(holds(&before.resources[ENDPOINT][reviews], "10.0.0.2"));
+}
+
+#[test]
+fn an_endpoint_change_that_turns_auto_mtls_updates_the_cluster() {
+    let meshed = MESH.replace(
+        "labels: { app: reviews, version: v1 }",
+        "labels: { app: reviews, version: v1, security.istio.io/tlsMode: istio }",
+    );
+    let (cache, mesh) = mesh(&meshed);
+    let node = sidecar_node("a", "default", &[("app", "web")]);
+    cache.set_shared(&node.id, mesh.provider()(&node));
+    let before = cache.snapshot(&node.id).unwrap();
+    // The endpoints lose their sidecar: the same addresses, plain text now.
+    mesh.set_world(world(MESH));
+    let after = cache.snapshot(&node.id).unwrap();
+    let reviews = "outbound|9080||reviews.default.svc.cluster.local";
+    let changed = |t: &str| -> Vec<&String> {
+        after.resources[t]
+            .iter()
+            .filter(|(name, e)| before.resources[t].get(*name) != Some(*e))
+            .map(|(name, _)| name)
+            .collect()
+    };
+    assert_eq!(changed(CLUSTER), [reviews]);
+    assert_eq!(changed(ENDPOINT), [reviews], "the labels in the metadata");
+    let tls = |s: &Snapshot| {
+        use prost::Message as _;
+        Cluster::decode(s.resources[CLUSTER][reviews].resource.value.as_slice())
+            .unwrap()
+            .transport_socket
+            .is_some()
+    };
+    assert!(tls(&before), "auto mTLS to endpoints with a sidecar");
+    assert!(!tls(&after), "plain text to endpoints without one");
+    let (_, fresh) = self::mesh(MESH);
+    assert_eq!(decoded(&after), decoded(&fresh.provider()(&node)));
 }

@@ -306,21 +306,82 @@ fn an_endpoint_patch_equals_a_full_retranslation() {
                 ..sidecar("default", labels)
             };
             let kept = ScopeTranslation::new(&old_r, &old_reg, &proxy);
-            let (patched, names) = kept.clone().with_endpoints(&new_r, &new_reg, &hosts);
+            let (patched, changed) = kept.clone().with_endpoints(&new_r, &new_reg, &hosts);
             let full = translate(&new_r, &new_reg, &proxy);
             assert_eq!(patched.translation, full, "{proxy:?}");
-            let differ: BTreeSet<String> = kept
-                .translation
-                .clusters
-                .iter()
-                .zip(&full.clusters)
-                .filter(|(a, b)| a != b)
-                .map(|(a, _)| a.name.clone())
-                .collect();
-            assert_eq!(names, differ, "{proxy:?}");
+            let differ = |a: Vec<(String, bool)>| -> BTreeSet<String> {
+                a.into_iter().filter(|(_, d)| *d).map(|(n, _)| n).collect()
+            };
+            let clusters = differ(
+                kept.translation
+                    .clusters
+                    .iter()
+                    .zip(&full.clusters)
+                    .map(|(a, b)| (a.name.clone(), a != b))
+                    .collect(),
+            );
+            let endpoints = differ(
+                kept.translation
+                    .endpoints
+                    .iter()
+                    .zip(&full.endpoints)
+                    .map(|(a, b)| (a.cluster_name.clone(), a != b))
+                    .collect(),
+            );
+            assert_eq!(changed.clusters, clusters, "{proxy:?}");
+            assert_eq!(changed.endpoints, endpoints, "{proxy:?}");
             if kind == ProxyKind::Sidecar && labels.is_empty() {
-                assert_eq!(names.len(), 3, "v2, the default and details: {names:?}");
+                // Auto mTLS turned off where a v2 endpoint lost its sidecar: those clusters
+                // change; every other change is in the assignments alone.
+                let reviews = |subset: &str| {
+                    format!("outbound|9080|{subset}|reviews.default.svc.cluster.local")
+                };
+                assert_eq!(
+                    changed.clusters,
+                    BTreeSet::from([reviews(""), reviews("v2")]),
+                    "{changed:?}"
+                );
+                assert_eq!(
+                    changed.endpoints.len(),
+                    3,
+                    "v2, the default and details: {changed:?}"
+                );
             }
         }
     }
+}
+
+#[test]
+fn an_endpoint_move_changes_assignments_not_clusters() {
+    let (old_r, old_reg) = config(MESH);
+    let (new_r, new_reg) = config(&moved(MESH));
+    let hosts = endpoints_changed((&old_r, &old_reg), (&new_r, &new_reg)).expect("endpoints only");
+    let proxy = sidecar("default", &[]);
+    let kept = ScopeTranslation::new(&old_r, &old_reg, &proxy);
+    let (patched, changed) = kept.clone().with_endpoints(&new_r, &new_reg, &hosts);
+    assert_eq!(patched.translation, translate(&new_r, &new_reg, &proxy));
+    assert_eq!(patched.translation.clusters, kept.translation.clusters);
+    let reviews =
+        |subset: &str| format!("outbound|9080|{subset}|reviews.default.svc.cluster.local");
+    assert_eq!(changed.clusters, BTreeSet::new());
+    assert_eq!(
+        changed.endpoints,
+        BTreeSet::from([reviews(""), reviews("v2")])
+    );
+    // Every EDS cluster has its assignment, under its own name.
+    let eds: BTreeSet<&str> = patched
+        .translation
+        .clusters
+        .iter()
+        .filter(|c| c.eds_cluster_config.is_some())
+        .map(|c| c.name.as_str())
+        .collect();
+    let assigned: BTreeSet<&str> = patched
+        .translation
+        .endpoints
+        .iter()
+        .map(|la| la.cluster_name.as_str())
+        .collect();
+    assert_eq!(eds, assigned);
+    assert!(eds.contains(reviews("v2").as_str()));
 }
