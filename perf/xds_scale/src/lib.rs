@@ -235,17 +235,20 @@ async fn measure(
     server_started: Instant,
 ) -> anyhow::Result<()> {
     let ids = params.proxies;
-    // Proxies that ACKed everything sent to them, clusters and listeners at least, and the
-    // clusters at `version`, as the server sees it. (A push sends only the types that
-    // changed: after the endpoint change the listeners stay at the version before.)
-    let acked = |cache: &Cache, version: &str| {
+    // Proxies that ACKed everything sent to them, clusters, endpoints and listeners at
+    // least, and `at` at `version`, as the server sees it. (A push sends only the types that
+    // changed: after the endpoint change the clusters and listeners stay at the version
+    // before.)
+    let acked = |cache: &Cache, at: &str, version: &str| {
         let status = cache.status();
         status
             .values()
             .filter(|s| {
                 s.types.values().all(|ts| ts.synced())
-                    && s.types.contains_key(type_url::LISTENER)
-                    && s.types.get(type_url::CLUSTER).is_some_and(|ts| {
+                    && [type_url::CLUSTER, type_url::ENDPOINT, type_url::LISTENER]
+                        .iter()
+                        .all(|t| s.types.contains_key(*t))
+                    && s.types.get(at).is_some_and(|ts| {
                         ts.synced() && ts.acked_version.as_deref() == Some(version)
                     })
             })
@@ -253,11 +256,11 @@ async fn measure(
     };
     let version = mesh.version();
     let deadline = Instant::now() + params.timeout;
-    while acked(cache, &version) < ids {
+    while acked(cache, type_url::CLUSTER, &version) < ids {
         anyhow::ensure!(
             Instant::now() < deadline,
             "initial sync: {} of {ids} proxies ACKed within {:?}",
-            acked(cache, &version),
+            acked(cache, type_url::CLUSTER, &version),
             params.timeout
         );
         tokio::time::sleep(POLL).await;
@@ -281,14 +284,16 @@ async fn measure(
         v.get(v.len() / 2).copied().unwrap_or(0) as f64
     };
     let cds = median(seen.iter().map(|s| s.cluster_bytes).collect());
+    let eds = median(seen.iter().map(|s| s.endpoint_bytes).collect());
     let lds = median(seen.iter().map(|s| s.listener_bytes).collect());
     report.add("bytes per proxy: CDS", cds / 1024.0, "KiB");
+    report.add("bytes per proxy: EDS", eds / 1024.0, "KiB");
     report.add("bytes per proxy: LDS (routes inline)", lds / 1024.0, "KiB");
-    report.add("bytes per proxy: total", (cds + lds) / 1024.0, "KiB");
+    report.add("bytes per proxy: total", (cds + eds + lds) / 1024.0, "KiB");
     report.add(
         "bytes all proxies",
         seen.iter()
-            .map(|s| s.cluster_bytes + s.listener_bytes)
+            .map(|s| s.cluster_bytes + s.endpoint_bytes + s.listener_bytes)
             .sum::<usize>() as f64
             / (1024.0 * 1024.0),
         "MiB",
@@ -303,7 +308,9 @@ async fn measure(
         cluster,
         address: MOVED_TO.to_string(),
     });
-    let before: Vec<usize> = board.snapshot().iter().map(|s| s.applied).collect();
+    let before = board.snapshot();
+    let first_id = cache.status().keys().next().cloned().unwrap_or_default();
+    let first_before = cache.snapshot(&first_id);
     let m = mesh.clone();
     let changed = control
         .spawn(async move {
@@ -337,11 +344,11 @@ async fn measure(
         );
         tokio::time::sleep(POLL).await;
     }
-    while acked(cache, &version) < ids {
+    while acked(cache, type_url::ENDPOINT, &version) < ids {
         anyhow::ensure!(
             Instant::now() < deadline,
             "endpoint change: {} of {ids} proxies ACKed within {:?}",
-            acked(cache, &version),
+            acked(cache, type_url::ENDPOINT, &version),
             params.timeout
         );
         tokio::time::sleep(POLL).await;
@@ -365,18 +372,54 @@ async fn measure(
         "change: all ACKed (server side)",
         all_acked.saturating_duration_since(start),
     );
-    let updates = seen
-        .iter()
-        .zip(&before)
-        .map(|(s, b)| s.applied - b)
-        .max()
-        .unwrap_or(0);
-    report.add("change: responses per proxy", updates as f64, "");
+    let most = |count: fn(&proxies::Seen) -> usize| {
+        seen.iter()
+            .zip(&before)
+            .map(|(s, b)| count(s) - count(b))
+            .max()
+            .unwrap_or(0) as f64
+    };
+    report.add("change: updates applied per proxy", most(|s| s.applied), "");
     report.add(
-        "change: bytes per proxy (CDS resent)",
-        median(seen.iter().map(|s| s.cluster_bytes).collect()) / 1024.0,
-        "KiB",
+        "change: cluster sets (CDS) applied per proxy",
+        most(|s| s.cluster_updates),
+        "",
     );
+    // What the server pushes for the change: the resources whose entries differ (CDS and
+    // LDS responses carry their whole set when anything in them changed).
+    let first_after = cache.snapshot(&first_id);
+    if let (Some(old), Some(new)) = (first_before, first_after) {
+        for (name, t, full_state) in [
+            ("CDS", type_url::CLUSTER, true),
+            ("EDS", type_url::ENDPOINT, false),
+            ("LDS", type_url::LISTENER, true),
+        ] {
+            let empty = Default::default();
+            let (a, b) = (
+                old.of_type(t).unwrap_or(&empty),
+                new.of_type(t).unwrap_or(&empty),
+            );
+            let pushed: Vec<&spar_xds::Entry> = match full_state {
+                true if a != b => b.values().collect(),
+                true => Vec::new(),
+                false => b
+                    .iter()
+                    .filter(|(n, e)| a.get(*n) != Some(*e))
+                    .map(|(_, e)| e)
+                    .collect(),
+            };
+            report.add(
+                &format!("change: {name} resources pushed per proxy"),
+                pushed.len() as f64,
+                "",
+            );
+            report.add(
+                &format!("change: {name} bytes pushed per proxy"),
+                pushed.iter().map(|e| e.resource.value.len()).sum::<usize>() as f64 / 1024.0,
+                "KiB",
+            );
+        }
+    }
     report.add(
         "server pushes (metric)",
         cache.metrics().pushes() as f64,
@@ -384,8 +427,10 @@ async fn measure(
     );
     report.add(
         "NACKs",
-        (cache.metrics().nacks(type_url::CLUSTER) + cache.metrics().nacks(type_url::LISTENER))
-            as f64,
+        [type_url::CLUSTER, type_url::ENDPOINT, type_url::LISTENER]
+            .iter()
+            .map(|t| cache.metrics().nacks(t))
+            .sum::<u64>() as f64,
         "",
     );
     Ok(())

@@ -4,7 +4,6 @@
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
-use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use envoy_types::pb::envoy::config::core::v3::Node;
 use envoy_types::pb::envoy::config::core::v3::address::Address as AddressKind;
 use envoy_types::pb::envoy::config::endpoint::v3::lb_endpoint::HostIdentifier;
@@ -12,7 +11,7 @@ use envoy_types::pb::google::protobuf::value::Kind;
 use envoy_types::pb::google::protobuf::{Struct, Value};
 use prost::Message;
 use prost::encoding::encoded_len_varint;
-use spar_ads::{AdsConfig, CLUSTER_TYPE, LISTENER_TYPE, Update};
+use spar_ads::{AdsConfig, CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, Update, cluster_assignment};
 use spar_translate::{ProxyKind, ProxyNode};
 
 /// An Istio sidecar node for the workload `app` in `namespace`, and the proxy the
@@ -67,16 +66,25 @@ pub struct Watch {
 pub struct Seen {
     /// Updates applied (each ACKed).
     pub applied: usize,
+    /// Of those, the ones that brought a new cluster set (CDS); the others brought
+    /// assignments (EDS) or listeners only.
+    pub cluster_updates: usize,
     /// When it first held both clusters and listeners.
     pub configured_at: Option<Instant>,
-    /// Bytes of the clusters and listeners it holds, as they travel in a
-    /// DiscoveryResponse's `resources` (each wrapped in an `Any`).
+    /// Bytes of the clusters, assignments and listeners it holds, as they travel in a
+    /// DiscoveryResponse's `resources` (each wrapped in an `Any`); counted when the cluster
+    /// set changes (the assignments arrive with it, as warming applies them together).
     pub cluster_bytes: usize,
+    pub endpoint_bytes: usize,
     pub listener_bytes: usize,
     pub clusters: usize,
     pub listeners: usize,
     /// When it first held the watched endpoint.
     pub watched_at: Option<Instant>,
+    /// Where the cluster and listener sets it last applied live: a new set is a new
+    /// allocation while the old one still lives (spar-ads swaps them), so a changed address
+    /// means a new set, without comparing thousands of clusters on every update.
+    held: (usize, usize),
 }
 
 /// Shared between the proxies and the benchmark.
@@ -121,16 +129,28 @@ pub async fn run(
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         seen.applied += 1;
-        seen.clusters = u.clusters.len();
-        seen.listeners = u.listeners.len();
-        seen.cluster_bytes = u.clusters.iter().map(|c| any_len(CLUSTER_TYPE, c)).sum();
-        seen.listener_bytes = u.listeners.iter().map(|l| any_len(LISTENER_TYPE, l)).sum();
+        let held = (u.clusters.as_ptr() as usize, u.listeners.as_ptr() as usize);
+        if held.0 != seen.held.0 {
+            seen.cluster_updates += 1;
+            seen.clusters = u.clusters.len();
+            seen.cluster_bytes = u.clusters.iter().map(|c| any_len(CLUSTER_TYPE, c)).sum();
+            seen.endpoint_bytes = u
+                .assignments
+                .values()
+                .map(|la| any_len(ENDPOINT_TYPE, la))
+                .sum();
+        }
+        if held.1 != seen.held.1 {
+            seen.listeners = u.listeners.len();
+            seen.listener_bytes = u.listeners.iter().map(|l| any_len(LISTENER_TYPE, l)).sum();
+        }
+        seen.held = held;
         if seen.configured_at.is_none() && !u.clusters.is_empty() && !u.listeners.is_empty() {
             seen.configured_at = Some(now);
         }
         if let Some(w) = watch
             && seen.watched_at.is_none()
-            && holds(&u.clusters, &w)
+            && holds(u, &w)
         {
             seen.watched_at = Some(now);
         }
@@ -141,7 +161,7 @@ pub async fn run(
 
 /// Bytes of `m` as one entry of a DiscoveryResponse's repeated `resources` (field 2): tag,
 /// length, and the `Any` (type URL and value, each with tag and length).
-fn any_len<M: Message>(type_url: &str, m: &M) -> usize {
+pub fn any_len<M: Message>(type_url: &str, m: &M) -> usize {
     let value = m.encoded_len();
     let any = 1
         + encoded_len_varint(type_url.len() as u64)
@@ -152,12 +172,17 @@ fn any_len<M: Message>(type_url: &str, m: &M) -> usize {
     1 + encoded_len_varint(any as u64) + any
 }
 
-/// Whether the watched cluster lists the watched address.
-fn holds(clusters: &[Cluster], w: &Watch) -> bool {
-    let Some(c) = clusters.iter().find(|c| c.name == w.cluster) else {
+/// Whether the watched cluster lists the watched address: in its EDS assignment, or
+/// inline for a STATIC cluster.
+fn holds(u: &Update, w: &Watch) -> bool {
+    let Some(c) = u.clusters.iter().find(|c| c.name == w.cluster) else {
         return false;
     };
-    c.load_assignment
+    let assignment = match cluster_assignment(c) {
+        Some((name, _)) => u.assignments.get(name),
+        None => c.load_assignment.as_ref(),
+    };
+    assignment
         .iter()
         .flat_map(|la| &la.endpoints)
         .flat_map(|l| &l.lb_endpoints)

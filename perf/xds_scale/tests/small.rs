@@ -38,9 +38,27 @@ fn full_mesh_syncs_and_the_endpoint_change_reaches_every_proxy() {
     // Five sidecars in three namespaces, one Sidecar each: three translations.
     assert_eq!(figure(&report, "scopes"), 3.0);
     assert_eq!(figure(&report, "NACKs"), 0.0);
-    // Only the clusters changed: one response per proxy.
-    assert_eq!(figure(&report, "change: responses per proxy"), 1.0);
+    // Only endpoints changed: one EDS update per proxy carrying the changed assignments
+    // (the service's default cluster and its v1 subset), no cluster set, no listener.
+    assert_eq!(figure(&report, "change: updates applied per proxy"), 1.0);
+    assert_eq!(
+        figure(&report, "change: cluster sets (CDS) applied per proxy"),
+        0.0
+    );
+    assert_eq!(
+        figure(&report, "change: CDS resources pushed per proxy"),
+        0.0
+    );
+    assert_eq!(
+        figure(&report, "change: LDS resources pushed per proxy"),
+        0.0
+    );
+    assert_eq!(
+        figure(&report, "change: EDS resources pushed per proxy"),
+        2.0
+    );
     assert!(figure(&report, "bytes per proxy: CDS") > 0.0);
+    assert!(figure(&report, "bytes per proxy: EDS") > 0.0);
     assert!(figure(&report, "bytes per proxy: LDS (routes inline)") > 0.0);
 }
 
