@@ -81,19 +81,13 @@ pub(crate) async fn serve(
         };
         let session = s.get_ref().1;
         alpn_h2 = session.alpn_protocol() == Some(b"h2");
-        // Only authorization reads the identity: chains without RBAC skip parsing the
-        // peer certificate (an X.509 decode per handshake).
-        let authorizes = !chain.rbac.is_empty()
-            || matches!(&chain.kind, ListenerKind::Http(h) if !h.rbac.is_empty());
-        peer_id = authorizes.then(|| {
-            Rc::new(PeerIdentity {
-                principal: session
-                    .peer_certificates()
-                    .and_then(|c| c.first())
-                    .and_then(spar_tls::first_uri_san),
-                sni: session.server_name().map(str::to_owned),
-            })
-        });
+        peer_id = Some(Rc::new(PeerIdentity {
+            principal: session
+                .peer_certificates()
+                .and_then(|c| c.first())
+                .and_then(spar_tls::first_uri_san),
+            sni: session.server_name().map(str::to_owned),
+        }));
         stream = Stream::Server(Box::new(s));
         first = BytesMut::new();
     }
