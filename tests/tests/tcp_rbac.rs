@@ -119,3 +119,101 @@ static_resources:
     );
     drop(echo);
 }
+
+/// A TCP backend that counts the bytes it receives (TLS passed through arrives as is).
+fn counting_backend() -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let bytes = std::sync::Arc::new(AtomicUsize::new(0));
+    let seen = bytes.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            let seen = seen.clone();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = conn.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    seen.fetch_add(n, Ordering::SeqCst);
+                }
+            });
+        }
+    });
+    (port, bytes)
+}
+
+/// A ClientHello for `sni` from openssl s_client; the handshake itself cannot finish (the
+/// backend never answers), so the client gives up after a moment.
+fn hello(port: u16, sni: &str) {
+    let _ = std::process::Command::new("timeout")
+        .args(["2", "openssl", "s_client", "-connect"])
+        .arg(format!("127.0.0.1:{port}"))
+        .args(["-servername", sni])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status();
+}
+
+#[test]
+fn passthrough_chains_judge_the_server_name_the_client_hello_asked_for() {
+    use std::sync::atomic::Ordering;
+    let (backend, bytes) = counting_backend();
+    let port = free_port();
+    let yaml = format!(
+        r#"admin:
+  address: {{socket_address: {{address: 127.0.0.1, port_value: {{admin}}}}}}
+static_resources:
+  listeners:
+  - name: passthrough
+    address: {{socket_address: {{address: 127.0.0.1, port_value: {port}}}}}
+    listener_filters:
+    - name: tls_inspector
+      typed_config: {{"@type": type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector}}
+    filter_chains:
+    - filter_chain_match: {{transport_protocol: tls}}
+      filters:
+      - name: envoy.filters.network.rbac
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.rbac.v3.RBAC
+          stat_prefix: passthrough
+          rules: {{action: DENY, policies: {{blocked-sni: {{permissions: [{{requested_server_name: {{exact: blocked.test}}}}], principals: [{{any: true}}]}}}}}}
+      - name: envoy.filters.network.tcp_proxy
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy
+          stat_prefix: passthrough
+          cluster: backend
+  clusters:
+  - name: backend
+    connect_timeout: 1s
+    load_assignment:
+      cluster_name: backend
+      endpoints: [{{lb_endpoints: [{{endpoint: {{address: {{socket_address: {{address: 127.0.0.1, port_value: {backend}}}}}}}}}]}}]
+"#
+    );
+    let proxy = SparProxy::start(&yaml, &[]);
+    hello(port, "blocked.test");
+    assert_eq!(
+        bytes.load(Ordering::SeqCst),
+        0,
+        "a DENY on the server name closes the connection before a byte is relayed"
+    );
+    hello(port, "open.test");
+    assert!(
+        bytes.load(Ordering::SeqCst) > 0,
+        "another server name is passed through"
+    );
+    let metrics = proxy.metrics();
+    assert_eq!(
+        spar_tests::proc::metric_sum(
+            &metrics,
+            "spar_listener_rbac_decisions_total",
+            "policy=\"blocked-sni\",reason=\"denied_policy_matched\"",
+        ),
+        1,
+        "{metrics}"
+    );
+}

@@ -47,10 +47,14 @@ pub(crate) async fn serve(
     };
     let mut stream = Stream::Plain(stream);
     let mut first = BytesMut::new();
+    let mut peeked_sni = None;
     let chain = if listener.inspect.tls || listener.inspect.http {
         let timeout = listener.inspect_timeout;
         match inspect(&mut stream, &mut first, listener, port, timeout).await {
-            Inspected::Chain(c) => c,
+            Inspected::Chain(c, sni) => {
+                peeked_sni = sni;
+                c
+            }
             Inspected::TimedOut(c) => {
                 lstats.downstream_pre_cx_timeout.inc();
                 match c {
@@ -74,7 +78,13 @@ pub(crate) async fn serve(
     };
     let chain = &listener.chains[ci];
     let mut alpn_h2 = false;
-    let mut peer_id = None;
+    // TLS passed through: the server name the ClientHello asked for is all RBAC can know.
+    let mut peer_id = peeked_sni.map(|sni| {
+        Rc::new(PeerIdentity {
+            principal: None,
+            sni: Some(sni),
+        })
+    });
     if let Some(tls) = &chain.tls {
         let Some(s) = handshake(stream, first, tls, listener, &lstats).await else {
             return;
@@ -145,7 +155,9 @@ pub(crate) async fn serve(
 }
 
 enum Inspected {
-    Chain(Option<usize>),
+    /// The chain picked, and the server name a ClientHello asked for (RBAC's
+    /// `connection.sni` on chains that pass TLS through rather than terminate it).
+    Chain(Option<usize>, Option<String>),
     /// The bytes did not come in time; the chain the bytes so far would pick.
     TimedOut(Option<usize>),
     Closed,
@@ -162,9 +174,8 @@ async fn inspect(
 ) -> Inspected {
     let deadline = timeout.map(|t| std::time::Instant::now() + t);
     loop {
-        let decided = decide(first, listener, port);
-        if let Some(chain) = decided {
-            return Inspected::Chain(chain);
+        if let Some((chain, sni)) = decide(first, listener, port) {
+            return Inspected::Chain(chain, sni);
         }
         let read = stream.read_some(first, READ_BUF);
         let n = match deadline {
@@ -184,8 +195,9 @@ async fn inspect(
     }
 }
 
-/// The chain for the bytes read so far, or `None` when more bytes are needed.
-fn decide(first: &[u8], listener: &Listener, port: u16) -> Option<Option<usize>> {
+/// The chain for the bytes read so far (with the ClientHello's server name, if TLS), or
+/// `None` when more bytes are needed.
+fn decide(first: &[u8], listener: &Listener, port: u16) -> Option<(Option<usize>, Option<String>)> {
     if first.is_empty() {
         return None;
     }
@@ -193,30 +205,33 @@ fn decide(first: &[u8], listener: &Listener, port: u16) -> Option<Option<usize>>
         Peek::NeedMore => None,
         Peek::Hello(hello) => {
             let alpn: Vec<&[u8]> = hello.alpn.iter().map(Vec::as_slice).collect();
-            Some(listener.select(&ConnectionInfo {
+            let chain = listener.select(&ConnectionInfo {
                 destination_port: port,
                 server_name: hello.sni.as_deref(),
                 transport_protocol: "tls",
                 application_protocols: alpn,
-            }))
+            });
+            Some((chain, hello.sni.clone()))
         }
         // A broken ClientHello: no chain for TLS; the connection is closed and counted.
-        Peek::Invalid(_) => Some(None),
+        Peek::Invalid(_) => Some((None, None)),
         Peek::NotTls => {
             if listener.inspect.http {
                 let proto = http_protocol(first)?;
-                Some(listener.select(&ConnectionInfo {
+                let chain = listener.select(&ConnectionInfo {
                     destination_port: port,
                     transport_protocol: "raw_buffer",
                     application_protocols: proto.into_iter().collect(),
                     ..ConnectionInfo::default()
-                }))
+                });
+                Some((chain, None))
             } else {
-                Some(listener.select(&ConnectionInfo {
+                let chain = listener.select(&ConnectionInfo {
                     destination_port: port,
                     transport_protocol: "raw_buffer",
                     ..ConnectionInfo::default()
-                }))
+                });
+                Some((chain, None))
             }
         }
     }
