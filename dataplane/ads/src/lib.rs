@@ -155,11 +155,7 @@ where
     // When the update held for warming started waiting.
     let mut warming_since: Option<tokio::time::Instant> = None;
     loop {
-        let deadline = session
-            .warming()
-            .and_then(|w| w.timeout)
-            .zip(warming_since)
-            .map(|(timeout, since)| since + timeout);
+        let deadline = warming_deadline(session.warming().and_then(|w| w.timeout), warming_since);
         let reply = tokio::select! {
             response = responses.message() => match response {
                 Ok(Some(r)) => session.on_response(&r, &mut *apply),
@@ -214,6 +210,17 @@ fn log(config: &AdsConfig, outcome: &Outcome) {
             warn!(missing = ?missing, "EDS warming timed out: clusters run without endpoints until their ClusterLoadAssignment arrives")
         }
     }
+}
+
+/// When a held update stops waiting for its assignments: `since` plus the timeout, or never
+/// (`None`) when there is no timeout or the sum does not fit in an `Instant` (a control plane
+/// may send any `initial_fetch_timeout`; a huge one means "wait", never a panic).
+fn warming_deadline(
+    timeout: Option<Duration>,
+    since: Option<tokio::time::Instant>,
+) -> Option<tokio::time::Instant> {
+    let (timeout, since) = timeout.zip(since)?;
+    since.checked_add(timeout)
 }
 
 #[cfg(test)]

@@ -304,3 +304,19 @@ async fn acks_nacks_and_reconnects_against_a_server() {
     assert_eq!(applied[0].clusters.len(), 1);
     assert_eq!(applied[1].listeners.len(), 1);
 }
+
+#[test]
+fn a_huge_initial_fetch_timeout_waits_rather_than_panics() {
+    let now = tokio::time::Instant::now();
+    // seconds: i64::MAX, as a control plane may send it.
+    let huge = Duration::new(u64::try_from(i64::MAX).unwrap(), 999_999_999);
+    assert_eq!(warming_deadline(Some(huge), Some(now)), None);
+    assert_eq!(warming_deadline(Some(Duration::MAX), Some(now)), None);
+    let second = Duration::from_secs(1);
+    assert_eq!(
+        warming_deadline(Some(second), Some(now)),
+        Some(now + second)
+    );
+    assert_eq!(warming_deadline(None, Some(now)), None);
+    assert_eq!(warming_deadline(Some(second), None), None);
+}
