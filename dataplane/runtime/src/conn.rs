@@ -91,6 +91,8 @@ pub(crate) async fn serve(
         };
         let session = s.get_ref().1;
         alpn_h2 = session.alpn_protocol() == Some(b"h2");
+        // Read on every handshake, RBAC or not: an HTTP connection moves to the newest
+        // config between requests, and that config may bring RBAC filters.
         peer_id = Some(Rc::new(PeerIdentity {
             principal: session
                 .peer_certificates()
