@@ -216,9 +216,27 @@ pub(crate) fn secure(listener: &mut Listener, mode: Mode) {
 }
 
 /// [`secure`] for an inbound TCP proxy listener: the same chains, with the ALPN of
-/// [`SERVER_TCP_ALPN`].
+/// [`SERVER_TCP_ALPN`]; PERMISSIVE also passes other TLS (a client without a sidecar
+/// talking TLS to an application that terminates it) through to the application, as
+/// Istio's inbound passthrough chain does, rather than closing it.
 pub(crate) fn secure_tcp(listener: &mut Listener, mode: Mode) {
     secure_with(listener, mode, &SERVER_TCP_ALPN);
+    if mode == Mode::Permissive {
+        let passthrough: Vec<FilterChain> = listener
+            .filter_chains
+            .iter()
+            .filter(|c| c.name == "plaintext")
+            .map(|c| FilterChain {
+                name: "tls-passthrough".to_owned(),
+                filter_chain_match: Some(FilterChainMatch {
+                    transport_protocol: "tls".to_owned(),
+                    ..Default::default()
+                }),
+                ..c.clone()
+            })
+            .collect();
+        listener.filter_chains.extend(passthrough);
+    }
 }
 
 fn secure_with(listener: &mut Listener, mode: Mode, server_alpn: &[&str]) {

@@ -275,3 +275,42 @@ fn secure_makes_the_chains_of_each_mode() {
         )
     );
 }
+
+#[test]
+fn permissive_tcp_passes_other_tls_through_to_the_application() {
+    let plain = Listener {
+        name: "0.0.0.0_9000".to_owned(),
+        filter_chains: vec![FilterChain::default()],
+        ..Default::default()
+    };
+    let chains = |mode| {
+        let mut l = plain.clone();
+        secure_tcp(&mut l, mode);
+        l.filter_chains
+            .iter()
+            .map(|c| {
+                let m = c.filter_chain_match.clone().unwrap_or_default();
+                (
+                    c.name.clone(),
+                    m.transport_protocol,
+                    m.application_protocols.len(),
+                    c.transport_socket.is_some(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        chains(Mode::Permissive),
+        vec![
+            ("mtls".into(), "tls".into(), MESH_CLIENT_ALPN.len(), true),
+            ("plaintext".into(), "raw_buffer".into(), 0, false),
+            // Any other TLS: relayed as bytes, not terminated.
+            ("tls-passthrough".into(), "tls".into(), 0, false),
+        ]
+    );
+    // STRICT still closes anything but mesh mTLS.
+    assert_eq!(
+        chains(Mode::Strict),
+        vec![("mtls".into(), "tls".into(), 0, true)]
+    );
+}
