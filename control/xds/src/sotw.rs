@@ -45,6 +45,14 @@ struct TypeState {
     subscription: Option<Subscription>,
     /// name → version of every resource in the last response (None: nothing sent yet).
     sent: Option<BTreeMap<String, String>>,
+    /// Names carried by the responses sent since the client last acknowledged one: what a
+    /// NACK may have rejected.
+    unacked: BTreeSet<String>,
+    /// Names `sent` vouches for that the client may not have, since a NACK rejected a response
+    /// carrying them (the client keeps its older copies). The next response of the type
+    /// carries them, whatever triggers it; they trigger none themselves, so a NACKed version
+    /// is not sent straight back.
+    resend: BTreeSet<String>,
     status: TypeStatus,
 }
 
@@ -66,9 +74,13 @@ impl SotwStream {
 
     /// Handles one request against the node's current snapshot.
     ///
-    /// A stale nonce is ignored entirely. An ACK or NACK is recorded; a response follows only
-    /// when the subscribed resources differ from what was last sent (a NACKed version is not
-    /// sent again). The first request of a type is always answered, even with no resources.
+    /// A stale nonce is ignored, except that a stale NACK marks what it may have lost. An ACK
+    /// or NACK is recorded; a response follows only when the subscribed resources differ from what
+    /// was last sent (a NACKed version is not sent again). A NACK marks the resources of the
+    /// responses it may have rejected, so the next response of the type carries them again:
+    /// with partial responses (EDS), the client would otherwise never get the good resources
+    /// of a rejected response. The first request of a type is always answered, even with no
+    /// resources.
     pub fn on_request(
         &mut self,
         request: &DiscoveryRequest,
@@ -82,6 +94,19 @@ impl SotwStream {
             error,
             Some(&request.version_info),
         );
+        match kind {
+            RequestKind::Ack => state.unacked.clear(),
+            // The client rejected the last response and kept what it had before: everything
+            // sent since its last ACK may be missing.
+            RequestKind::Nack(_) => state.resend.append(&mut state.unacked),
+            // A NACK of an earlier response (a later one was already on its way): which names
+            // it carried is not known, so mark all that are unacknowledged; the later
+            // response's ACK or NACK comes next.
+            RequestKind::Stale if error.is_some() => {
+                state.resend.extend(state.unacked.iter().cloned());
+            }
+            RequestKind::Initial | RequestKind::Stale => {}
+        }
         if kind == RequestKind::Stale {
             return Outcome {
                 kind,
@@ -94,6 +119,8 @@ impl SotwStream {
         if let Some(sent) = &mut state.sent {
             sent.retain(|name, _| subscription.contains(name));
         }
+        state.unacked.retain(|name| subscription.contains(name));
+        state.resend.retain(|name| subscription.contains(name));
         state.subscription = Some(subscription);
         let force = kind == RequestKind::Initial;
         let response = respond(&mut self.nonces, &request.type_url, state, snapshot, force);
@@ -168,15 +195,28 @@ fn respond(
     }
     // LDS and CDS responses are the full set. Other types (EDS above all: one endpoint
     // change in a large mesh) carry only what the client has not got, as the xDS protocol
-    // allows: added, changed, or newly subscribed; everything on a stream's first request.
-    let resources: Vec<_> = match (&state.sent, force || type_url::is_full_state(type_url)) {
-        (Some(sent), false) => selected
-            .iter()
-            .filter(|(name, entry)| sent.get(**name) != Some(&entry.version))
-            .map(|(_, e)| e.resource.clone())
-            .collect(),
-        _ => selected.values().map(|e| e.resource.clone()).collect(),
-    };
+    // allows: added, changed, newly subscribed, or in a response it rejected; everything on
+    // a stream's first request.
+    let included: Vec<(&String, &crate::snapshot::Entry)> =
+        match (&state.sent, force || type_url::is_full_state(type_url)) {
+            (Some(sent), false) => selected
+                .iter()
+                .filter(|(name, entry)| {
+                    sent.get(**name) != Some(&entry.version) || state.resend.contains(**name)
+                })
+                .map(|(name, entry)| (*name, *entry))
+                .collect(),
+            _ => selected
+                .iter()
+                .map(|(name, entry)| (*name, *entry))
+                .collect(),
+        };
+    let resources = included.iter().map(|(_, e)| e.resource.clone()).collect();
+    state
+        .unacked
+        .extend(included.iter().map(|(name, _)| (*name).clone()));
+    // Whatever was not included is gone from the snapshot: nothing to resend.
+    state.resend.clear();
     let nonce = nonces.next();
     state.sent = Some(
         selected

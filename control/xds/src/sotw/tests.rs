@@ -286,3 +286,70 @@ fn a_nonce_from_another_stream_counts_as_initial() {
     assert_eq!(out.kind, RequestKind::Initial);
     assert!(out.response.is_some());
 }
+
+/// The client rejects an EDS response, still subscribed to a and b (and at v1).
+fn eds_nack(nonce: &str, error: &str) -> DiscoveryRequest {
+    DiscoveryRequest {
+        resource_names: vec!["a".into(), "b".into()],
+        ..nack(ENDPOINT, "v1", nonce, error)
+    }
+}
+
+/// EDS subscribed to a and b, with the first response acknowledged.
+fn eds_synced(s1: &Snapshot) -> (SotwStream, DiscoveryResponse) {
+    let mut st = SotwStream::new(1);
+    let r1 = st
+        .on_request(&req(ENDPOINT, "", "", &["a", "b"]), s1)
+        .response
+        .unwrap();
+    assert_eq!(bodies(&r1), ["A1", "B1"]);
+    let out = st.on_request(&req(ENDPOINT, "v1", &r1.nonce, &["a", "b"]), s1);
+    assert_eq!(out.kind, RequestKind::Ack);
+    (st, r1)
+}
+
+#[test]
+fn the_good_assignments_of_a_nacked_response_go_out_with_the_next_one() {
+    let s1 = snap("v1", &[(ENDPOINT, "a", "A1"), (ENDPOINT, "b", "B1")]);
+    let (mut st, _) = eds_synced(&s1);
+    // A2 is good, B2 is bad: the client rejects the response whole and keeps A1 and B1.
+    let s2 = snap("v2", &[(ENDPOINT, "a", "A2"), (ENDPOINT, "b", "B2")]);
+    let r2 = st.on_snapshot(&s2).remove(0);
+    assert_eq!(bodies(&r2), ["A2", "B2"]);
+    let out = st.on_request(&eds_nack(&r2.nonce, "bad b"), &s2);
+    assert_eq!(out.kind, RequestKind::Nack("bad b".into()));
+    assert!(out.response.is_none(), "a NACKed version is not sent again");
+    // Nothing changed since: still nothing to send.
+    assert!(st.on_snapshot(&s2).is_empty());
+    // b is fixed: a goes out again with it, or the client would keep A1 for good.
+    let s3 = snap("v3", &[(ENDPOINT, "a", "A2"), (ENDPOINT, "b", "B3")]);
+    let r3 = st.on_snapshot(&s3).remove(0);
+    assert_eq!(bodies(&r3), ["A2", "B3"]);
+    let out = st.on_request(&req(ENDPOINT, "v3", &r3.nonce, &["a", "b"]), &s3);
+    assert_eq!(out.kind, RequestKind::Ack);
+    // Once acknowledged, only changes again.
+    let s4 = snap("v4", &[(ENDPOINT, "a", "A2"), (ENDPOINT, "b", "B4")]);
+    assert_eq!(bodies(&st.on_snapshot(&s4)[0]), ["B4"]);
+}
+
+#[test]
+fn a_nack_of_an_earlier_response_is_not_lost_when_a_later_one_is_acknowledged() {
+    let s1 = snap("v1", &[(ENDPOINT, "a", "A1"), (ENDPOINT, "b", "B1")]);
+    let (mut st, _) = eds_synced(&s1);
+    // Two responses in flight; the client rejects the first and accepts the second.
+    let s2 = snap("v2", &[(ENDPOINT, "a", "A2"), (ENDPOINT, "b", "B1")]);
+    let r2 = st.on_snapshot(&s2).remove(0);
+    assert_eq!(bodies(&r2), ["A2"]);
+    let s3 = snap("v3", &[(ENDPOINT, "a", "A2"), (ENDPOINT, "b", "B3")]);
+    let r3 = st.on_snapshot(&s3).remove(0);
+    assert_eq!(bodies(&r3), ["B3"]);
+    let out = st.on_request(&eds_nack(&r2.nonce, "bad a"), &s3);
+    assert_eq!(out.kind, RequestKind::Stale);
+    assert!(out.response.is_none());
+    let out = st.on_request(&req(ENDPOINT, "v3", &r3.nonce, &["a", "b"]), &s3);
+    assert_eq!(out.kind, RequestKind::Ack);
+    assert!(out.response.is_none());
+    // The client has A1: the next response carries a again.
+    let s4 = snap("v4", &[(ENDPOINT, "a", "A2"), (ENDPOINT, "b", "B4")]);
+    assert_eq!(bodies(&st.on_snapshot(&s4)[0]), ["A2", "B4"]);
+}
