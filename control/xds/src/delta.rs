@@ -85,22 +85,26 @@ impl DeltaStream {
         state
             .known
             .retain(|name, _| wildcard || names.contains(name));
-        let response = respond(
-            &mut self.nonces,
-            &request.type_url,
-            state,
-            snapshot,
-            first || kind == RequestKind::Initial,
-        );
+        let carry = if first || kind == RequestKind::Initial {
+            Carry::ChangesOrEmpty
+        } else {
+            Carry::Changes
+        };
+        let response = respond(&mut self.nonces, &request.type_url, state, snapshot, carry);
         Outcome { kind, response }
     }
 
     /// The responses a new snapshot calls for, in push order: per subscribed type, the
-    /// resources added or changed and the names removed; nothing for unchanged types.
+    /// resources added or changed and the names removed; nothing for unchanged types. A push
+    /// that changes the clusters carries every subscribed ClusterLoadAssignment, as state of
+    /// the world does and for the same reason (see [`crate::SotwStream::on_snapshot`]):
+    /// Envoy may wait for the assignment of a cluster it re-created.
     pub fn on_snapshot(&mut self, snapshot: &Snapshot) -> Vec<DeltaDiscoveryResponse> {
         let mut order: Vec<String> = self.types.keys().cloned().collect();
         order.sort_by_key(|t| type_url::rank(t));
         let mut out = Vec::new();
+        // PUSH_ORDER puts clusters before their assignments.
+        let mut clusters_changed = false;
         for type_url in order {
             let Some(state) = self.types.get_mut(&type_url) else {
                 continue;
@@ -108,7 +112,13 @@ impl DeltaStream {
             if state.wildcard.is_none() {
                 continue;
             }
-            if let Some(response) = respond(&mut self.nonces, &type_url, state, snapshot, false) {
+            let carry = if clusters_changed && type_url == type_url::ENDPOINT {
+                Carry::All
+            } else {
+                Carry::Changes
+            };
+            if let Some(response) = respond(&mut self.nonces, &type_url, state, snapshot, carry) {
+                clusters_changed |= type_url == type_url::CLUSTER;
                 out.push(response);
             }
         }
@@ -124,17 +134,30 @@ impl DeltaStream {
     }
 }
 
+/// What a response carries, and whether one is due without changes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Carry {
+    /// What the client has not got; nothing when it has everything.
+    Changes,
+    /// What the client has not got; an empty response when it has everything.
+    ChangesOrEmpty,
+    /// Every subscribed resource, those the client has too.
+    All,
+}
+
 fn respond(
     nonces: &mut Nonces,
     type_url: &str,
     state: &mut TypeState,
     snapshot: &Snapshot,
-    force: bool,
+    carry: Carry,
 ) -> Option<DeltaDiscoveryResponse> {
     let current = snapshot.of_type(type_url);
     let mut resources = Vec::new();
     for (name, entry) in current.into_iter().flatten() {
-        if state.subscribed(name) && state.known.get(name) != Some(&entry.version) {
+        if state.subscribed(name)
+            && (carry == Carry::All || state.known.get(name) != Some(&entry.version))
+        {
             resources.push(Resource {
                 name: name.clone(),
                 version: entry.version.clone(),
@@ -149,7 +172,7 @@ fn respond(
         .filter(|name| current.is_none_or(|c| !c.contains_key(*name)))
         .cloned()
         .collect();
-    if resources.is_empty() && removed.is_empty() && !force {
+    if resources.is_empty() && removed.is_empty() && carry != Carry::ChangesOrEmpty {
         return None;
     }
     for resource in &resources {

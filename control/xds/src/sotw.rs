@@ -129,12 +129,20 @@ impl SotwStream {
 
     /// The responses a new snapshot calls for, in push order: one per subscribed type whose
     /// resources changed (added or changed; removed, for LDS and CDS). LDS and CDS responses
-    /// carry the full set; other types only the resources added or changed.
+    /// carry the full set; other types only the resources added or changed, except that a
+    /// push that changes the clusters carries every subscribed ClusterLoadAssignment.
+    ///
+    /// Envoy re-creates a cluster whose definition changed and may wait for its assignment
+    /// again (up to `initial_fetch_timeout`, then it runs the cluster with no endpoints); an
+    /// assignment whose content did not change would otherwise not be sent. Istio too resends
+    /// EDS with every push that changes clusters.
     pub fn on_snapshot(&mut self, snapshot: &Snapshot) -> Vec<DiscoveryResponse> {
         let mut order: Vec<&String> = self.types.keys().collect();
         order.sort_by_key(|t| (type_url::rank(t), t.as_str()));
         let order: Vec<String> = order.into_iter().cloned().collect();
         let mut out = Vec::new();
+        // PUSH_ORDER puts clusters before their assignments.
+        let mut clusters_changed = false;
         for type_url in order {
             let Some(state) = self.types.get_mut(&type_url) else {
                 continue;
@@ -142,7 +150,9 @@ impl SotwStream {
             if state.subscription.is_none() {
                 continue;
             }
-            if let Some(response) = respond(&mut self.nonces, &type_url, state, snapshot, false) {
+            let all = clusters_changed && type_url == type_url::ENDPOINT;
+            if let Some(response) = respond(&mut self.nonces, &type_url, state, snapshot, all) {
+                clusters_changed |= type_url == type_url::CLUSTER;
                 out.push(response);
             }
         }

@@ -163,3 +163,62 @@ fn wildcard_star_and_unsubscribe_star() {
     let s2 = snap("v2", &[(CLUSTER, "a", "A"), (CLUSTER, "b", "B2")]);
     assert!(st.on_snapshot(&s2).is_empty());
 }
+
+#[test]
+fn a_cluster_change_resends_every_subscribed_assignment() {
+    let s1 = snap(
+        "v1",
+        &[
+            (CLUSTER, "a", "CA1"),
+            (CLUSTER, "b", "CB1"),
+            (ENDPOINT, "a", "A1"),
+            (ENDPOINT, "b", "B1"),
+            (ENDPOINT, "other", "O1"),
+        ],
+    );
+    let mut st = DeltaStream::new(1);
+    let rc = st
+        .on_request(&req(CLUSTER, "", &[], &[]), &s1)
+        .response
+        .unwrap();
+    let re = st
+        .on_request(&req(ENDPOINT, "", &["a", "b"], &[]), &s1)
+        .response
+        .unwrap();
+    st.on_request(&req(CLUSTER, &rc.nonce, &[], &[]), &s1);
+    st.on_request(&req(ENDPOINT, &re.nonce, &[], &[]), &s1);
+    // Cluster a is redefined, no endpoint moves: the push carries a, then every subscribed
+    // assignment, for Envoy re-creates a and may wait for its assignment.
+    let s2 = snap(
+        "v2",
+        &[
+            (CLUSTER, "a", "CA2"),
+            (CLUSTER, "b", "CB1"),
+            (ENDPOINT, "a", "A1"),
+            (ENDPOINT, "b", "B1"),
+            (ENDPOINT, "other", "O1"),
+        ],
+    );
+    let out = st.on_snapshot(&s2);
+    let types: Vec<&str> = out.iter().map(|r| r.type_url.as_str()).collect();
+    assert_eq!(types, [CLUSTER, ENDPOINT]);
+    assert_eq!(names(&out[0]), ["a"]);
+    assert_eq!(names(&out[1]), ["a", "b"]);
+    assert!(out[1].removed_resources.is_empty());
+    st.on_request(&req(CLUSTER, &out[0].nonce, &[], &[]), &s2);
+    st.on_request(&req(ENDPOINT, &out[1].nonce, &[], &[]), &s2);
+    // An endpoint-only push still sends only the assignment that changed.
+    let s3 = snap(
+        "v3",
+        &[
+            (CLUSTER, "a", "CA2"),
+            (CLUSTER, "b", "CB1"),
+            (ENDPOINT, "a", "A1"),
+            (ENDPOINT, "b", "B3"),
+        ],
+    );
+    let out = st.on_snapshot(&s3);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].type_url, ENDPOINT);
+    assert_eq!(names(&out[0]), ["b"]);
+}

@@ -224,7 +224,7 @@ fn an_endpoint_change_sends_only_the_assignments_that_changed() {
     assert_eq!(out[0].type_url, ENDPOINT);
     assert_eq!(out[0].version_info, "v2");
     assert_eq!(bodies(&out[0]), ["B2"]);
-    // A cluster change still sends every cluster.
+    // A cluster change still sends every cluster (and every assignment: see below).
     let s3 = snap(
         "v3",
         &[
@@ -235,7 +235,6 @@ fn an_endpoint_change_sends_only_the_assignments_that_changed() {
         ],
     );
     let out = st.on_snapshot(&s3);
-    assert_eq!(out.len(), 1);
     assert_eq!(bodies(&out[0]), ["CA2", "CB"]);
     // A reconnect (a new stream) gets every subscribed assignment again.
     let mut again = SotwStream::new(2);
@@ -352,4 +351,64 @@ fn a_nack_of_an_earlier_response_is_not_lost_when_a_later_one_is_acknowledged() 
     // The client has A1: the next response carries a again.
     let s4 = snap("v4", &[(ENDPOINT, "a", "A2"), (ENDPOINT, "b", "B4")]);
     assert_eq!(bodies(&st.on_snapshot(&s4)[0]), ["A2", "B4"]);
+}
+
+#[test]
+fn a_cluster_change_resends_every_subscribed_assignment() {
+    let s1 = snap(
+        "v1",
+        &[
+            (CLUSTER, "a", "CA1"),
+            (CLUSTER, "b", "CB1"),
+            (ENDPOINT, "a", "A1"),
+            (ENDPOINT, "b", "B1"),
+            (ENDPOINT, "other", "O1"),
+        ],
+    );
+    let mut st = SotwStream::new(1);
+    let rc = st
+        .on_request(&req(CLUSTER, "", "", &[]), &s1)
+        .response
+        .unwrap();
+    let re = st
+        .on_request(&req(ENDPOINT, "", "", &["a", "b"]), &s1)
+        .response
+        .unwrap();
+    st.on_request(&req(CLUSTER, "v1", &rc.nonce, &[]), &s1);
+    st.on_request(&req(ENDPOINT, "v1", &re.nonce, &["a", "b"]), &s1);
+    // Cluster a is redefined (a DestinationRule edit), no endpoint moves: Envoy re-creates
+    // a and waits for its assignment, so the push carries the clusters, then every
+    // subscribed assignment (and nothing unsubscribed).
+    let s2 = snap(
+        "v2",
+        &[
+            (CLUSTER, "a", "CA2"),
+            (CLUSTER, "b", "CB1"),
+            (ENDPOINT, "a", "A1"),
+            (ENDPOINT, "b", "B1"),
+            (ENDPOINT, "other", "O1"),
+        ],
+    );
+    let out = st.on_snapshot(&s2);
+    let types: Vec<&str> = out.iter().map(|r| r.type_url.as_str()).collect();
+    assert_eq!(types, [CLUSTER, ENDPOINT]);
+    assert_eq!(bodies(&out[0]), ["CA2", "CB1"]);
+    assert_eq!(bodies(&out[1]), ["A1", "B1"]);
+    assert_eq!(out[1].version_info, "v2");
+    st.on_request(&req(CLUSTER, "v2", &out[0].nonce, &[]), &s2);
+    st.on_request(&req(ENDPOINT, "v2", &out[1].nonce, &["a", "b"]), &s2);
+    // An endpoint-only push still sends only the assignment that changed.
+    let s3 = snap(
+        "v3",
+        &[
+            (CLUSTER, "a", "CA2"),
+            (CLUSTER, "b", "CB1"),
+            (ENDPOINT, "a", "A1"),
+            (ENDPOINT, "b", "B3"),
+        ],
+    );
+    let out = st.on_snapshot(&s3);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].type_url, ENDPOINT);
+    assert_eq!(bodies(&out[0]), ["B3"]);
 }
