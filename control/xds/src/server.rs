@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use envoy_types::pb::envoy::config::core::v3::Node;
 use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_server::{
@@ -278,11 +279,7 @@ async fn run<P: Protocol>(
                 if changed.is_err() {
                     return;
                 }
-                // Leading edge: the first change after a quiet period goes out now; later
-                // ones wait until a debounce has passed since the last push, and go out
-                // together (at most one push per debounce).
-                let now = Instant::now();
-                push_at = Some(last_push.map_or(now, |t| (t + cache.debounce()).max(now)));
+                push_at = Some(push_at_for(last_push, Instant::now(), cache.debounce()));
             }
             () = sleep_until(push_at), if push_at.is_some() => {
                 push_at = None;
@@ -302,9 +299,43 @@ async fn run<P: Protocol>(
     }
 }
 
+/// When a stream that last pushed at `last_push` pushes a change it sees at `now`.
+///
+/// Leading edge: the first change after a quiet period (no push within `debounce`) goes out
+/// at once; later ones wait until a debounce has passed since the last push, and go out
+/// together (at most one push per debounce).
+fn push_at_for(last_push: Option<Instant>, now: Instant, debounce: Duration) -> Instant {
+    last_push.map_or(now, |last| (last + debounce).max(now))
+}
+
 async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
         Some(deadline) => tokio::time::sleep_until(deadline).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_change_after_a_quiet_period_goes_out_at_once_and_a_burst_waits_a_debounce() {
+        let debounce = Duration::from_millis(100);
+        let ms = Duration::from_millis;
+        let t0 = Instant::now();
+        // (last push, change seen at, pushed at), as offsets from t0.
+        let cases = [
+            (None, ms(0), ms(0)),              // nothing pushed yet: at once
+            (Some(ms(0)), ms(500), ms(500)),   // quiet since the last push: at once
+            (Some(ms(0)), ms(100), ms(100)),   // a debounce since the last push: at once
+            (Some(ms(0)), ms(1), ms(100)),     // right after a push: a debounce after it
+            (Some(ms(0)), ms(99), ms(100)),    // late in the window: still its end
+            (Some(ms(200)), ms(250), ms(300)), // the window follows the last push
+        ];
+        for (last, now, want) in cases {
+            let got = push_at_for(last.map(|l| t0 + l), t0 + now, debounce);
+            assert_eq!(got, t0 + want, "last push {last:?}, change at {now:?}");
+        }
     }
 }

@@ -326,12 +326,12 @@ async fn changes_within_the_debounce_window_go_out_as_one_push() {
     assert_eq!(b.connect_timeout.unwrap().seconds, 3);
 }
 
+/// When a change waits for the debounce is `push_at_for`'s unit test; this checks the stream
+/// uses it. No duration is measured: a change that waited for the hour-long debounce would
+/// fail the receive timeout instead.
 #[tokio::test]
-async fn a_lone_change_goes_out_at_once_and_a_burst_after_it_waits_a_debounce() {
-    // A debounce much longer than a push takes: the first change must not wait for it, the
-    // changes right after that push must (and go out as one).
-    let debounce = Duration::from_secs(3);
-    let cache = Arc::new(Cache::new(debounce));
+async fn the_first_change_is_pushed_without_waiting_for_the_debounce() {
+    let cache = Arc::new(Cache::new(Duration::from_secs(3600)));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (_stop, stopped) = oneshot::channel::<()>();
@@ -354,39 +354,20 @@ async fn a_lone_change_goes_out_at_once_and_a_burst_after_it_waits_a_debounce() 
         .await
         .unwrap()
         .into_inner();
-    let ack =
-        |r: &envoy_types::pb::envoy::service::discovery::v3::DiscoveryResponse| DiscoveryRequest {
-            version_info: r.version_info.clone(),
-            type_url: type_url::CLUSTER.to_owned(),
-            response_nonce: r.nonce.clone(),
-            ..Default::default()
-        };
     let first = next(&mut responses).await;
-    tx.send(ack(&first)).unwrap();
+    assert_eq!(first.version_info, "v1");
+    tx.send(DiscoveryRequest {
+        version_info: first.version_info.clone(),
+        type_url: type_url::CLUSTER.to_owned(),
+        response_nonce: first.nonce.clone(),
+        ..Default::default()
+    })
+    .unwrap();
 
-    let changed = tokio::time::Instant::now();
     cache.set_snapshot(NODE, snapshot("v2", &[("a", 2)], &[]));
     let pushed = next(&mut responses).await;
-    let lone = changed.elapsed();
     assert_eq!(pushed.version_info, "v2");
-    assert!(
-        lone < debounce / 2,
-        "a change after a quiet period waited {lone:?} (debounce {debounce:?})"
-    );
-    tx.send(ack(&pushed)).unwrap();
-
-    let pushed_at = tokio::time::Instant::now();
-    cache.set_snapshot(NODE, snapshot("v3", &[("a", 3)], &[]));
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    cache.set_snapshot(NODE, snapshot("v4", &[("a", 4)], &[]));
-    let burst = next(&mut responses).await;
-    assert_eq!(
-        burst.version_info, "v4",
-        "v3 was superseded before the push"
-    );
-    let waited = pushed_at.elapsed();
-    assert!(
-        waited >= debounce - Duration::from_millis(100),
-        "a change right after a push went out after {waited:?}, within the debounce"
-    );
+    assert_ne!(pushed.nonce, first.nonce);
+    let a = Cluster::decode(pushed.resources[0].value.as_slice()).unwrap();
+    assert_eq!(a.connect_timeout.unwrap().seconds, 2);
 }
