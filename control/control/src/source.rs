@@ -35,6 +35,8 @@ pub(crate) enum Source {
         dir: PathBuf,
         every: Duration,
         fingerprint: u64,
+        /// Kept across loads: a change re-parses only the files whose text changed.
+        loader: world::Loader,
     },
     Kubernetes {
         describe: String,
@@ -57,7 +59,8 @@ impl Source {
         match args.source {
             Kind::Files => {
                 let fingerprint = world::fingerprint(&args.config_dir);
-                match world::load(&args.config_dir) {
+                let mut loader = world::Loader::default();
+                match loader.load_dir(&args.config_dir) {
                     Ok(w) => mesh.set_world(w),
                     // The control plane stays up with nothing to serve until the config is fixed.
                     Err(e) => warn!("{e}"),
@@ -66,6 +69,7 @@ impl Source {
                     dir: args.config_dir.clone(),
                     every: args.watch_every,
                     fingerprint,
+                    loader,
                 })
             }
             Kind::Kubernetes => {
@@ -98,6 +102,7 @@ impl Source {
                 dir,
                 every,
                 mut fingerprint,
+                mut loader,
             } => {
                 let mut tick = tokio::time::interval(every);
                 loop {
@@ -107,7 +112,7 @@ impl Source {
                         continue;
                     }
                     fingerprint = now;
-                    match world::load(&dir) {
+                    match loader.load_dir(&dir) {
                         Ok(w) => {
                             info!(
                                 resources = w.resources.len(),
