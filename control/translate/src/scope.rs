@@ -146,14 +146,24 @@ fn same_resource(a: &Resource, b: &Resource) -> bool {
         && a.spec == b.spec
 }
 
-/// Whether two services are the same but for their endpoints.
+/// Whether two services are the same but for their endpoints. Destructured so that a new
+/// field of [`Service`] must be placed here: compared, or known to be endpoints only.
 fn same_but_endpoints(a: &Service, b: &Service) -> bool {
-    a.hostname == b.hostname
-        && a.name == b.name
-        && a.namespace == b.namespace
-        && a.origin == b.origin
-        && a.ports == b.ports
-        && a.export_to == b.export_to
+    let Service {
+        hostname,
+        name,
+        namespace,
+        origin,
+        ports,
+        instances: _,
+        export_to,
+    } = a;
+    *hostname == b.hostname
+        && *name == b.name
+        && *namespace == b.namespace
+        && *origin == b.origin
+        && *ports == b.ports
+        && *export_to == b.export_to
 }
 
 /// The hosts whose services' endpoints changed from the old config to the new one, when

@@ -101,6 +101,25 @@ spec:
     route: [{ destination: { host: reviews, subset: v2 } }]
   - route: [{ destination: { host: reviews, subset: v1 } }]
 ---
+apiVersion: v1
+kind: Service
+metadata: { name: db, namespace: default }
+spec:
+  selector: { app: db }
+  ports: [{ name: tcp, port: 5432 }, { name: tls, port: 5433 }]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: { name: db, namespace: default }
+spec:
+  hosts: [db]
+  tcp:
+  - match: [{ port: 5432, sourceLabels: { role: tcp-client } }]
+    route: [{ destination: { host: db, port: { number: 5432 } } }]
+  tls:
+  - match: [{ port: 5433, sniHosts: [db.default.svc.cluster.local], sourceLabels: { role: tls-client } }]
+    route: [{ destination: { host: db, port: { number: 5433 } } }]
+---
 apiVersion: networking.istio.io/v1
 kind: DestinationRule
 metadata: { name: reviews, namespace: default }
@@ -155,6 +174,8 @@ const LABELS: &[&[(&str, &str)]] = &[
     &[("app", "tester")],
     &[("app", "web"), ("version", "canary")],
     &[("app", "ratings"), ("version", "canary")],
+    &[("app", "web"), ("role", "tcp-client")],
+    &[("app", "web"), ("role", "tls-client")],
 ];
 
 #[test]
@@ -173,7 +194,8 @@ fn proxies_selected_alike_share_a_key_and_a_translation() {
         translate(&resources, &registry, &other)
     );
     // Selected by their own Sidecar, AuthorizationPolicy, PeerAuthentication,
-    // DestinationRule or VirtualService source labels: each a scope of its own.
+    // DestinationRule or VirtualService source labels (HTTP, TCP and TLS matches): each a
+    // scope of its own.
     let scopes = [
         key(&[("app", "web")]),
         key(&[("app", "productpage")]),
@@ -181,6 +203,8 @@ fn proxies_selected_alike_share_a_key_and_a_translation() {
         key(&[("app", "details")]),
         key(&[("app", "tester")]),
         key(&[("app", "web"), ("version", "canary")]),
+        key(&[("app", "web"), ("role", "tcp-client")]),
+        key(&[("app", "web"), ("role", "tls-client")]),
     ];
     for (i, a) in scopes.iter().enumerate() {
         for b in &scopes[i + 1..] {
