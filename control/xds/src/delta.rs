@@ -17,6 +17,14 @@ struct TypeState {
     /// What the client has: name → version (its `initial_resource_versions`, then what was
     /// sent, dropping what was removed or unsubscribed).
     known: BTreeMap<String, String>,
+    /// Names carried (as resources or removals) by the responses sent since the client last
+    /// acknowledged one: what a NACK may have rejected.
+    unacked: BTreeSet<String>,
+    /// Names whose last change a NACK may have rejected (the client rejects a response whole
+    /// and keeps its older copies). The next response of the type carries them again,
+    /// whatever triggers it; they trigger none themselves, so a NACKed version is not sent
+    /// straight back.
+    resend: BTreeSet<String>,
     status: TypeStatus,
 }
 
@@ -45,8 +53,11 @@ impl DeltaStream {
     /// Handles one request against the node's current snapshot.
     ///
     /// Subscription changes always apply (they are increments: dropping them would lose
-    /// them), even with a stale nonce; only the ACK/NACK part depends on the nonce. The first
-    /// request of a type is always answered, so the client knows it is in sync.
+    /// them), even with a stale nonce; only the ACK/NACK part depends on the nonce. A NACK
+    /// (stale or not) marks what the responses since the last ACK carried, and the next
+    /// response of the type carries it again: the client rejects a response whole, so its good
+    /// resources would otherwise never reach it. The first request of a type is always
+    /// answered, so the client knows it is in sync.
     pub fn on_request(
         &mut self,
         request: &DeltaDiscoveryRequest,
@@ -55,6 +66,19 @@ impl DeltaStream {
         let state = self.types.entry(request.type_url.clone()).or_default();
         let error = request.error_detail.as_ref().map(|e| e.message.as_str());
         let kind = classify(&mut state.status, &request.response_nonce, error, None);
+        match kind {
+            RequestKind::Ack => state.unacked.clear(),
+            // The client rejected the last response and kept what it had before: everything
+            // sent since its last ACK may be missing.
+            RequestKind::Nack(_) => state.resend.append(&mut state.unacked),
+            // A NACK of an earlier response (a later one was already on its way): which names
+            // it carried is not known, so mark all that are unacknowledged; the later
+            // response's ACK or NACK comes next.
+            RequestKind::Stale if error.is_some() => {
+                state.resend.extend(state.unacked.iter().cloned());
+            }
+            RequestKind::Initial | RequestKind::Stale => {}
+        }
         let first = state.wildcard.is_none();
         if first {
             // Legacy wildcard: a first request without names subscribes to everything.
@@ -85,6 +109,10 @@ impl DeltaStream {
         state
             .known
             .retain(|name, _| wildcard || names.contains(name));
+        state
+            .unacked
+            .retain(|name| wildcard || names.contains(name));
+        state.resend.retain(|name| wildcard || names.contains(name));
         let carry = if first || kind == RequestKind::Initial {
             Carry::ChangesOrEmpty
         } else {
@@ -153,35 +181,46 @@ fn respond(
     carry: Carry,
 ) -> Option<DeltaDiscoveryResponse> {
     let current = snapshot.of_type(type_url);
+    // What a NACK may have rejected goes out again with the next response (the resource as it
+    // is now, or its removal if it is gone), but does not call for one by itself.
+    let mut changed = false;
     let mut resources = Vec::new();
     for (name, entry) in current.into_iter().flatten() {
-        if state.subscribed(name)
-            && (carry == Carry::All || state.known.get(name) != Some(&entry.version))
-        {
-            resources.push(Resource {
-                name: name.clone(),
-                version: entry.version.clone(),
-                resource: Some(entry.resource.clone()),
-                ..Default::default()
-            });
+        if !state.subscribed(name) {
+            continue;
+        }
+        let differs = carry == Carry::All || state.known.get(name) != Some(&entry.version);
+        changed |= differs;
+        if differs || state.resend.contains(name) {
+            resources.push(resource(name, entry));
         }
     }
-    let removed: Vec<String> = state
+    let mut removed: Vec<String> = state
         .known
         .keys()
         .filter(|name| current.is_none_or(|c| !c.contains_key(*name)))
         .cloned()
         .collect();
-    if resources.is_empty() && removed.is_empty() && carry != Carry::ChangesOrEmpty {
+    changed |= !removed.is_empty();
+    if !changed && carry != Carry::ChangesOrEmpty {
         return None;
     }
+    removed.extend(
+        std::mem::take(&mut state.resend)
+            .into_iter()
+            .filter(|name| {
+                current.is_none_or(|c| !c.contains_key(name)) && !state.known.contains_key(name)
+            }),
+    );
     for resource in &resources {
         state
             .known
             .insert(resource.name.clone(), resource.version.clone());
+        state.unacked.insert(resource.name.clone());
     }
     for name in &removed {
         state.known.remove(name);
+        state.unacked.insert(name.clone());
     }
     let nonce = nonces.next();
     state.status.sent_version = Some(snapshot.version.clone());
@@ -194,6 +233,15 @@ fn respond(
         nonce,
         ..Default::default()
     })
+}
+
+fn resource(name: &str, entry: &crate::snapshot::Entry) -> Resource {
+    Resource {
+        name: name.to_owned(),
+        version: entry.version.clone(),
+        resource: Some(entry.resource.clone()),
+        ..Default::default()
+    }
 }
 
 #[cfg(test)]

@@ -5,8 +5,8 @@
 //! - [`SotwStream`], [`DeltaStream`]: per-stream protocol state, sans I/O: given a request or
 //!   a new snapshot, what to send; ACK/NACK per type ([`TypeStatus`]). Nonces are unique per
 //!   response; a request with a stale nonce is ignored (its subscription changes still apply
-//!   in delta, where they are increments). In state of the world, a NACK marks what the
-//!   rejected responses carried, and the next response of the type carries it again.
+//!   in delta, where they are increments). A NACK marks what the rejected responses carried,
+//!   and the next response of the type carries it again (state of the world and delta).
 //! - [`Cache`]: snapshots by node id, a default or a provider for unknown nodes, change
 //!   notification with debounced pushes, per-proxy sync status, [`Metrics`].
 //! - [`AdsServer`], [`serve`]: the tonic service and a plaintext server.

@@ -222,3 +222,73 @@ fn a_cluster_change_resends_every_subscribed_assignment() {
     assert_eq!(out[0].type_url, ENDPOINT);
     assert_eq!(names(&out[0]), ["b"]);
 }
+
+fn nack(type_url: &str, nonce: &str, error: &str) -> DeltaDiscoveryRequest {
+    DeltaDiscoveryRequest {
+        error_detail: Some(Status {
+            code: 3,
+            message: error.into(),
+            details: vec![],
+        }),
+        ..req(type_url, nonce, &[], &[])
+    }
+}
+
+/// EDS subscribed to a and b, with the first response acknowledged.
+fn eds_synced(s1: &Snapshot) -> DeltaStream {
+    let mut st = DeltaStream::new(1);
+    let r1 = st
+        .on_request(&req(ENDPOINT, "", &["a", "b"], &[]), s1)
+        .response
+        .unwrap();
+    assert_eq!(names(&r1), ["a", "b"]);
+    let out = st.on_request(&req(ENDPOINT, &r1.nonce, &[], &[]), s1);
+    assert_eq!(out.kind, RequestKind::Ack);
+    st
+}
+
+#[test]
+fn the_good_resources_of_a_nacked_response_go_out_with_the_next_one() {
+    let s1 = snap("v1", &[(ENDPOINT, "a", "A1"), (ENDPOINT, "b", "B1")]);
+    let mut st = eds_synced(&s1);
+    // A2 is good, B2 is bad: the client rejects the response whole and keeps A1 and B1.
+    let s2 = snap("v2", &[(ENDPOINT, "a", "A2"), (ENDPOINT, "b", "B2")]);
+    let r2 = st.on_snapshot(&s2).remove(0);
+    assert_eq!(names(&r2), ["a", "b"]);
+    let out = st.on_request(&nack(ENDPOINT, &r2.nonce, "bad b"), &s2);
+    assert_eq!(out.kind, RequestKind::Nack("bad b".into()));
+    assert!(out.response.is_none(), "a NACKed version is not sent again");
+    // Nothing changed since: still nothing to send.
+    assert!(st.on_snapshot(&s2).is_empty());
+    // b is fixed: a goes out again with it, or the client would keep A1 for good.
+    let s3 = snap("v3", &[(ENDPOINT, "a", "A2"), (ENDPOINT, "b", "B3")]);
+    let r3 = st.on_snapshot(&s3).remove(0);
+    assert_eq!(names(&r3), ["a", "b"]);
+    let out = st.on_request(&req(ENDPOINT, &r3.nonce, &[], &[]), &s3);
+    assert_eq!(out.kind, RequestKind::Ack);
+    // Once acknowledged, only changes again.
+    let s4 = snap("v4", &[(ENDPOINT, "a", "A2"), (ENDPOINT, "b", "B4")]);
+    assert_eq!(names(&st.on_snapshot(&s4)[0]), ["b"]);
+}
+
+#[test]
+fn a_nack_of_an_earlier_delta_response_is_not_lost_when_a_later_one_is_acknowledged() {
+    let s1 = snap("v1", &[(ENDPOINT, "a", "A1"), (ENDPOINT, "b", "B1")]);
+    let mut st = eds_synced(&s1);
+    // Two responses in flight; the client rejects the first and accepts the second.
+    let s2 = snap("v2", &[(ENDPOINT, "a", "A2"), (ENDPOINT, "b", "B1")]);
+    let r2 = st.on_snapshot(&s2).remove(0);
+    assert_eq!(names(&r2), ["a"]);
+    let s3 = snap("v3", &[(ENDPOINT, "a", "A2"), (ENDPOINT, "b", "B3")]);
+    let r3 = st.on_snapshot(&s3).remove(0);
+    assert_eq!(names(&r3), ["b"]);
+    let out = st.on_request(&nack(ENDPOINT, &r2.nonce, "bad a"), &s3);
+    assert_eq!(out.kind, RequestKind::Stale);
+    assert!(out.response.is_none());
+    let out = st.on_request(&req(ENDPOINT, &r3.nonce, &[], &[]), &s3);
+    assert_eq!(out.kind, RequestKind::Ack);
+    assert!(out.response.is_none());
+    // The client has A1: the next response carries a again.
+    let s4 = snap("v4", &[(ENDPOINT, "a", "A2"), (ENDPOINT, "b", "B4")]);
+    assert_eq!(names(&st.on_snapshot(&s4)[0]), ["a", "b"]);
+}
