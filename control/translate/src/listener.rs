@@ -163,7 +163,10 @@ pub(crate) fn gateway<'a>(cx: &mut Cx<'a>) -> Out<'a> {
                     cx.note(
                         s.gateway,
                         &format!("spec.servers[{}]", s.index),
-                        format!("ignored: port {port} is an HTTP server's (Istio keeps one protocol per port)"),
+                        format!(
+                            "ignored: port {port} also has an HTTP server, which takes it (one \
+                             protocol per port; Istio keeps whichever server comes first)"
+                        ),
                     );
                 }
                 continue;
