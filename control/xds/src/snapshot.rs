@@ -1,6 +1,7 @@
 //! What one proxy should have: a versioned set of resources per type URL.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use envoy_types::pb::google::protobuf::Any;
 
@@ -54,8 +55,10 @@ pub struct Entry {
 pub struct Snapshot {
     /// Sent as `version_info` (state of the world) and `system_version_info` (delta).
     pub version: String,
-    /// type URL → resource name → entry.
-    pub resources: BTreeMap<TypeUrl, BTreeMap<String, Entry>>,
+    /// type URL → resource name → entry. Each type's map is shared (`Arc`), so a stream
+    /// keeps what it last sent as the map itself and a push compares two maps, skipping
+    /// types whose maps are the same.
+    pub resources: BTreeMap<TypeUrl, Arc<BTreeMap<String, Entry>>>,
 }
 
 impl Snapshot {
@@ -70,10 +73,8 @@ impl Snapshot {
     /// Files `resource` under its own type URL and `name`, versioned by a hash of its bytes.
     pub fn insert(&mut self, name: impl Into<String>, resource: Any) {
         let version = content_version(&resource);
-        self.resources
-            .entry(resource.type_url.clone())
-            .or_default()
-            .insert(name.into(), Entry { version, resource });
+        let map = self.resources.entry(resource.type_url.clone()).or_default();
+        Arc::make_mut(map).insert(name.into(), Entry { version, resource });
     }
 
     /// Encodes `message` and files it under its type URL and `name`.
@@ -102,6 +103,11 @@ impl Snapshot {
 
     /// The resources of one type (empty when the snapshot has none).
     pub fn of_type(&self, type_url: &str) -> Option<&BTreeMap<String, Entry>> {
+        self.resources.get(type_url).map(|m| &**m)
+    }
+
+    /// The shared map of one type's resources.
+    pub(crate) fn shared_of_type(&self, type_url: &str) -> Option<&Arc<BTreeMap<String, Entry>>> {
         self.resources.get(type_url)
     }
 }

@@ -1,10 +1,11 @@
 //! State-of-the-world ADS, sans I/O: what to send for a request or a new snapshot.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
 
-use crate::snapshot::{Snapshot, type_url};
+use crate::snapshot::{Entry, Snapshot, type_url};
 use crate::status::{Nonces, Outcome, RequestKind, TypeStatus, classify};
 
 /// What a client subscribed to, for one type.
@@ -43,8 +44,15 @@ impl Subscription {
 #[derive(Clone, Debug, Default)]
 struct TypeState {
     subscription: Option<Subscription>,
-    /// name → version of every resource in the last response (None: nothing sent yet).
-    sent: Option<BTreeMap<String, String>>,
+    /// The names of the request `subscription` was built from: a request with the same
+    /// names (every ACK of a large EDS subscription) leaves it as it is, unparsed.
+    requested: Vec<String>,
+    /// The type's resources when the last response was sent (None: nothing sent yet), the
+    /// snapshot's own map: the client holds the subscribed ones, but for `added` and
+    /// `resend`. A push compares it with the new map, skipping a map that is the same.
+    sent: Option<Arc<BTreeMap<String, Entry>>>,
+    /// Names subscribed since the last response: the client has not got them.
+    added: BTreeSet<String>,
     /// Names carried by the responses sent since the client last acknowledged one: what a
     /// NACK may have rejected.
     unacked: BTreeSet<String>,
@@ -113,15 +121,13 @@ impl SotwStream {
                 response: None,
             };
         }
-        let subscription =
-            Subscription::from_names(&request.resource_names, state.subscription.as_ref());
-        // A name the client dropped is forgotten, so subscribing to it again sends it again.
-        if let Some(sent) = &mut state.sent {
-            sent.retain(|name, _| subscription.contains(name));
+        if state.subscription.is_none() || request.resource_names != state.requested {
+            resubscribe(
+                state,
+                &request.resource_names,
+                snapshot.of_type(&request.type_url),
+            );
         }
-        state.unacked.retain(|name| subscription.contains(name));
-        state.resend.retain(|name| subscription.contains(name));
-        state.subscription = Some(subscription);
         let force = kind == RequestKind::Initial;
         let response = respond(&mut self.nonces, &request.type_url, state, snapshot, force);
         Outcome { kind, response }
@@ -173,6 +179,84 @@ impl SotwStream {
     }
 }
 
+/// Applies a request whose names differ from the last one's: the names newly subscribed are
+/// due with the next response, those dropped are forgotten (subscribing again sends them
+/// again).
+fn resubscribe(state: &mut TypeState, names: &[String], current: Option<&BTreeMap<String, Entry>>) {
+    let subscription = Subscription::from_names(names, state.subscription.as_ref());
+    match (&state.subscription, &subscription) {
+        // The first request sends everything subscribed.
+        (None, _) | (Some(Subscription::Wildcard), _) => {}
+        (Some(old), Subscription::Names(new)) => {
+            state
+                .added
+                .extend(new.iter().filter(|n| !old.contains(n)).cloned());
+        }
+        (Some(old), Subscription::Wildcard) => {
+            state.added.extend(
+                current
+                    .into_iter()
+                    .flatten()
+                    .map(|(n, _)| n)
+                    .filter(|n| !old.contains(n))
+                    .cloned(),
+            );
+        }
+    }
+    state.added.retain(|name| subscription.contains(name));
+    state.unacked.retain(|name| subscription.contains(name));
+    state.resend.retain(|name| subscription.contains(name));
+    state.subscription = Some(subscription);
+    state.requested = names.to_vec();
+}
+
+/// The names whose entries differ between two maps of one type: added or changed (in `new`,
+/// not at the same version in `old`), and removed. Nothing when both are the same map; one
+/// ordered walk of both otherwise, comparing versions, not resources.
+pub(crate) fn diff<'a>(
+    old: &'a Arc<BTreeMap<String, Entry>>,
+    new: &'a Arc<BTreeMap<String, Entry>>,
+) -> (Vec<&'a String>, Vec<&'a String>) {
+    let mut changed = Vec::new();
+    let mut removed = Vec::new();
+    if Arc::ptr_eq(old, new) {
+        return (changed, removed);
+    }
+    let mut old = old.iter().peekable();
+    let mut new = new.iter().peekable();
+    loop {
+        match (old.peek(), new.peek()) {
+            (None, None) => break,
+            (Some((o, _)), None) => {
+                removed.push(*o);
+                old.next();
+            }
+            (None, Some((n, _))) => {
+                changed.push(*n);
+                new.next();
+            }
+            (Some((o, oe)), Some((n, ne))) => match o.cmp(n) {
+                std::cmp::Ordering::Less => {
+                    removed.push(*o);
+                    old.next();
+                }
+                std::cmp::Ordering::Greater => {
+                    changed.push(*n);
+                    new.next();
+                }
+                std::cmp::Ordering::Equal => {
+                    if oe.version != ne.version {
+                        changed.push(*n);
+                    }
+                    old.next();
+                    new.next();
+                }
+            },
+        }
+    }
+    (changed, removed)
+}
+
 fn respond(
     nonces: &mut Nonces,
     type_url: &str,
@@ -181,23 +265,30 @@ fn respond(
     force: bool,
 ) -> Option<DiscoveryResponse> {
     let subscription = state.subscription.as_ref()?;
-    let selected: BTreeMap<&String, &crate::snapshot::Entry> = snapshot
-        .of_type(type_url)
-        .into_iter()
-        .flatten()
-        .filter(|(name, _)| subscription.contains(name))
-        .collect();
-    let changed = match &state.sent {
+    let current = snapshot
+        .shared_of_type(type_url)
+        .cloned()
+        .unwrap_or_default();
+    let full_state = type_url::is_full_state(type_url);
+    // What differs from the last response, among the subscribed names: the cost of a push
+    // is that of what changed, not of what is subscribed.
+    let differing: Option<Vec<&String>> = state.sent.as_ref().map(|sent| {
+        let (changed, removed) = diff(sent, &current);
+        let mut differing: Vec<&String> = changed
+            .into_iter()
+            .filter(|name| subscription.contains(name))
+            .collect();
+        // Dropping a resource matters only where a response is the full set: for RDS and
+        // EDS, absence from a response deletes nothing.
+        if full_state {
+            differing.extend(removed.into_iter().filter(|n| subscription.contains(n)));
+        }
+        differing
+    });
+    let changed = match &differing {
         None => true,
-        Some(sent) => {
-            let added_or_changed = selected
-                .iter()
-                .any(|(name, entry)| sent.get(*name) != Some(&entry.version));
-            // Dropping a resource matters only where a response is the full set: for RDS and
-            // EDS, absence from a response deletes nothing.
-            let removed = type_url::is_full_state(type_url)
-                && sent.keys().any(|name| !selected.contains_key(name));
-            added_or_changed || removed
+        Some(differing) => {
+            !differing.is_empty() || state.added.iter().any(|n| current.contains_key(n))
         }
     };
     if !changed && !force {
@@ -207,33 +298,32 @@ fn respond(
     // change in a large mesh) carry only what the client has not got, as the xDS protocol
     // allows: added, changed, newly subscribed, or in a response it rejected; everything on
     // a stream's first request.
-    let included: Vec<(&String, &crate::snapshot::Entry)> =
-        match (&state.sent, force || type_url::is_full_state(type_url)) {
-            (Some(sent), false) => selected
-                .iter()
-                .filter(|(name, entry)| {
-                    sent.get(**name) != Some(&entry.version) || state.resend.contains(**name)
-                })
-                .map(|(name, entry)| (*name, *entry))
-                .collect(),
-            _ => selected
-                .iter()
-                .map(|(name, entry)| (*name, *entry))
-                .collect(),
-        };
+    let included: Vec<(&String, &Entry)> = match differing {
+        Some(differing) if !force && !full_state => {
+            let names: BTreeSet<&String> = differing
+                .into_iter()
+                .chain(&state.added)
+                .chain(&state.resend)
+                .collect();
+            names
+                .into_iter()
+                .filter_map(|name| current.get_key_value(name))
+                .collect()
+        }
+        _ => current
+            .iter()
+            .filter(|(name, _)| subscription.contains(name))
+            .collect(),
+    };
     let resources = included.iter().map(|(_, e)| e.resource.clone()).collect();
     state
         .unacked
         .extend(included.iter().map(|(name, _)| (*name).clone()));
     // Whatever was not included is gone from the snapshot: nothing to resend.
     state.resend.clear();
+    state.added.clear();
     let nonce = nonces.next();
-    state.sent = Some(
-        selected
-            .iter()
-            .map(|(name, entry)| ((*name).clone(), entry.version.clone()))
-            .collect(),
-    );
+    state.sent = Some(Arc::clone(&current));
     state.status.sent_version = Some(snapshot.version.clone());
     state.status.sent_nonce = Some(nonce.clone());
     Some(DiscoveryResponse {

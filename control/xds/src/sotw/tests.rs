@@ -412,3 +412,35 @@ fn a_cluster_change_resends_every_subscribed_assignment() {
     assert_eq!(out[0].type_url, ENDPOINT);
     assert_eq!(bodies(&out[0]), ["B3"]);
 }
+
+#[test]
+fn diff_walks_only_maps_that_differ() {
+    let s1 = snap("v1", &[(ENDPOINT, "a", "A1"), (ENDPOINT, "b", "B1")]);
+    let s2 = snap("v2", &[(ENDPOINT, "b", "B2"), (ENDPOINT, "c", "C1")]);
+    let (m1, m2) = (&s1.resources[ENDPOINT], &s2.resources[ENDPOINT]);
+    let (changed, removed) = diff(m1, m2);
+    assert_eq!(changed, ["b", "c"]);
+    assert_eq!(removed, ["a"]);
+    let same = Arc::clone(m1);
+    let (changed, removed) = diff(m1, &same);
+    assert!(changed.is_empty() && removed.is_empty());
+}
+
+#[test]
+fn resubscribing_sends_the_new_names_only_and_an_unchanged_request_keeps_the_subscription() {
+    let s1 = snap("v1", &[(ENDPOINT, "a", "A1"), (ENDPOINT, "b", "B1")]);
+    let (mut st, r1) = eds_synced(&s1);
+    // The same names again: nothing to send.
+    let out = st.on_request(&req(ENDPOINT, "v1", &r1.nonce, &["a", "b"]), &s1);
+    assert!(out.response.is_none());
+    // Drop b, then take it back: it goes out again, a does not.
+    let r = st
+        .on_request(&req(ENDPOINT, "v1", &r1.nonce, &["a"]), &s1)
+        .response;
+    assert!(r.is_none());
+    let r = st
+        .on_request(&req(ENDPOINT, "v1", &r1.nonce, &["a", "b"]), &s1)
+        .response
+        .unwrap();
+    assert_eq!(bodies(&r), ["B1"]);
+}
