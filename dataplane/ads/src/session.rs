@@ -122,6 +122,11 @@ pub struct Session {
     listeners: Option<Held<Listener>>,
     /// The assignment names last requested on this stream.
     subscribed: BTreeSet<String>,
+    /// `subscribed` as a request carries it, kept with it: an ACK does not rebuild it.
+    subscribed_names: Vec<String>,
+    /// The clusters in force or held changed since the names wanted were last worked out:
+    /// only then are they worked out again (over every cluster), not on every response.
+    clusters_changed: bool,
 }
 
 /// The assignment an EDS cluster takes (`eds_cluster_config.service_name`, or else its
@@ -165,6 +170,8 @@ impl Session {
             clusters: None,
             listeners: None,
             subscribed: BTreeSet::new(),
+            subscribed_names: Vec::new(),
+            clusters_changed: false,
         }
     }
 
@@ -210,7 +217,9 @@ impl Session {
         self.clusters = None;
         self.listeners = None;
         self.nonces.clear();
+        self.clusters_changed = false;
         self.subscribed = self.wanted();
+        self.subscribed_names = self.subscribed.iter().cloned().collect();
         let mut out = vec![self.request(CLUSTER_TYPE)];
         if !self.subscribed.is_empty() {
             out.push(self.request(ENDPOINT_TYPE));
@@ -230,6 +239,7 @@ impl Session {
                 match decode_all(response, |c: &Cluster| &c.name) {
                     Err(error) => self.nack(&mut reply, CLUSTER_TYPE, &response.nonce, error),
                     Ok(clusters) => {
+                        self.clusters_changed = true;
                         self.clusters = Some(Held {
                             resources: clusters,
                             version: response.version_info.clone(),
@@ -388,6 +398,7 @@ impl Session {
         let Some(clusters) = self.clusters.take() else {
             return;
         };
+        self.clusters_changed = true;
         let listeners = self.listeners.take();
         let both = self.try_apply(
             apply,
@@ -457,30 +468,33 @@ impl Session {
     /// reply carry the names wanted now (in state of the world each request is the whole
     /// subscription); adds one when none is there and the names changed.
     fn resubscribe(&mut self, reply: &mut Reply) {
-        let wanted = self.wanted();
-        self.current
-            .assignments
-            .retain(|name, _| wanted.contains(name));
-        self.current
-            .assignment_versions
-            .retain(|name, _| wanted.contains(name));
-        let names: Vec<String> = wanted.iter().cloned().collect();
-        let mut found = false;
+        // Unchanged clusters want the same names: they are worked out again only after the
+        // clusters changed, not on every response.
+        if std::mem::take(&mut self.clusters_changed) {
+            let wanted = self.wanted();
+            if wanted != self.subscribed {
+                self.current
+                    .assignments
+                    .retain(|name, _| wanted.contains(name));
+                self.current
+                    .assignment_versions
+                    .retain(|name, _| wanted.contains(name));
+                self.subscribed_names = wanted.iter().cloned().collect();
+                self.subscribed = wanted;
+                if !reply.requests.iter().any(|r| r.type_url == ENDPOINT_TYPE) {
+                    reply.requests.push(self.request(ENDPOINT_TYPE));
+                }
+            }
+        }
         for r in reply
             .requests
             .iter_mut()
             .filter(|r| r.type_url == ENDPOINT_TYPE)
         {
-            r.resource_names = names.clone();
-            found = true;
-        }
-        if !found && wanted != self.subscribed {
-            reply.requests.push(self.request(ENDPOINT_TYPE));
-            if let Some(last) = reply.requests.last_mut() {
-                last.resource_names = names;
+            if r.resource_names != self.subscribed_names {
+                r.resource_names = self.subscribed_names.clone();
             }
         }
-        self.subscribed = wanted;
     }
 
     /// A request for `type_url` claiming the version held, with the nonce last received
@@ -492,7 +506,7 @@ impl Session {
             type_url: type_url.to_owned(),
             response_nonce: self.nonces.get(type_url).cloned().unwrap_or_default(),
             resource_names: if type_url == ENDPOINT_TYPE {
-                self.subscribed.iter().cloned().collect()
+                self.subscribed_names.clone()
             } else {
                 Vec::new()
             },
