@@ -9,6 +9,7 @@
 pub mod certs;
 pub mod differential;
 pub mod http;
+pub mod load;
 pub mod mesh_ca;
 pub mod proc;
 pub mod upstream;

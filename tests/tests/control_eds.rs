@@ -9,10 +9,9 @@
 
 use std::net::SocketAddr;
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use spar_tests::load::Load;
 use spar_tests::proc::{SparProxy, bin, scratch_dir, spar_control};
 use spar_tests::upstream::Scripted;
 use spar_tests::{assert_eventually, free_port, http, kube_deployment, kube_service};
@@ -82,64 +81,6 @@ fn sync(monitoring: SocketAddr, type_url: &str) -> (Option<String>, Option<Strin
     let t = &p["types"][type_url];
     let s = |f: &str| t[f].as_str().map(str::to_owned);
     (s("sent"), s("acked"))
-}
-
-/// Requests in a loop, a new connection each (so each takes the newest config), counting
-/// bodies and failures.
-struct Load {
-    stop: Arc<AtomicBool>,
-    bodies: Arc<Mutex<Vec<String>>>,
-    failures: Arc<Mutex<Vec<String>>>,
-    sent: Arc<AtomicUsize>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Load {
-    fn start(addr: SocketAddr) -> Load {
-        let stop = Arc::new(AtomicBool::new(false));
-        let bodies = Arc::new(Mutex::new(Vec::new()));
-        let failures = Arc::new(Mutex::new(Vec::new()));
-        let sent = Arc::new(AtomicUsize::new(0));
-        let (s, b, f, n) = (stop.clone(), bodies.clone(), failures.clone(), sent.clone());
-        let thread = std::thread::spawn(move || {
-            while !s.load(Ordering::Relaxed) {
-                n.fetch_add(1, Ordering::Relaxed);
-                match http::get(addr, "/") {
-                    Ok(r) if r.status == 200 => b.lock().unwrap().push(r.body_text()),
-                    Ok(r) => f
-                        .lock()
-                        .unwrap()
-                        .push(format!("{} {}", r.status, r.body_text())),
-                    Err(e) => f.lock().unwrap().push(e.to_string()),
-                }
-            }
-        });
-        Load {
-            stop,
-            bodies,
-            failures,
-            sent,
-            thread: Some(thread),
-        }
-    }
-
-    fn last(&self) -> Option<String> {
-        self.bodies.lock().unwrap().last().cloned()
-    }
-
-    fn count(&self) -> usize {
-        self.bodies.lock().unwrap().len()
-    }
-
-    /// Stops the loop; returns (requests sent, failures).
-    fn finish(mut self) -> (usize, Vec<String>) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            t.join().unwrap();
-        }
-        let failures = self.failures.lock().unwrap().clone();
-        (self.sent.load(Ordering::Relaxed), failures)
-    }
 }
 
 #[test]

@@ -7,8 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
@@ -17,6 +16,7 @@ use envoy_types::pb::envoy::config::endpoint::v3::{
     ClusterLoadAssignment, Endpoint, LbEndpoint, LocalityLbEndpoints, lb_endpoint,
 };
 use envoy_types::pb::envoy::config::listener::v3::Listener;
+use spar_tests::load::Load;
 use spar_tests::proc::SparProxy;
 use spar_tests::upstream::Scripted;
 use spar_tests::{assert_eventually, free_port, http};
@@ -177,60 +177,6 @@ fn sync(cache: &Cache, type_url: &str) -> (Option<String>, Option<String>, Optio
     )
 }
 
-/// A client sending requests in a loop, a new connection each (so each takes the newest
-/// config), counting bodies and failures.
-struct Load {
-    stop: Arc<AtomicBool>,
-    bodies: Arc<Mutex<Vec<String>>>,
-    failures: Arc<Mutex<Vec<String>>>,
-    sent: Arc<AtomicUsize>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Load {
-    fn start(addr: SocketAddr) -> Load {
-        let stop = Arc::new(AtomicBool::new(false));
-        let bodies = Arc::new(Mutex::new(Vec::new()));
-        let failures = Arc::new(Mutex::new(Vec::new()));
-        let sent = Arc::new(AtomicUsize::new(0));
-        let (s, b, f, n) = (stop.clone(), bodies.clone(), failures.clone(), sent.clone());
-        let thread = std::thread::spawn(move || {
-            while !s.load(Ordering::Relaxed) {
-                n.fetch_add(1, Ordering::Relaxed);
-                match http::get(addr, "/") {
-                    Ok(r) if r.status == 200 => b.lock().unwrap().push(r.body_text()),
-                    Ok(r) => f
-                        .lock()
-                        .unwrap()
-                        .push(format!("{} {}", r.status, r.body_text())),
-                    Err(e) => f.lock().unwrap().push(e.to_string()),
-                }
-            }
-        });
-        Load {
-            stop,
-            bodies,
-            failures,
-            sent,
-            thread: Some(thread),
-        }
-    }
-
-    fn last(&self) -> Option<String> {
-        self.bodies.lock().unwrap().last().cloned()
-    }
-
-    /// Stops the loop; returns (requests sent, failures).
-    fn finish(mut self) -> (usize, Vec<String>) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            t.join().unwrap();
-        }
-        let failures = self.failures.lock().unwrap().clone();
-        (self.sent.load(Ordering::Relaxed), failures)
-    }
-}
-
 #[test]
 fn a_cla_only_push_moves_traffic_with_no_failed_request_and_no_cds_push() {
     let (a, b) = (upstream("A"), upstream("B"));
@@ -261,10 +207,8 @@ fn a_cla_only_push_moves_traffic_with_no_failed_request_and_no_cds_push() {
         load.last().as_deref() == Some("B")
     });
     // A little longer under load after the move, then stop.
-    let until = load.bodies.lock().unwrap().len() + 50;
-    assert_eventually(WITHIN, "50 more requests", || {
-        load.bodies.lock().unwrap().len() >= until
-    });
+    let until = load.count() + 50;
+    assert_eventually(WITHIN, "50 more requests", || load.count() >= until);
     let (sent, failures) = load.finish();
     assert!(
         failures.is_empty(),
@@ -354,10 +298,8 @@ fn a_late_cla_holds_the_new_cluster_and_a_bad_cla_is_nacked() {
     let error = error.unwrap();
     assert!(error.contains("ClusterLoadAssignment `new-svc`"), "{error}");
     assert!(error.contains("not an IP address"), "{error}");
-    let until = load.bodies.lock().unwrap().len() + 20;
-    assert_eventually(WITHIN, "20 more requests", || {
-        load.bodies.lock().unwrap().len() >= until
-    });
+    let until = load.count() + 20;
+    assert_eventually(WITHIN, "20 more requests", || load.count() >= until);
     assert_eq!(load.last().as_deref(), Some("B"));
     let (sent, failures) = load.finish();
     assert!(
