@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use spar_istio::{Level, Loaded, Options, Resource};
+use spar_istio::{Level, Loaded, Message, Options, Resource, Start, codes};
 use tracing::{info, warn};
 
 /// A validated configuration.
@@ -31,12 +31,122 @@ pub fn load(dir: &Path) -> Result<World, String> {
     Loader::default().load_dir(dir)
 }
 
-/// Loads configurations again and again (the file source's), parsing only the files whose
-/// text changed since the last load; analysis and the registry still take the whole set.
+/// Loads configurations again and again (the file source's), parsing only what changed
+/// since the last load: a file whose text is the same is not read again, and in a changed
+/// file only the documents (parts between `---` lines, [`spar_istio::split`]) whose text or
+/// position changed are parsed and validated. A document after one that gained or lost
+/// lines starts on another line, so it is parsed again: its messages keep their lines. The
+/// cross-resource analysis and the registry still take the whole set.
 #[derive(Debug, Default)]
 pub struct Loader {
-    /// File name -> its text and what it loaded to, as of the last load.
-    files: HashMap<String, (String, Loaded)>,
+    /// File name -> what it loaded to, as of the last load.
+    files: HashMap<String, File>,
+    /// Parts parsed by the last load (the others were reused).
+    parsed: usize,
+}
+
+/// One file as of the last load.
+#[derive(Debug)]
+struct File {
+    text: String,
+    /// The file's parts in order, or the whole file as one part when it cannot be split
+    /// (directives, `...` markers) or a part of it is not valid YAML: a syntax error ends
+    /// the file's reading, as a load of the whole file does.
+    parts: Vec<Part>,
+}
+
+/// One part of a file: its text, where it starts, and what it loaded to.
+#[derive(Debug)]
+struct Part {
+    text: String,
+    start: Start,
+    /// The index of the next part's first document.
+    next: usize,
+    loaded: Loaded,
+    /// The validation messages of `loaded.resources` (each depends on its resource only).
+    validation: Vec<Message>,
+}
+
+impl Part {
+    fn load(file: &str, text: &str, start: Start, options: &Options) -> Part {
+        let (loaded, next) = spar_istio::load_part(file, text, start, options);
+        let validation = loaded
+            .resources
+            .iter()
+            .flat_map(spar_istio::validate)
+            .collect();
+        Part {
+            text: text.to_owned(),
+            start,
+            next,
+            loaded,
+            validation,
+        }
+    }
+
+    fn has_syntax_error(&self) -> bool {
+        self.loaded
+            .messages
+            .iter()
+            .any(|m| m.code == codes::YAML_SYNTAX)
+    }
+}
+
+impl File {
+    /// Loads `text`, reusing the parts of `old` that start where they did, with the same
+    /// text.
+    /// `parsed` counts the parts parsed.
+    fn load(
+        name: &str,
+        text: String,
+        old: Option<File>,
+        options: &Options,
+        parsed: &mut usize,
+    ) -> File {
+        let old = match old {
+            Some(old) if old.text == text => return old,
+            Some(old) => old.parts,
+            None => Vec::new(),
+        };
+        let parts = match spar_istio::split(&text) {
+            Some(split) => Self::load_parts(name, &split, old, options, parsed),
+            None => None,
+        };
+        let parts = parts.unwrap_or_else(|| {
+            *parsed += 1;
+            vec![Part::load(name, &text, Start::FILE, options)]
+        });
+        File { text, parts }
+    }
+
+    /// None when a part is not valid YAML.
+    fn load_parts(
+        name: &str,
+        split: &[(usize, &str)],
+        old: Vec<Part>,
+        options: &Options,
+        parsed: &mut usize,
+    ) -> Option<Vec<Part>> {
+        let mut old = old.into_iter();
+        let mut parts = Vec::with_capacity(split.len());
+        let mut index = 0;
+        for &(line, text) in split {
+            let start = Start { line, index };
+            let part = match old.next() {
+                Some(p) if p.start == start && p.text == text => p,
+                _ => {
+                    *parsed += 1;
+                    Part::load(name, text, start, options)
+                }
+            };
+            if part.has_syntax_error() {
+                return None;
+            }
+            index = part.next;
+            parts.push(part);
+        }
+        Some(parts)
+    }
 }
 
 impl Loader {
@@ -56,21 +166,7 @@ impl Loader {
     /// Loads and analyzes files given as (name, text), in that order; the whole set is
     /// refused on any error.
     pub fn load_texts(&mut self, texts: Vec<(String, String)>) -> Result<World, String> {
-        let options = Options::default();
-        let mut resources = Vec::new();
-        let mut messages = Vec::new();
-        let mut kept = HashMap::with_capacity(texts.len());
-        for (file, text) in texts {
-            let loaded = match self.files.remove(&file) {
-                Some((old, loaded)) if old == text => loaded,
-                _ => spar_istio::load(&file, &text, &options),
-            };
-            resources.extend(loaded.resources.iter().cloned());
-            messages.extend(loaded.messages.iter().cloned());
-            kept.insert(file, (text, loaded));
-        }
-        self.files = kept;
-        messages.extend(spar_istio::analyze(&resources));
+        let (resources, messages) = self.read(texts);
         let errors: Vec<String> = messages
             .iter()
             .filter(|m| m.level == Level::Error)
@@ -85,6 +181,7 @@ impl Loader {
         info!(
             files = self.files.len(),
             resources = resources.len(),
+            parsed = self.parsed,
             "configuration loaded"
         );
         let registry = spar_translate::Registry::from_resources(&resources);
@@ -92,6 +189,41 @@ impl Loader {
             resources,
             registry,
         })
+    }
+
+    /// Every resource and every message of the files, in the order a load of each file and
+    /// `spar_istio::analyze` over all their resources give.
+    fn read(&mut self, texts: Vec<(String, String)>) -> (Vec<Resource>, Vec<Message>) {
+        let options = Options::default();
+        let mut kept = HashMap::with_capacity(texts.len());
+        let mut order = Vec::with_capacity(texts.len());
+        self.parsed = 0;
+        for (name, text) in texts {
+            let old = self.files.remove(&name);
+            let file = File::load(&name, text, old, &options, &mut self.parsed);
+            order.push(name.clone());
+            kept.insert(name, file);
+        }
+        self.files = kept;
+        let parts = || {
+            order
+                .iter()
+                .filter_map(|name| self.files.get(name))
+                .flat_map(|f| &f.parts)
+        };
+        let mut resources = Vec::new();
+        let mut messages = Vec::new();
+        for part in parts() {
+            resources.extend(part.loaded.resources.iter().cloned());
+            messages.extend(part.loaded.messages.iter().cloned());
+        }
+        // In the order `spar_istio::analyze` gives: each resource's validation, then the
+        // cross-resource checks.
+        for part in parts() {
+            messages.extend(part.validation.iter().cloned());
+        }
+        messages.extend(spar_istio::analyze_references(&resources));
+        (resources, messages)
     }
 }
 
@@ -132,3 +264,6 @@ pub fn fingerprint(dir: &Path) -> u64 {
     }
     h
 }
+
+#[cfg(test)]
+mod tests;

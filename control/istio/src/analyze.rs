@@ -16,6 +16,14 @@ const CLUSTER_DOMAIN: &str = "svc.cluster.local";
 /// Every message about `resources`: each one's validation, then the cross-resource checks.
 pub fn analyze(resources: &[Resource]) -> Vec<Message> {
     let mut out: Vec<Message> = resources.iter().flat_map(validate::validate).collect();
+    out.extend(analyze_references(resources));
+    out
+}
+
+/// The cross-resource checks alone, without each resource's validation (which depends on
+/// that resource only, so a caller may keep it for resources that did not change).
+pub fn analyze_references(resources: &[Resource]) -> Vec<Message> {
+    let mut out = Vec::new();
     let index = Index::new(resources);
     for r in resources {
         if let Spec::VirtualService(vs) = &r.spec {

@@ -27,11 +27,11 @@ mod resource;
 mod validate;
 mod yaml;
 
-pub use analyze::analyze;
+pub use analyze::{analyze, analyze_references};
 pub use message::{Code, Level, Message, ResourceRef, codes};
-pub use resource::{Loaded, Options, Resource, Spec, load};
+pub use resource::{Loaded, Options, Resource, Spec, load, load_part};
 pub use validate::validate;
-pub use yaml::Lines;
+pub use yaml::{Lines, Start, split};
 
 /// Loads every `(file name, text)` and analyzes them together. Messages come sorted by
 /// file, line and path.

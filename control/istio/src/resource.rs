@@ -18,7 +18,7 @@ use crate::model::telemetry::Telemetry;
 use crate::model::virtual_service::VirtualService;
 use crate::model::workload::{WorkloadEntry, WorkloadGroup};
 use crate::path;
-use crate::yaml::{self, Lines, RawDoc};
+use crate::yaml::{self, Lines, RawDoc, Start};
 
 /// How to read input.
 #[derive(Clone, Debug)]
@@ -60,7 +60,7 @@ pub enum Spec {
 }
 
 /// One object from the input, with where it came from.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Resource {
     pub file: Arc<str>,
     /// 0-based index of the document in its file.
@@ -115,9 +115,18 @@ pub struct Loaded {
 /// Reads every document of one file. Kinds outside Istio and the three Kubernetes kinds
 /// Spar reads (ServiceAccount, Secret, ConfigMap, ...) are skipped without a message.
 pub fn load(file: &str, text: &str, options: &Options) -> Loaded {
+    load_part(file, text, Start::FILE, options).0
+}
+
+/// Like [`load`] for a part of a file that starts at `start` (a part [`split`] gives):
+/// lines and document indexes are the file's. Also returns the index after the part's last
+/// document, where the next part starts. The cap on values applies to each part.
+///
+/// [`split`]: crate::split
+pub fn load_part(file: &str, text: &str, start: Start, options: &Options) -> (Loaded, usize) {
     let file: Arc<str> = Arc::from(file);
     let mut out = Loaded::default();
-    let (docs, err) = yaml::documents(text);
+    let (docs, next, err) = yaml::documents(text, start);
     for doc in docs {
         decode(&file, doc, options, &mut out);
     }
@@ -132,7 +141,7 @@ pub fn load(file: &str, text: &str, options: &Options) -> Loaded {
             text: err.message,
         });
     }
-    out
+    (out, next)
 }
 
 /// The kinds Spar reads, by API group.

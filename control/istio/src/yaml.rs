@@ -22,7 +22,7 @@ const MAX_DEPTH: usize = 64;
 const MAX_VALUES: usize = 2_000_000;
 
 /// Field path (`spec.http[0].route`) -> 1-based line, for one document.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Lines(HashMap<String, usize>);
 
 impl Lines {
@@ -75,14 +75,16 @@ enum FrameKind {
     },
 }
 
-/// Splits `text` into documents. Empty documents (only comments, or a trailing `---`) are
-/// skipped but still counted in the index, as `kubectl` counts them.
-pub(crate) fn documents(text: &str) -> (Vec<RawDoc>, Option<YamlError>) {
+/// Splits `text`, a part of a file that starts at `start`, into documents. Empty documents
+/// (only comments, or a trailing `---`) are skipped but still counted in the index, as
+/// `kubectl` counts them. Also returns the index after the part's last document.
+pub(crate) fn documents(text: &str, start: Start) -> (Vec<RawDoc>, usize, Option<YamlError>) {
     let mut docs = Vec::new();
     let mut parser = Parser::new_from_str(text);
     let mut state = DocState::default();
-    let mut index = 0usize;
+    let mut index = start.index;
     let mut values = 0usize;
+    let line_at = |mark: &Marker| line_of(mark) + start.line.saturating_sub(1);
     loop {
         let (event, mark) = match parser.next_token() {
             Ok(next) => next,
@@ -90,14 +92,15 @@ pub(crate) fn documents(text: &str) -> (Vec<RawDoc>, Option<YamlError>) {
                 let message = format!("YAML syntax: {}", e.info());
                 return (
                     docs,
+                    index,
                     Some(YamlError {
-                        line: line_of(e.marker()),
+                        line: line_at(e.marker()),
                         message,
                     }),
                 );
             }
         };
-        let line = line_of(&mark);
+        let line = line_at(&mark);
         match event {
             Event::StreamEnd => break,
             Event::StreamStart | Event::Nothing => {}
@@ -123,12 +126,51 @@ pub(crate) fn documents(text: &str) -> (Vec<RawDoc>, Option<YamlError>) {
             }
             event => {
                 if let Err(message) = state.event(event, line, &mut values) {
-                    return (docs, Some(YamlError { line, message }));
+                    return (docs, index, Some(YamlError { line, message }));
                 }
             }
         }
     }
-    (docs, None)
+    (docs, index, None)
+}
+
+/// Where a part of a file starts: its first line (1-based) and the index of its first
+/// document in the file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Start {
+    pub line: usize,
+    pub index: usize,
+}
+
+impl Start {
+    /// The start of a whole file.
+    pub const FILE: Start = Start { line: 1, index: 0 };
+}
+
+/// Splits a file's text at its `---` lines into parts of one document each (the first part,
+/// before any `---`, may hold none), with the line each part starts on, so that a caller can
+/// parse only the parts whose text changed. None when the text has directives (`%YAML`) or
+/// document end markers (`...`), whose effect crosses parts: parse the whole text then.
+pub fn split(text: &str) -> Option<Vec<(usize, &str)>> {
+    let marker = |line: &str, m: &str| {
+        line.strip_prefix(m)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with([' ', '\t', '\r', '\n']))
+    };
+    let mut parts = Vec::new();
+    let (mut from, mut first_line) = (0, 1);
+    let mut offset = 0;
+    for (n, line) in text.split_inclusive('\n').enumerate() {
+        if line.starts_with('%') || marker(line, "...") {
+            return None;
+        }
+        if marker(line, "---") && offset > 0 {
+            parts.push((first_line, &text[from..offset]));
+            (from, first_line) = (offset, n + 1);
+        }
+        offset += line.len();
+    }
+    parts.push((first_line, &text[from..]));
+    Some(parts)
 }
 
 #[derive(Default)]

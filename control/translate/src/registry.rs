@@ -111,7 +111,7 @@ pub(crate) fn exported(export_to: &[String], own: &str, to: &str) -> bool {
 }
 
 /// Every service, sorted by host name then namespace.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Registry {
     services: Vec<Service>,
     /// Positions in `services` by host name in ASCII lower case (host lookups ignore case),
