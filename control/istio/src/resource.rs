@@ -73,7 +73,10 @@ pub struct Resource {
     /// `metadata.namespace`, or the default namespace.
     pub namespace: String,
     pub spec: Spec,
-    lines: Lines,
+    /// Shared: a reload clones every resource it reuses (`spar_control::world::Loader`), and
+    /// copying each field path made the clone most of a reload (scale benchmark,
+    /// perf/results/2026-11-24-xds-scale.md).
+    lines: Arc<Lines>,
 }
 
 impl Resource {
@@ -249,7 +252,7 @@ fn decode(file: &Arc<str>, doc: RawDoc, options: &Options, out: &mut Loaded) {
         meta: ObjectMeta::default(),
         namespace: options.default_namespace.clone(),
         spec: Spec::Undecodable,
-        lines: doc.lines,
+        lines: Arc::new(doc.lines),
     };
     let mut problems: Vec<(String, String)> = Vec::new();
     match typed::<ObjectMeta>(meta_value, "metadata") {
