@@ -147,6 +147,8 @@ spec:
 fn file_level_problems() {
     let cases: &[(&str, &str, &str)] = &[
         ("a: [1,\n", "SPR0001", "YAML syntax"),
+        // The parser's end-of-input marker: refused, never read as the end of the file.
+        ("a: 1\n\0\n---\nb: [\n", "SPR0001", "NUL character"),
         ("a: 1\na: 2\n", "SPR0001", "duplicate key"),
         ("- 1\n- 2\n", "SPR0002", "not a mapping"),
         ("metadata: {name: x}\n", "SPR0002", "no apiVersion or kind"),

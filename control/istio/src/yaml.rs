@@ -79,6 +79,13 @@ enum FrameKind {
 /// (only comments, or a trailing `---`) are skipped but still counted in the index, as
 /// `kubectl` counts them. Also returns the index after the part's last document.
 pub(crate) fn documents(text: &str, start: Start) -> (Vec<RawDoc>, usize, Option<YamlError>) {
+    // YAML allows no NUL in a stream, and the parser takes one for the end of its input: a
+    // file with one would be read up to it and the rest dropped without a word.
+    if let Some(at) = text.find('\0') {
+        let line = start.line + text[..at].matches('\n').count();
+        let message = "YAML syntax: NUL character (U+0000) is not allowed".to_owned();
+        return (Vec::new(), start.index, Some(YamlError { line, message }));
+    }
     let mut docs = Vec::new();
     let mut parser = Parser::new_from_str(text);
     let mut state = DocState::default();
