@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use spar_istio::{Level, Loaded, Message, Options, Resource, Start, codes};
+use spar_istio::{Level, Loaded, Message, Options, Resource, Start};
 use tracing::{info, warn};
 
 /// A validated configuration.
@@ -84,11 +84,13 @@ impl Part {
         }
     }
 
-    fn has_syntax_error(&self) -> bool {
-        self.loaded
-            .messages
-            .iter()
-            .any(|m| m.code == codes::YAML_SYNTAX)
+    /// A syntax or document-level error (not a mapping, no kind): the file is then read
+    /// whole, so that what it is refused for is what a whole-file read says. A document
+    /// read alone can differ there (the YAML parser places some marks by what follows a
+    /// document, e.g. an empty block scalar before `---`); valid files, the reload's case,
+    /// read alike either way.
+    fn has_load_error(&self) -> bool {
+        self.loaded.messages.iter().any(|m| m.level == Level::Error)
     }
 }
 
@@ -119,7 +121,7 @@ impl File {
         File { text, parts }
     }
 
-    /// None when a part is not valid YAML.
+    /// None when a part has a syntax or document-level error (read the file whole then).
     fn load_parts(
         name: &str,
         split: &[(usize, &str)],
@@ -139,7 +141,7 @@ impl File {
                     Part::load(name, text, start, options)
                 }
             };
-            if part.has_syntax_error() {
+            if part.has_load_error() {
                 return None;
             }
             index = part.next;

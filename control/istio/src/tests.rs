@@ -295,3 +295,13 @@ spec:
         "{messages:#?}"
     );
 }
+
+#[test]
+fn split_leaves_files_with_a_bare_carriage_return_whole() {
+    // YAML breaks lines at a lone CR; the split counts LFs, so its parts' lines would drift.
+    assert!(crate::split("a: 1\r---\nb: 2\n").is_none());
+    assert!(crate::split("a: \"x\ry\"\n---\nb: 2\n").is_none());
+    let crlf = crate::split("a: 1\r\n---\r\nb: 2\r\n").expect("CRLF splits");
+    assert_eq!(crlf.len(), 2);
+    assert_eq!(crlf[1].0, 2);
+}

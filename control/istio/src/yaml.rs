@@ -157,8 +157,18 @@ impl Start {
 /// Splits a file's text at its `---` lines into parts of one document each (the first part,
 /// before any `---`, may hold none), with the line each part starts on, so that a caller can
 /// parse only the parts whose text changed. None when the text has directives (`%YAML`) or
-/// document end markers (`...`), whose effect crosses parts: parse the whole text then.
+/// document end markers (`...`), whose effect crosses parts, or a carriage return not
+/// followed by a line feed (a line break to YAML but not to this split, so the parts'
+/// lines would drift): parse the whole text then.
 pub fn split(text: &str) -> Option<Vec<(usize, &str)>> {
+    let bytes = text.as_bytes();
+    if bytes
+        .iter()
+        .enumerate()
+        .any(|(i, &b)| b == b'\r' && bytes.get(i + 1) != Some(&b'\n'))
+    {
+        return None;
+    }
     let marker = |line: &str, m: &str| {
         line.strip_prefix(m)
             .is_some_and(|rest| rest.is_empty() || rest.starts_with([' ', '\t', '\r', '\n']))
