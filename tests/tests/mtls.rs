@@ -364,8 +364,9 @@ fn rotation_under_load_and_a_ca_outage_fail_no_request() {
     let serials = std::sync::Mutex::new(std::collections::BTreeSet::new());
     let mut failures = Vec::new();
     let mut sent = 0;
-    let until = std::time::Instant::now() + std::time::Duration::from_secs(7);
-    while std::time::Instant::now() < until {
+    // Until three certificates have served (renewals every ~2 s), bounded for a slow machine.
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while serials.lock().unwrap().len() < 3 && std::time::Instant::now() < until {
         let got = curl(mtls, Some((&key, &pem)), &[]);
         let via = http::raw(
             format!("127.0.0.1:{plain}").parse().unwrap(),
@@ -401,9 +402,11 @@ fn rotation_under_load_and_a_ca_outage_fail_no_request() {
         );
     }
     assert_eq!(serial(proxy.admin), held, "the held certificate is kept");
-    assert!(
-        proxy.metric("spar_identity_cert_fetches_total", "result=\"connect\"") >= 1,
-        "failed renewals are counted"
+    // A renewal comes due about every 2 s: the window above may have held none.
+    spar_tests::assert_eventually(
+        std::time::Duration::from_secs(5),
+        "failed renewals are counted",
+        || proxy.metric("spar_identity_cert_fetches_total", "result=\"connect\"") >= 1,
     );
     // Back: renewals resume (with backoff), and requests still pass.
     let _ca = serve_with(&ca_dir, ca_port, &["--max-ttl", "4s"]);

@@ -202,9 +202,10 @@ static_resources:
         "a DENY on the server name closes the connection before a byte is relayed"
     );
     hello(port, "open.test");
-    assert!(
-        bytes.load(Ordering::SeqCst) > 0,
-        "another server name is passed through"
+    spar_tests::assert_eventually(
+        Duration::from_secs(5),
+        "another server name is passed through",
+        || bytes.load(Ordering::SeqCst) > 0,
     );
     let metrics = proxy.metrics();
     assert_eq!(
