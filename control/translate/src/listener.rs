@@ -459,6 +459,8 @@ pub(crate) fn sidecar<'a>(cx: &mut Cx<'a>) -> Out<'a> {
     }
     let mut listeners = Vec::new();
     let mut routes = Vec::new();
+    // Each mesh VirtualService with its hosts as FQDNs, made once for all egress listeners.
+    let vss = mesh_virtual_services(cx);
     for (i, e) in sc.egress.iter().enumerate() {
         let at = format!("spec.egress[{i}]");
         let (Some(port), Some(CaptureMode::None)) =
@@ -489,7 +491,6 @@ pub(crate) fn sidecar<'a>(cx: &mut Cx<'a>) -> Out<'a> {
                 cx.unsupported(sr, &format!("{at}.port.protocol"), "UDP listeners");
                 continue;
             }
-            let vss = mesh_virtual_services(cx);
             let tls = matches!(protocol.as_str(), "TLS" | "HTTPS");
             let address = tcp::Bind {
                 address: &bind,
@@ -502,7 +503,7 @@ pub(crate) fn sidecar<'a>(cx: &mut Cx<'a>) -> Out<'a> {
         }
         let rc = RouteConfiguration {
             name: port.to_string(),
-            virtual_hosts: egress_vhosts(cx, &imported, port),
+            virtual_hosts: egress_vhosts(cx, &imported, &vss, port),
             ..Default::default()
         };
         listeners.push(http_listener(
@@ -645,10 +646,14 @@ pub(crate) fn sidecar<'a>(cx: &mut Cx<'a>) -> Out<'a> {
 /// Virtual hosts of an explicit egress listener on `listener_port`: every HTTP port of every
 /// imported service, reachable as `HOST:PORT` (FQDN and the short forms Kubernetes DNS
 /// resolves); a Host without a port reaches the service port equal to the listener port,
-/// else the service's first HTTP port.
-fn egress_vhosts(cx: &mut Cx<'_>, services: &[&Service], listener_port: u32) -> Vec<VirtualHost> {
-    // Each mesh VirtualService with its hosts as FQDNs, made once (not once per service).
-    let vss = mesh_virtual_services(cx);
+/// else the service's first HTTP port. `vss`: the mesh VirtualServices, from
+/// [`mesh_virtual_services`].
+fn egress_vhosts(
+    cx: &mut Cx<'_>,
+    services: &[&Service],
+    vss: &[tcp::MeshVs<'_>],
+    listener_port: u32,
+) -> Vec<VirtualHost> {
     let mut out = Vec::new();
     for svc in services {
         let http_ports: Vec<u32> = svc
