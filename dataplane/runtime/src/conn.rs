@@ -79,7 +79,8 @@ pub(crate) async fn serve(
     let chain = &listener.chains[ci];
     let mut alpn_h2 = false;
     // TLS passed through: the server name the ClientHello asked for is all RBAC can know.
-    let mut peer_id = peeked_sni.map(|sni| {
+    // (Terminated TLS replaces it below with what rustls read.)
+    let mut peer_id = peeked_sni.filter(|_| chain.tls.is_none()).map(|sni| {
         Rc::new(PeerIdentity {
             principal: None,
             sni: Some(sni),
@@ -213,7 +214,7 @@ fn decide(first: &[u8], listener: &Listener, port: u16) -> Option<(Option<usize>
                 transport_protocol: "tls",
                 application_protocols: alpn,
             });
-            Some((chain, hello.sni.clone()))
+            Some((chain, hello.sni))
         }
         // A broken ClientHello: no chain for TLS; the connection is closed and counted.
         Peek::Invalid(_) => Some((None, None)),
