@@ -185,11 +185,6 @@ impl Session {
         self.versions.get(type_url).map(String::as_str)
     }
 
-    /// The assignment names subscribed to on this stream.
-    pub fn subscribed(&self) -> &BTreeSet<String> {
-        &self.subscribed
-    }
-
     /// The CDS update held for warming, if any.
     pub fn warming(&self) -> Option<Warming> {
         let held = self.clusters.as_ref()?;
@@ -265,19 +260,15 @@ impl Session {
                             nonce: response.nonce.clone(),
                         });
                     }
-                    Ok(listeners) => {
-                        let held = Held {
-                            resources: listeners,
-                            version: response.version_info.clone(),
-                            nonce: response.nonce.clone(),
-                        };
-                        match self.try_apply(apply, None, Some(held.resources.clone())) {
-                            Ok(()) => {
-                                self.ack(&mut reply, LISTENER_TYPE, &held.version, &held.nonce)
-                            }
-                            Err(e) => self.nack(&mut reply, LISTENER_TYPE, &held.nonce, e),
-                        }
-                    }
+                    Ok(listeners) => match self.try_apply(apply, None, Some(listeners)) {
+                        Ok(()) => self.ack(
+                            &mut reply,
+                            LISTENER_TYPE,
+                            &response.version_info,
+                            &response.nonce,
+                        ),
+                        Err(e) => self.nack(&mut reply, LISTENER_TYPE, &response.nonce, e),
+                    },
                 }
             }
             ENDPOINT_TYPE => {
@@ -399,19 +390,23 @@ impl Session {
             return;
         };
         self.clusters_changed = true;
-        let listeners = self.listeners.take();
-        let both = self.try_apply(
-            apply,
-            Some(clusters.resources.clone()),
-            listeners.as_ref().map(|l| l.resources.clone()),
-        );
-        let Some(listeners) = listeners else {
-            match both {
-                Ok(()) => self.ack(reply, CLUSTER_TYPE, &clusters.version, &clusters.nonce),
-                Err(e) => self.nack(reply, CLUSTER_TYPE, &clusters.nonce, e),
+        let Some(listeners) = self.listeners.take() else {
+            let Held {
+                resources,
+                version,
+                nonce,
+            } = clusters;
+            match self.try_apply(apply, Some(resources), None) {
+                Ok(()) => self.ack(reply, CLUSTER_TYPE, &version, &nonce),
+                Err(e) => self.nack(reply, CLUSTER_TYPE, &nonce, e),
             }
             return;
         };
+        let both = self.try_apply(
+            apply,
+            Some(clusters.resources.clone()),
+            Some(listeners.resources.clone()),
+        );
         if both.is_ok() {
             self.ack(reply, CLUSTER_TYPE, &clusters.version, &clusters.nonce);
             self.ack(reply, LISTENER_TYPE, &listeners.version, &listeners.nonce);
