@@ -16,8 +16,7 @@
 //! - Hands rustls hooks that read the current state at each handshake, so
 //!   `ServerConfig`/`ClientConfig` built once see every rotation: certificate resolvers for
 //!   both sides, a client-certificate verifier (required, chained to the bundle) and a
-//!   server verifier that also requires an expected SPIFFE ID ([`peer_spiffe_id`] tells
-//!   who a verified peer is).
+//!   server verifier that also requires an expected SPIFFE ID.
 //! - Runs the rotation ([`run`]): fetch at start with backoff (100 ms to 30 s, jittered)
 //!   while the CA is down, renew at half-life with 1% jitter, keep the current certificate
 //!   when a renewal fails, count outcomes by reason ([`Stats`]) and log with tracing.
@@ -43,6 +42,5 @@ mod verify;
 pub use config::{Config, DEFAULT_TTL, Source};
 pub use error::{FailureReason, FetchError};
 pub use identity::{CertView, CertsView, Current, Identity, TrustBundle};
-pub use rotate::{MAX_BACKOFF, MIN_BACKOFF, fetch, run};
+pub use rotate::{fetch, run};
 pub use stats::{Stats, StatsSnapshot};
-pub use verify::peer_spiffe_id;

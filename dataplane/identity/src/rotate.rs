@@ -14,11 +14,11 @@ use crate::identity::{Current, Identity, rfc3339};
 use crate::key;
 
 /// First retry after a failure; doubles up to [`MAX_BACKOFF`].
-pub const MIN_BACKOFF: Duration = Duration::from_millis(100);
+pub(crate) const MIN_BACKOFF: Duration = Duration::from_millis(100);
 /// Retries while the CA is down never wait longer than this (the renewal of a 24 h
 /// certificate has 12 h of slack; a workload without one should get it soon after the CA
 /// is back).
-pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
+pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// Renew at this fraction of the lifetime (Istio's `SECRET_GRACE_PERIOD_RATIO`).
 const RENEW_AT: f64 = 0.5;
 /// Plus or minus this fraction of the lifetime, so that workloads started together do not

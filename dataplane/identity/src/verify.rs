@@ -47,14 +47,6 @@ impl Identity {
     }
 }
 
-/// The first URI SAN of a certificate that is a SPIFFE ID: who a verified peer is.
-pub fn peer_spiffe_id(cert: &CertificateDer<'_>) -> Option<String> {
-    let cert = webpki::EndEntityCert::try_from(cert).ok()?;
-    cert.valid_uri_names()
-        .find(|uri| uri.starts_with("spiffe://"))
-        .map(str::to_owned)
-}
-
 #[derive(Debug)]
 struct CurrentCert(Arc<State>);
 

@@ -32,7 +32,7 @@ async fn fetch_installs_our_identity_with_our_key() {
     let root_der = der(&ca.ca.roots()[0]).remove(0);
     let (_, root) = X509Certificate::from_der(root_der.as_ref()).unwrap();
     assert_eq!(leaf.issuer(), root.subject());
-    assert_eq!(peer_spiffe_id_of(&presented[0]), Some(id("sleep")));
+    assert_eq!(spar_tls::first_uri_san(&presented[0]), Some(id("sleep")));
     // The leaf carries the public half of the key we sign with; the private half is in
     // the process only (the CSR's contents are checked in key.rs's tests).
     let ours = current.certified_key.key.public_key().unwrap();
@@ -91,10 +91,6 @@ async fn fetch_installs_our_identity_with_our_key() {
     assert_eq!(again.trust.version, 1);
     assert!(std::sync::Arc::ptr_eq(&again.trust, &current.trust));
     assert_eq!(identity.current().unwrap().serial, again.serial);
-}
-
-fn peer_spiffe_id_of(cert: &rustls::pki_types::CertificateDer<'_>) -> Option<String> {
-    spar_identity::peer_spiffe_id(cert)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -152,7 +152,7 @@ pub struct HttpStats {
 }
 
 /// RBAC decision counts: policy name, then (reason label, shadow rules) to count.
-pub type RbacByPolicy = BTreeMap<String, BTreeMap<(&'static str, bool), u64>>;
+pub(crate) type RbacByPolicy = BTreeMap<String, BTreeMap<(&'static str, bool), u64>>;
 
 /// Decisions of RBAC filters (HTTP, or network on a listener).
 #[derive(Debug, Default)]

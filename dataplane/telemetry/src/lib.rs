@@ -17,7 +17,6 @@ mod counters;
 mod prometheus;
 
 pub use counters::{
-    ClusterStats, Counter, Flag, Gauge, HttpStats, ListenerStats, RbacByPolicy, RbacStats,
-    TcpStats, WorkerStats,
+    ClusterStats, Counter, Flag, Gauge, HttpStats, ListenerStats, RbacStats, TcpStats, WorkerStats,
 };
 pub use prometheus::render_prometheus;

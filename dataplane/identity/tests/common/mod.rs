@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
 use rustls::{ClientConfig, ServerConfig};
 use spar_ca::{Authenticator, Ca, ServiceAccount};
-use spar_identity::{Config, Identity, Source, peer_spiffe_id};
+use spar_identity::{Config, Identity, Source};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::oneshot;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
@@ -299,7 +299,7 @@ pub async fn handshake(
             .1
             .peer_certificates()
             .and_then(|c| c.first())
-            .and_then(peer_spiffe_id);
+            .and_then(spar_tls::first_uri_san);
         tls.write_all(b"ok")
             .await
             .map_err(|e| format!("server: {e}"))?;
@@ -323,7 +323,7 @@ pub async fn handshake(
             .and_then(|c| c.first())
             .cloned()
             .ok_or("client: no server certificate")?;
-        Ok::<_, String>((peer_spiffe_id(&leaf), leaf.into_owned()))
+        Ok::<_, String>((spar_tls::first_uri_san(&leaf), leaf.into_owned()))
     };
     let (served, connected) = tokio::time::timeout(Duration::from_secs(10), async {
         tokio::join!(serve, connect)
