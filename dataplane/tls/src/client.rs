@@ -188,7 +188,6 @@ impl ClientTls {
     }
 }
 
-/// The one client certificate, offered whenever a server asks.
 impl ClientTls {
     /// The server's certificate checked against an SDS trust bundle: the mesh's way, by
     /// SPIFFE identity (exact URI SANs), not by DNS name.
@@ -225,6 +224,7 @@ impl ClientTls {
     }
 }
 
+/// The one client certificate, offered whenever a server asks.
 #[derive(Debug)]
 struct OneClientCert(Arc<rustls::sign::CertifiedKey>);
 
