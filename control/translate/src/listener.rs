@@ -171,13 +171,11 @@ pub(crate) fn gateway<'a>(cx: &mut Cx<'a>) -> Out<'a> {
                 }
                 continue;
             }
-            let name = format!("{bind}_{port}");
             let at = tcp::Bind {
                 address: bind,
                 port: *port,
             };
-            if let Some(l) =
-                tcp::gateway_listener(cx, &name, at, servers, &bound, &network_rbac, &admits)
+            if let Some(l) = tcp::gateway_listener(cx, at, servers, &bound, &network_rbac, &admits)
             {
                 listeners.push(l);
             }
@@ -497,7 +495,7 @@ pub(crate) fn sidecar<'a>(cx: &mut Cx<'a>) -> Out<'a> {
                 port,
             };
             listeners.push(tcp::egress_listener(
-                cx, sr, &at, &name, address, tls, &imported, &vss,
+                cx, sr, &at, address, tls, &imported, &vss,
             ));
             continue;
         }

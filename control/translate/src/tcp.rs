@@ -186,6 +186,11 @@ impl Bind<'_> {
             .ok()
             .filter(|ip| !ip.is_unspecified())
     }
+
+    /// The listener's name, `ADDRESS_PORT`.
+    fn name(&self) -> String {
+        format!("{}_{}", self.address, self.port)
+    }
 }
 
 /// The longest prefix among `subnets` (CIDRs or IPs) that contains `ip`.
@@ -290,12 +295,10 @@ fn default_target(svc: &Service, port: u32) -> Target {
 /// already has is dropped, so with several services on the port and nothing to tell them
 /// apart, the first service (by host name here, by creation time in Istio) takes the
 /// connections; the others get a note.
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn egress_listener(
     cx: &mut Cx<'_>,
     sidecar: &Resource,
     at: &str,
-    name: &str,
     bind: Bind<'_>,
     tls: bool,
     services: &[&Service],
@@ -439,17 +442,11 @@ pub(crate) fn egress_listener(
             ),
         );
     }
-    listener(cx, name, bind, kept, &[])
+    listener(cx, bind, kept, &[])
 }
 
 /// A listener of `tcp_proxy` chains, with the TLS inspector when a chain matches on SNI.
-fn listener(
-    cx: &Cx<'_>,
-    name: &str,
-    bind: Bind<'_>,
-    chains: Vec<Candidate>,
-    rbac: &[NetworkRbac],
-) -> Listener {
+fn listener(cx: &Cx<'_>, bind: Bind<'_>, chains: Vec<Candidate>, rbac: &[NetworkRbac]) -> Listener {
     let by_sni = chains.iter().any(|c| !c.server_names.is_empty());
     let filter_chains = chains
         .into_iter()
@@ -463,7 +460,7 @@ fn listener(
         })
         .collect();
     Listener {
-        name: name.to_owned(),
+        name: bind.name(),
         address: Some(socket(bind.address, bind.port)),
         filter_chains,
         listener_filters: if by_sni {
@@ -518,7 +515,6 @@ pub(crate) type BoundVs<'a> = (&'a Resource, &'a VirtualService, Vec<String>);
 /// go first on each chain.
 pub(crate) fn gateway_listener(
     cx: &mut Cx<'_>,
-    name: &str,
     bind: Bind<'_>,
     servers: &[GatewayServer<'_>],
     vss: &[BoundVs<'_>],
@@ -651,7 +647,7 @@ pub(crate) fn gateway_listener(
     if chains.is_empty() {
         return None;
     }
-    Some(listener(cx, name, bind, chains, rbac))
+    Some(listener(cx, bind, chains, rbac))
 }
 
 #[cfg(test)]
