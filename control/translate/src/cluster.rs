@@ -43,7 +43,7 @@ use spar_istio::model::destination_rule::{
 use crate::names::{covers, duration, fqdn, outbound_cluster, seconds};
 use crate::registry::{Instance, Service, exported, selects};
 use crate::upstream_tls::{Setting, transport};
-use crate::{Cx, ROOT_NAMESPACE};
+use crate::{Cx, ProxyNode, ROOT_NAMESPACE};
 
 /// Istio's default connect timeout (MeshConfig `connectTimeout`).
 const DEFAULT_CONNECT_TIMEOUT_SECS: i64 = 10;
@@ -144,11 +144,15 @@ impl<'a> VisibleDrs<'a> {
 
 /// The DestinationRules exported to the proxy's namespace whose workload selector (if
 /// any) selects it, each with its host made an FQDN.
-pub(crate) fn visible_destination_rules<'a>(cx: &Cx<'a>) -> VisibleDrs<'a> {
-    let proxy_ns = cx.proxy.namespace.as_str();
-    let all = cx
-        .each(|s| match s {
-            spar_istio::Spec::DestinationRule(d) => Some(d),
+pub(crate) fn visible_destination_rules<'a>(
+    resources: &'a [Resource],
+    proxy: &ProxyNode,
+) -> VisibleDrs<'a> {
+    let proxy_ns = proxy.namespace.as_str();
+    let all = resources
+        .iter()
+        .filter_map(|r| match &r.spec {
+            spar_istio::Spec::DestinationRule(d) => Some((r, d)),
             _ => None,
         })
         .filter(|(r, d)| exported(&d.export_to, &r.namespace, proxy_ns))
@@ -159,7 +163,7 @@ pub(crate) fn visible_destination_rules<'a>(cx: &Cx<'a>) -> VisibleDrs<'a> {
                 .and_then(|s| s.match_labels.as_ref())
             {
                 None => true,
-                Some(sel) => r.namespace == proxy_ns && selects(sel, &cx.proxy.labels),
+                Some(sel) => r.namespace == proxy_ns && selects(sel, &proxy.labels),
             }
         })
         .map(|(r, d)| (r, d, fqdn(&d.host, &r.namespace)))

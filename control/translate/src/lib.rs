@@ -147,16 +147,14 @@ impl<'a> Cx<'a> {
         registry: &'a Registry,
         proxy: &'a ProxyNode,
     ) -> Self {
-        let mut cx = Cx {
+        Cx {
             resources,
             registry,
             proxy,
             notes: Vec::new(),
             wanted: BTreeMap::new(),
-            dest_rules: cluster::VisibleDrs::new(Vec::new()),
-        };
-        cx.dest_rules = cluster::visible_destination_rules(&cx);
-        cx
+            dest_rules: cluster::visible_destination_rules(resources, proxy),
+        }
     }
 
     pub(crate) fn note(&mut self, r: &Resource, path: &str, message: impl Into<String>) {
