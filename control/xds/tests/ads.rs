@@ -41,7 +41,12 @@ struct Server {
 }
 
 async fn start() -> Server {
-    let cache = Arc::new(Cache::new(Duration::from_millis(10)));
+    start_with(Duration::from_millis(10)).await
+}
+
+/// A server whose streams push at most once per `debounce`.
+async fn start_with(debounce: Duration) -> Server {
+    let cache = Arc::new(Cache::new(debounce));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
@@ -281,18 +286,15 @@ async fn delta_sends_only_changes_and_removals() {
     .await;
 }
 
+/// A push starts a debounce; changes within it go out as one push with the latest content.
+/// The debounce is long next to the pause between the two changes (which lets the stream see
+/// the first change on its own), and short next to `RECV_TIMEOUT`. Only contents are checked.
 #[tokio::test]
 async fn changes_within_the_debounce_window_go_out_as_one_push() {
-    // A debounce far longer than two consecutive calls take: they must coalesce.
-    let cache = Arc::new(Cache::new(Duration::from_millis(500)));
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (_stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(serve_on(listener, cache.clone(), async move {
-        let _ = stopped.await;
-    }));
+    let server = start_with(Duration::from_secs(2)).await;
+    let cache = server.cache.clone();
     cache.set_snapshot(NODE, snapshot("v1", &[("a", 1)], &[]));
-    let mut client = AggregatedDiscoveryServiceClient::connect(format!("http://{addr}"))
+    let mut client = AggregatedDiscoveryServiceClient::connect(format!("http://{}", server.addr))
         .await
         .unwrap();
     let (tx, rx) = mpsc::unbounded_channel();
@@ -308,6 +310,7 @@ async fn changes_within_the_debounce_window_go_out_as_one_push() {
         .unwrap()
         .into_inner();
     let first = next(&mut responses).await;
+    assert_eq!(first.version_info, "v1");
     tx.send(DiscoveryRequest {
         version_info: "v1".to_owned(),
         type_url: type_url::CLUSTER.to_owned(),
@@ -315,15 +318,28 @@ async fn changes_within_the_debounce_window_go_out_as_one_push() {
         ..Default::default()
     })
     .unwrap();
+    // The first change after a quiet period is pushed at once, and starts the debounce.
     cache.set_snapshot(NODE, snapshot("v2", &[("a", 2)], &[]));
+    let pushed = next(&mut responses).await;
+    assert_eq!(pushed.version_info, "v2");
+    tx.send(DiscoveryRequest {
+        version_info: "v2".to_owned(),
+        type_url: type_url::CLUSTER.to_owned(),
+        response_nonce: pushed.nonce,
+        ..Default::default()
+    })
+    .unwrap();
+    // Two changes with a pause between them: without the debounce, v3 would go out alone.
     cache.set_snapshot(NODE, snapshot("v3", &[("a", 3)], &[]));
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    cache.set_snapshot(NODE, snapshot("v4", &[("a", 4)], &[]));
     let pushed = next(&mut responses).await;
     assert_eq!(
-        pushed.version_info, "v3",
-        "v2 was superseded before the push"
+        pushed.version_info, "v4",
+        "v3 was superseded before the push"
     );
-    let b = Cluster::decode(pushed.resources[0].value.as_slice()).unwrap();
-    assert_eq!(b.connect_timeout.unwrap().seconds, 3);
+    let a = Cluster::decode(pushed.resources[0].value.as_slice()).unwrap();
+    assert_eq!(a.connect_timeout.unwrap().seconds, 4);
 }
 
 /// When a change waits for the debounce is `push_at_for`'s unit test; this checks the stream
@@ -331,15 +347,10 @@ async fn changes_within_the_debounce_window_go_out_as_one_push() {
 /// fail the receive timeout instead.
 #[tokio::test]
 async fn the_first_change_is_pushed_without_waiting_for_the_debounce() {
-    let cache = Arc::new(Cache::new(Duration::from_secs(3600)));
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (_stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(serve_on(listener, cache.clone(), async move {
-        let _ = stopped.await;
-    }));
+    let server = start_with(Duration::from_secs(3600)).await;
+    let cache = server.cache.clone();
     cache.set_snapshot(NODE, snapshot("v1", &[("a", 1)], &[]));
-    let mut client = AggregatedDiscoveryServiceClient::connect(format!("http://{addr}"))
+    let mut client = AggregatedDiscoveryServiceClient::connect(format!("http://{}", server.addr))
         .await
         .unwrap();
     let (tx, rx) = mpsc::unbounded_channel();
