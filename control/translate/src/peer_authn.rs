@@ -212,7 +212,7 @@ const SERVER_TCP_ALPN: [&str; 3] = ["istio", "h2", "http/1.1"];
 /// PERMISSIVE puts a mesh mTLS chain, matched on TLS with an `istio*` ALPN, before it and
 /// matches it on plaintext only. The TLS inspector fills in what the matches read.
 pub(crate) fn secure(listener: &mut Listener, mode: Mode) {
-    secure_with(listener, mode, &SERVER_ALPN);
+    secure_with(listener, mode, &SERVER_ALPN, false);
 }
 
 /// [`secure`] for an inbound TCP proxy listener: the same chains, with the ALPN of
@@ -220,26 +220,12 @@ pub(crate) fn secure(listener: &mut Listener, mode: Mode) {
 /// talking TLS to an application that terminates it) through to the application, as
 /// Istio's inbound passthrough chain does, rather than closing it.
 pub(crate) fn secure_tcp(listener: &mut Listener, mode: Mode) {
-    secure_with(listener, mode, &SERVER_TCP_ALPN);
-    if mode == Mode::Permissive {
-        let passthrough: Vec<FilterChain> = listener
-            .filter_chains
-            .iter()
-            .filter(|c| c.name == "plaintext")
-            .map(|c| FilterChain {
-                name: "tls-passthrough".to_owned(),
-                filter_chain_match: Some(FilterChainMatch {
-                    transport_protocol: "tls".to_owned(),
-                    ..Default::default()
-                }),
-                ..c.clone()
-            })
-            .collect();
-        listener.filter_chains.extend(passthrough);
-    }
+    secure_with(listener, mode, &SERVER_TCP_ALPN, true);
 }
 
-fn secure_with(listener: &mut Listener, mode: Mode, server_alpn: &[&str]) {
+/// [`secure`] with `server_alpn`; `tls_passthrough`: PERMISSIVE adds, after the mTLS and
+/// plaintext chains, a chain per plaintext chain that takes other TLS as it is.
+fn secure_with(listener: &mut Listener, mode: Mode, server_alpn: &[&str], tls_passthrough: bool) {
     let plaintext = std::mem::take(&mut listener.filter_chains);
     let mtls = |chain: &FilterChain, alpn: &[&str]| FilterChain {
         name: "mtls".to_owned(),
@@ -265,6 +251,19 @@ fn secure_with(listener: &mut Listener, mode: Mode, server_alpn: &[&str]) {
                 }),
                 ..c.clone()
             }))
+            .chain(
+                plaintext
+                    .iter()
+                    .filter(|_| tls_passthrough)
+                    .map(|c| FilterChain {
+                        name: "tls-passthrough".to_owned(),
+                        filter_chain_match: Some(FilterChainMatch {
+                            transport_protocol: "tls".to_owned(),
+                            ..Default::default()
+                        }),
+                        ..c.clone()
+                    }),
+            )
             .collect(),
     };
     if mode != Mode::Disable {
