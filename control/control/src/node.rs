@@ -50,7 +50,7 @@ struct Served {
     world: Arc<World>,
     /// The scopes translated so far under this world (built when a node of the scope needs
     /// one).
-    scopes: HashMap<ScopeKey, Arc<Scope>>,
+    scopes: HashMap<ScopeKey, Scope>,
 }
 
 /// One scope's translation and the snapshot every node of the scope holds.
@@ -110,14 +110,7 @@ impl Mesh {
                 state.version += 1;
                 let version = state.version.to_string();
                 for (key, scope) in old.scopes {
-                    let scope = Arc::try_unwrap(scope).unwrap_or_else(|s| Scope {
-                        translation: s.translation.clone(),
-                        snapshot: s.snapshot.clone(),
-                    });
-                    scopes.insert(
-                        key,
-                        Arc::new(scope.with_endpoints(&world, &hosts, &version)),
-                    );
+                    scopes.insert(key, scope.with_endpoints(&world, &hosts, &version));
                 }
                 info!(
                     hosts = hosts.len(),
@@ -167,7 +160,7 @@ impl Mesh {
 
 impl Served {
     /// The scope of `proxy`, translated now if it is the first of its scope.
-    fn scope(&mut self, id: &str, proxy: &ProxyNode, version: &str) -> &Arc<Scope> {
+    fn scope(&mut self, id: &str, proxy: &ProxyNode, version: &str) -> &Scope {
         let key = ScopeKey::new(&self.world.resources, proxy);
         let world = &self.world;
         self.scopes.entry(key).or_insert_with(|| {
@@ -183,7 +176,7 @@ impl Served {
                 listeners = scope.translation.translation.listeners.len(),
                 "scope translated"
             );
-            Arc::new(scope)
+            scope
         })
     }
 }
