@@ -26,15 +26,10 @@ impl World {
     }
 }
 
-/// Loads and analyzes every `*.yaml` / `*.yml` under `dir`.
-pub fn load(dir: &Path) -> Result<World, String> {
-    Loader::default().load_dir(dir)
-}
-
 /// Loads configurations again and again (the file source's), parsing only what changed
-/// since the last load: a file whose text is the same is not read again, and in a changed
-/// file only the documents (parts between `---` lines, [`spar_istio::split`]) whose text or
-/// position changed are parsed and validated. A document after one that gained or lost
+/// since the last load: a file whose text is the same is read but not parsed again, and in
+/// a changed file only the documents (parts between `---` lines, [`spar_istio::split`])
+/// whose text or position changed are parsed and validated. A document after one that gained or lost
 /// lines starts on another line, so it is parsed again: its messages keep their lines. The
 /// cross-resource analysis and the registry still take the whole set.
 #[derive(Debug, Default)]
