@@ -17,11 +17,9 @@ use envoy_types::pb::envoy::config::cluster::v3::cluster::{
 use envoy_types::pb::envoy::config::cluster::v3::{
     CircuitBreakers, Cluster, OutlierDetection as PbOutlier, UpstreamConnectionOptions,
 };
-use envoy_types::pb::envoy::config::core::v3::config_source::ConfigSourceSpecifier;
 use envoy_types::pb::envoy::config::core::v3::{
-    Address, AggregatedConfigSource, ApiVersion, ConfigSource, Http1ProtocolOptions,
-    HttpProtocolOptions as CoreHttpOptions, Metadata, SocketAddress, TcpKeepalive, address,
-    socket_address,
+    Address, Http1ProtocolOptions, HttpProtocolOptions as CoreHttpOptions, Metadata, SocketAddress,
+    TcpKeepalive, address, socket_address,
 };
 use envoy_types::pb::envoy::config::endpoint::v3::{
     ClusterLoadAssignment, Endpoint, LbEndpoint, LocalityLbEndpoints, lb_endpoint,
@@ -42,7 +40,7 @@ use spar_istio::model::destination_rule::{
 
 use crate::names::{covers, duration, fqdn, outbound_cluster, seconds};
 use crate::registry::{Instance, Service, exported, selects};
-use crate::upstream_tls::{Setting, transport};
+use crate::upstream_tls::{Setting, ads_source, transport};
 use crate::{Cx, ProxyNode, ROOT_NAMESPACE};
 
 /// Istio's default connect timeout (MeshConfig `connectTimeout`).
@@ -474,11 +472,7 @@ pub(crate) fn build_service(cx: &mut Cx<'_>, svc: &Service, out: &mut HashMap<St
 /// cluster's own name, as `service_name`).
 fn eds_over_ads(name: &str) -> EdsClusterConfig {
     EdsClusterConfig {
-        eds_config: Some(ConfigSource {
-            config_source_specifier: Some(ConfigSourceSpecifier::Ads(AggregatedConfigSource {})),
-            resource_api_version: ApiVersion::V3 as i32,
-            ..Default::default()
-        }),
+        eds_config: Some(ads_source()),
         service_name: name.to_owned(),
     }
 }

@@ -23,7 +23,7 @@
 
 use std::collections::BTreeMap;
 
-use envoy_types::pb::envoy::config::core::v3::{TransportSocket, transport_socket};
+use envoy_types::pb::envoy::config::core::v3::TransportSocket;
 use envoy_types::pb::envoy::config::listener::v3::{
     FilterChain, FilterChainMatch, Listener, ListenerFilter, listener_filter,
 };
@@ -37,7 +37,7 @@ use spar_istio::model::security::{MtlsMode, PeerAuthentication, PeerMtls};
 use spar_istio::{Resource, Spec};
 
 use crate::registry::selects;
-use crate::upstream_tls::sds;
+use crate::upstream_tls::{sds, tls_socket};
 use crate::{Cx, ROOT_NAMESPACE};
 
 /// The mutual TLS mode of an inbound port.
@@ -183,7 +183,6 @@ fn oldest<'a>(cx: &mut Cx<'_>, mut level: Vec<Pa<'a>>) -> Option<Pa<'a>> {
 }
 
 const TLS_INSPECTOR: &str = "envoy.filters.listener.tls_inspector";
-const TLS_SOCKET: &str = "envoy.transport_sockets.tls";
 
 /// ALPN values of Istio clients speaking mesh mTLS, which a PERMISSIVE listener tells from
 /// other TLS by (ISTIO-WIRE §2.1: all of Istio's `istio*` values, HTTP and TCP).
@@ -299,10 +298,7 @@ fn server_tls(alpn: &[&str]) -> TransportSocket {
         }),
         ..Default::default()
     };
-    TransportSocket {
-        name: TLS_SOCKET.to_owned(),
-        config_type: Some(transport_socket::ConfigType::TypedConfig(pack_any(context))),
-    }
+    tls_socket(pack_any(context))
 }
 
 #[cfg(test)]

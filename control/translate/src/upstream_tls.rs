@@ -13,6 +13,7 @@ use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
     TlsCertificate, UpstreamTlsContext, common_tls_context, subject_alt_name_matcher,
 };
 use envoy_types::pb::envoy::r#type::matcher::v3::{StringMatcher, string_matcher};
+use envoy_types::pb::google::protobuf::Any;
 use envoy_types::util::pack_any;
 use spar_istio::Resource;
 use spar_istio::model::destination_rule::{ClientTlsMode, ClientTlsSettings};
@@ -152,10 +153,7 @@ fn origination(cx: &mut Cx<'_>, s: &Setting<'_>, mutual: bool) -> Option<Transpo
         common_tls_context: Some(common),
         ..Default::default()
     };
-    Some(TransportSocket {
-        name: "envoy.transport_sockets.tls".to_owned(),
-        config_type: Some(transport_socket::ConfigType::TypedConfig(pack_any(context))),
-    })
+    Some(tls_socket(pack_any(context)))
 }
 
 fn san(kind: subject_alt_name_matcher::SanType, value: String) -> SubjectAltNameMatcher {
@@ -190,13 +188,19 @@ fn identities(instances: &[&Instance]) -> Vec<String> {
 pub(crate) fn sds(name: &str) -> SdsSecretConfig {
     SdsSecretConfig {
         name: name.to_owned(),
-        sds_config: Some(ConfigSource {
-            config_source_specifier: Some(config_source::ConfigSourceSpecifier::Ads(
-                AggregatedConfigSource::default(),
-            )),
-            resource_api_version: ApiVersion::V3 as i32,
-            ..Default::default()
-        }),
+        sds_config: Some(ads_source()),
+    }
+}
+
+/// A config source naming the ADS stream (v3): where SDS secrets and EDS assignments come
+/// from.
+pub(crate) fn ads_source() -> ConfigSource {
+    ConfigSource {
+        config_source_specifier: Some(config_source::ConfigSourceSpecifier::Ads(
+            AggregatedConfigSource::default(),
+        )),
+        resource_api_version: ApiVersion::V3 as i32,
+        ..Default::default()
     }
 }
 
@@ -227,9 +231,15 @@ fn mesh(sni: &str, sans: Vec<String>) -> TransportSocket {
         }),
         ..Default::default()
     };
+    tls_socket(pack_any(context))
+}
+
+/// Envoy's TLS transport socket with `context` (an Upstream or DownstreamTlsContext).
+/// Shared with the inbound listeners.
+pub(crate) fn tls_socket(context: Any) -> TransportSocket {
     TransportSocket {
         name: "envoy.transport_sockets.tls".to_owned(),
-        config_type: Some(transport_socket::ConfigType::TypedConfig(pack_any(context))),
+        config_type: Some(transport_socket::ConfigType::TypedConfig(context)),
     }
 }
 
