@@ -12,7 +12,7 @@ use envoy_types::pb::google::protobuf::{Struct, Value};
 use prost::Message;
 use prost::encoding::encoded_len_varint;
 use spar_ads::{AdsConfig, CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, Update, cluster_assignment};
-use spar_translate::{ProxyKind, ProxyNode};
+use spar_translate::ProxyNode;
 
 /// An Istio sidecar node for the workload `app` in `namespace`, and the proxy the
 /// translation sees for it.
@@ -43,14 +43,8 @@ pub fn node(index: usize, namespace: &str, app: &str) -> (Node, ProxyNode) {
         }),
         ..Node::default()
     };
-    let proxy = ProxyNode {
-        kind: ProxyKind::Sidecar,
-        namespace: namespace.to_owned(),
-        labels: labels
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect(),
-    };
+    // Read back from the node as the control plane's Mesh reads it.
+    let proxy = spar_control::node::proxy_node(&node);
     (node, proxy)
 }
 
