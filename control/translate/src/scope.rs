@@ -20,6 +20,8 @@
 use std::collections::{BTreeSet, HashMap};
 
 use spar_istio::model::Labels;
+use spar_istio::model::security::{AuthorizationPolicy, PeerAuthentication, RequestAuthentication};
+use spar_istio::model::telemetry::Telemetry;
 use spar_istio::{Resource, Spec};
 
 use crate::registry::{Registry, Service, selects};
@@ -94,23 +96,11 @@ fn selectors<'a>(resources: &'a [Resource], mut each: impl FnMut(&'a Labels)) {
                     each(l);
                 }
             }
-            Spec::PeerAuthentication(p) => {
-                if let Some(l) = p.selector.as_ref().and_then(|s| s.match_labels.as_ref()) {
-                    each(l);
-                }
-            }
-            Spec::RequestAuthentication(p) => {
-                if let Some(l) = p.selector.as_ref().and_then(|s| s.match_labels.as_ref()) {
-                    each(l);
-                }
-            }
-            Spec::AuthorizationPolicy(p) => {
-                if let Some(l) = p.selector.as_ref().and_then(|s| s.match_labels.as_ref()) {
-                    each(l);
-                }
-            }
-            Spec::Telemetry(t) => {
-                if let Some(l) = t.selector.as_ref().and_then(|s| s.match_labels.as_ref()) {
+            Spec::PeerAuthentication(PeerAuthentication { selector, .. })
+            | Spec::RequestAuthentication(RequestAuthentication { selector, .. })
+            | Spec::AuthorizationPolicy(AuthorizationPolicy { selector, .. })
+            | Spec::Telemetry(Telemetry { selector, .. }) => {
+                if let Some(l) = selector.as_ref().and_then(|s| s.match_labels.as_ref()) {
                     each(l);
                 }
             }
