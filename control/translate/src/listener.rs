@@ -154,9 +154,6 @@ pub(crate) fn gateway<'a>(cx: &mut Cx<'a>) -> Out<'a> {
             .iter()
             .map(|(r, v)| (*r, *v, gateway_refs(r, v)))
             .collect();
-        let admits = |server: &Server, gw: &Resource, vs: &Resource, host: &str| {
-            server_host(server, gw, vs, &fqdn(host, &vs.namespace)).is_some()
-        };
         for ((bind, port), servers) in &opaque {
             if ports.contains_key(&(bind.clone(), *port)) {
                 for s in servers {
@@ -175,8 +172,7 @@ pub(crate) fn gateway<'a>(cx: &mut Cx<'a>) -> Out<'a> {
                 address: bind,
                 port: *port,
             };
-            if let Some(l) = tcp::gateway_listener(cx, at, servers, &bound, &network_rbac, &admits)
-            {
+            if let Some(l) = tcp::gateway_listener(cx, at, servers, &bound, &network_rbac) {
                 listeners.push(l);
             }
         }
@@ -274,7 +270,12 @@ pub(crate) fn gateway<'a>(cx: &mut Cx<'a>) -> Out<'a> {
 /// The virtual host name a VirtualService host takes on a server, if the server admits it:
 /// the server host's namespace part must allow the VirtualService's namespace, and the two
 /// hosts must overlap (the narrower one names the virtual host).
-fn server_host(server: &Server, gw: &Resource, vs: &Resource, vs_host: &str) -> Option<String> {
+pub(crate) fn server_host(
+    server: &Server,
+    gw: &Resource,
+    vs: &Resource,
+    vs_host: &str,
+) -> Option<String> {
     server.hosts.iter().find_map(|h| {
         let (ns, host) = h.split_once('/').unwrap_or(("*", h));
         let ns_ok = match ns {

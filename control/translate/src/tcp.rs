@@ -30,7 +30,8 @@ use spar_istio::model::virtual_service::{RouteDestination, VirtualService};
 use crate::Cx;
 use crate::authz::NETWORK_RBAC_FILTER;
 use crate::cluster::{destination_rule, socket};
-use crate::names::{covers, outbound_cluster};
+use crate::listener::server_host;
+use crate::names::{covers, fqdn, outbound_cluster};
 use crate::registry::{Service, selects};
 use crate::route::{Place, cluster_for};
 
@@ -519,13 +520,15 @@ pub(crate) fn gateway_listener(
     servers: &[GatewayServer<'_>],
     vss: &[BoundVs<'_>],
     rbac: &[NetworkRbac],
-    admits: &dyn Fn(&Server, &Resource, &Resource, &str) -> bool,
 ) -> Option<Listener> {
     let mut chains: Vec<Candidate> = Vec::new();
     let mut used_sni: Vec<String> = Vec::new();
     for s in servers {
         let bound = vss.iter().filter(|(vr, v, refs)| {
-            refs.contains(&s.name) && v.hosts.iter().any(|h| admits(s.server, s.gateway, vr, h))
+            refs.contains(&s.name)
+                && v.hosts.iter().any(|h| {
+                    server_host(s.server, s.gateway, vr, &fqdn(h, &vr.namespace)).is_some()
+                })
         });
         let gw_ok = |gateways: &[String], vs: &Resource| {
             gateways.is_empty()
