@@ -78,6 +78,15 @@ impl Mesh {
         lock(&self.state).version.to_string()
     }
 
+    /// How many scopes the current world has translated: one per distinct scope key among
+    /// the nodes seen so far (nodes with equal keys share one).
+    pub fn scope_count(&self) -> usize {
+        lock(&self.state)
+            .served
+            .as_ref()
+            .map_or(0, |s| s.scopes.len())
+    }
+
     /// Adopts a new configuration and gives every known node its snapshot of it (their
     /// streams push the difference). Each node's snapshot comes whole from one world.
     pub fn set_world(&self, world: World) {

@@ -153,7 +153,6 @@ pub fn run(params: &Params) -> anyhow::Result<Report> {
         }
     }
     report.ms("translate + encode all scopes", t.elapsed());
-    report.add("scopes", scopes.len() as f64, "");
 
     // The control plane, on its own thread.
     let cache = Arc::new(Cache::new(params.debounce));
@@ -269,6 +268,8 @@ async fn measure(
         "all proxies ACKed (from server start)",
         server_started.elapsed(),
     );
+    // As the control plane counts them, once every proxy has its config.
+    report.add("scopes", mesh.scope_count() as f64, "");
     let seen = board.snapshot();
     let last_configured = seen
         .iter()
